@@ -1,0 +1,329 @@
+package manifest
+
+import "time"
+
+// APIVersion is the only manifest API version this build understands.
+const APIVersion = "edgectl.dev/v1"
+
+// Kinds of resource.
+const (
+	KindCertificate = "Certificate"
+	KindTrustedCA   = "TrustedCA"
+	KindNetworkList = "NetworkList"
+	KindApplication = "Application"
+	KindFirewall    = "Firewall"
+	KindDomain      = "Domain"
+	KindTestSuite   = "TestSuite"
+)
+
+// Kinds lists every kind in dependency order: what a kind refers to comes
+// before it.
+var Kinds = []string{KindCertificate, KindTrustedCA, KindNetworkList, KindApplication, KindFirewall, KindDomain, KindTestSuite}
+
+// Metadata names a resource.
+type Metadata struct {
+	// Name identifies the resource among those of its kind: lowercase letters, digits and '-', at most 63 characters, starting and ending with a letter or digit.
+	Name string `yaml:"name" json:"name"`
+	// Labels are free-form key/value pairs for humans and tooling; edgectl does not interpret them.
+	Labels map[string]string `yaml:"labels,omitempty" json:"labels,omitempty"`
+}
+
+// CertificateSpec is the edge (server) certificate that a domain presents to clients.
+type CertificateSpec struct {
+	// Certificate is the PEM certificate chain, leaf first, written inline. Use either certificate or certificateFile.
+	Certificate string `yaml:"certificate,omitempty" json:"certificate,omitempty"`
+	// CertificateFile is the path of a PEM certificate chain, leaf first, relative to the manifest's directory.
+	CertificateFile string `yaml:"certificateFile,omitempty" json:"certificateFile,omitempty"`
+	// PrivateKeyFile is the path of the PEM private key of the leaf certificate, relative to the manifest's directory. Keys are never written inline.
+	PrivateKeyFile string `yaml:"privateKeyFile,omitempty" json:"privateKeyFile,omitempty"`
+	// PrivateKeyEnv is the name of an environment variable holding the PEM private key of the leaf certificate.
+	PrivateKeyEnv string `yaml:"privateKeyEnv,omitempty" json:"privateKeyEnv,omitempty"`
+}
+
+// DefaultVerifyDepth is the maximum number of certificates above the client's leaf when verifyDepth is not set.
+const DefaultVerifyDepth = 4
+
+// TrustedCASpec is a CA bundle that verifies client certificates (Azion's "Trusted CA certificate").
+type TrustedCASpec struct {
+	// Certificate is the PEM bundle of CA certificates (roots and/or intermediates), written inline. Every certificate must be a CA. Use either certificate or certificateFile.
+	Certificate string `yaml:"certificate,omitempty" json:"certificate,omitempty"`
+	// CertificateFile is the path of the PEM bundle of CA certificates, relative to the manifest's directory.
+	CertificateFile string `yaml:"certificateFile,omitempty" json:"certificateFile,omitempty"`
+	// CRL holds one or more PEM certificate revocation lists, written inline; each must be signed by a CA of the bundle.
+	CRL string `yaml:"crl,omitempty" json:"crl,omitempty"`
+	// CRLFiles are paths of PEM or DER certificate revocation lists, relative to the manifest's directory; each must be signed by a CA of the bundle.
+	CRLFiles []string `yaml:"crlFiles,omitempty" json:"crlFiles,omitempty"`
+	// VerifyDepth is the maximum number of CA certificates allowed above the client's leaf certificate (default 4).
+	VerifyDepth *int `yaml:"verifyDepth,omitempty" json:"verifyDepth,omitempty"`
+}
+
+// NetworkListSpec is a named list of networks that rules test with is_in_list and is_not_in_list.
+type NetworkListSpec struct {
+	// Type of the items; only ipCidr is supported.
+	Type string `yaml:"type" json:"type"`
+	// Items are IPv4 or IPv6 addresses or CIDR prefixes, such as 10.0.0.0/8, 2001:db8::/32 or 192.0.2.7.
+	Items []string `yaml:"items" json:"items"`
+}
+
+// ApplicationSpec is an origin plus the application rules engine (Azion Edge Application).
+type ApplicationSpec struct {
+	// Origin is the upstream server that requests are proxied to.
+	Origin Origin `yaml:"origin" json:"origin"`
+	// Rules run in list order in their phase; the first terminal behavior ends the phase.
+	Rules []AppRule `yaml:"rules,omitempty" json:"rules,omitempty"`
+}
+
+// Duration is a Go duration string such as 500ms, 5s or 1m30s.
+type Duration string
+
+// Parse returns the duration value.
+func (d Duration) Parse() (time.Duration, error) { return time.ParseDuration(string(d)) }
+
+// Default origin settings.
+const (
+	DefaultHostHeader      = "${host}"
+	DefaultConnectTimeout  = Duration("5s")
+	DefaultResponseTimeout = Duration("60s")
+)
+
+// Origin is the upstream server of an application.
+type Origin struct {
+	// URL of the origin: http:// or https://, host and optional port, optional base path.
+	URL string `yaml:"url" json:"url"`
+	// HostHeader is the Host header sent to the origin; it may use variables (default ${host}, the client's Host).
+	HostHeader string `yaml:"hostHeader,omitempty" json:"hostHeader,omitempty"`
+	// ConnectTimeout bounds the TCP and TLS connection to the origin (default 5s).
+	ConnectTimeout Duration `yaml:"connectTimeout,omitempty" json:"connectTimeout,omitempty"`
+	// ResponseTimeout bounds the wait for the origin's response headers (default 60s).
+	ResponseTimeout Duration `yaml:"responseTimeout,omitempty" json:"responseTimeout,omitempty"`
+	// TLS configures how the edge verifies an https origin.
+	TLS *OriginTLS `yaml:"tls,omitempty" json:"tls,omitempty"`
+}
+
+// OriginTLS configures the edge's TLS client towards an https origin.
+type OriginTLS struct {
+	// CA is an inline PEM bundle that verifies the origin's certificate instead of the system roots.
+	CA string `yaml:"ca,omitempty" json:"ca,omitempty"`
+	// CAFile is the path of a PEM bundle that verifies the origin's certificate instead of the system roots, relative to the manifest's directory.
+	CAFile string `yaml:"caFile,omitempty" json:"caFile,omitempty"`
+	// ServerName is the name sent in SNI and checked in the origin's certificate (default: the URL's host).
+	ServerName string `yaml:"serverName,omitempty" json:"serverName,omitempty"`
+	// InsecureSkipVerify disables verification of the origin's certificate. Only for tests.
+	InsecureSkipVerify bool `yaml:"insecureSkipVerify,omitempty" json:"insecureSkipVerify,omitempty"`
+}
+
+// Rule phases.
+const (
+	PhaseRequest  = "request"
+	PhaseResponse = "response"
+)
+
+// AppRule is one rule of the application rules engine.
+type AppRule struct {
+	// Name describes the rule; it appears in logs.
+	Name string `yaml:"name" json:"name"`
+	// Phase is when the rule runs: request (before the origin) or response (after it). Default request.
+	Phase string `yaml:"phase,omitempty" json:"phase,omitempty"`
+	// Active turns the rule on or off (default true).
+	Active *bool `yaml:"active,omitempty" json:"active,omitempty"`
+	// Criteria decide whether the rule applies: a list of groups that are ANDed; omitted means always.
+	Criteria [][]Criterion `yaml:"criteria,omitempty" json:"criteria,omitempty"`
+	// Behaviors run in order when the criteria match.
+	Behaviors []AppBehavior `yaml:"behaviors" json:"behaviors"`
+}
+
+// Criterion is one comparison of a rule's criteria.
+type Criterion struct {
+	// Conditional joins this comparison to the previous one of its group: if (first entry, may be omitted), and, or. Inside a group and binds tighter than or.
+	Conditional string `yaml:"conditional,omitempty" json:"conditional,omitempty"`
+	// Variable is what is compared: a firewall variable name such as host, or an application variable such as ${ssl_client_verify}.
+	Variable string `yaml:"variable" json:"variable"`
+	// Operator is the comparison: is_equal, is_not_equal, starts_with, does_not_start_with, matches, does_not_match, exists, does_not_exist, is_in_list, is_not_in_list.
+	Operator string `yaml:"operator" json:"operator"`
+	// Argument is the value compared with; a RE2 regular expression for matches, a NetworkList name for is_in_list; absent for exists and does_not_exist.
+	Argument *string `yaml:"argument,omitempty" json:"argument,omitempty"`
+}
+
+// AppBehavior is one behavior of an application rule: exactly one field is set.
+type AppBehavior struct {
+	// AddRequestHeader adds a header sent to the origin, "Name: value"; the value may use variables.
+	AddRequestHeader string `yaml:"addRequestHeader,omitempty" json:"addRequestHeader,omitempty"`
+	// FilterRequestHeader removes a header before the request reaches the origin.
+	FilterRequestHeader string `yaml:"filterRequestHeader,omitempty" json:"filterRequestHeader,omitempty"`
+	// RewriteRequest replaces the path (and query) sent to the origin; it may use variables.
+	RewriteRequest string `yaml:"rewriteRequest,omitempty" json:"rewriteRequest,omitempty"`
+	// RedirectTo301 answers with a permanent redirect to this URL; it may use variables.
+	RedirectTo301 string `yaml:"redirectTo301,omitempty" json:"redirectTo301,omitempty"`
+	// RedirectTo302 answers with a temporary redirect to this URL; it may use variables.
+	RedirectTo302 string `yaml:"redirectTo302,omitempty" json:"redirectTo302,omitempty"`
+	// RedirectHTTPToHTTPS redirects plain-HTTP requests to https with a 301.
+	RedirectHTTPToHTTPS bool `yaml:"redirectHttpToHttps,omitempty" json:"redirectHttpToHttps,omitempty"`
+	// Deny answers 403 Forbidden without reaching the origin.
+	Deny bool `yaml:"deny,omitempty" json:"deny,omitempty"`
+	// NoContent answers 204 No Content without reaching the origin.
+	NoContent bool `yaml:"noContent,omitempty" json:"noContent,omitempty"`
+	// Deliver stops the rules of the current phase and continues: to the origin in the request phase, to the client in the response phase.
+	Deliver bool `yaml:"deliver,omitempty" json:"deliver,omitempty"`
+	// FinishRequestPhase stops the request-phase rules and sends the request to the origin.
+	FinishRequestPhase bool `yaml:"finishRequestPhase,omitempty" json:"finishRequestPhase,omitempty"`
+	// AddResponseHeader adds a header to the response sent to the client, "Name: value"; the value may use variables.
+	AddResponseHeader string `yaml:"addResponseHeader,omitempty" json:"addResponseHeader,omitempty"`
+	// FilterResponseHeader removes a header from the origin's response.
+	FilterResponseHeader string `yaml:"filterResponseHeader,omitempty" json:"filterResponseHeader,omitempty"`
+}
+
+// FirewallSpec is an ordered list of firewall rules (Azion Edge Firewall rules engine).
+type FirewallSpec struct {
+	// Rules run in list order before the application; the first matching rule's behavior ends processing.
+	Rules []FirewallRule `yaml:"rules" json:"rules"`
+}
+
+// FirewallRule is one rule of the firewall rules engine.
+type FirewallRule struct {
+	// Name describes the rule; it appears in logs and metrics.
+	Name string `yaml:"name" json:"name"`
+	// Active turns the rule on or off (default true).
+	Active *bool `yaml:"active,omitempty" json:"active,omitempty"`
+	// Criteria decide whether the rule applies: a list of groups that are ANDed; omitted means always.
+	Criteria [][]Criterion `yaml:"criteria,omitempty" json:"criteria,omitempty"`
+	// Behaviors run when the criteria match; every firewall behavior is terminal.
+	Behaviors []FirewallBehavior `yaml:"behaviors" json:"behaviors"`
+}
+
+// FirewallBehavior is one behavior of a firewall rule: exactly one field is set.
+type FirewallBehavior struct {
+	// Deny answers 403 Forbidden.
+	Deny bool `yaml:"deny,omitempty" json:"deny,omitempty"`
+	// Drop closes the connection without a response.
+	Drop bool `yaml:"drop,omitempty" json:"drop,omitempty"`
+	// SetRateLimit answers 429 Too Many Requests when a token bucket is empty.
+	SetRateLimit *RateLimit `yaml:"setRateLimit,omitempty" json:"setRateLimit,omitempty"`
+	// SetCustomResponse answers with a fixed status and body.
+	SetCustomResponse *CustomResponse `yaml:"setCustomResponse,omitempty" json:"setCustomResponse,omitempty"`
+}
+
+// RateLimit is a token bucket.
+type RateLimit struct {
+	// Type is the period of averageRateLimit: second or minute.
+	Type string `yaml:"type" json:"type"`
+	// LimitBy keeps one bucket per client IP (clientIp) or one for everybody (global).
+	LimitBy string `yaml:"limitBy" json:"limitBy"`
+	// AverageRateLimit is the number of requests allowed per period.
+	AverageRateLimit int `yaml:"averageRateLimit" json:"averageRateLimit"`
+	// MaximumBurstSize is the bucket size: requests allowed at once (default averageRateLimit).
+	MaximumBurstSize int `yaml:"maximumBurstSize,omitempty" json:"maximumBurstSize,omitempty"`
+}
+
+// CustomResponse is a fixed response sent by the firewall.
+type CustomResponse struct {
+	// StatusCode of the response, 200 to 499.
+	StatusCode int `yaml:"statusCode" json:"statusCode"`
+	// ContentType of the response body (default text/plain; charset=utf-8).
+	ContentType string `yaml:"contentType,omitempty" json:"contentType,omitempty"`
+	// ContentBody is the response body, at most 500 characters.
+	ContentBody string `yaml:"contentBody,omitempty" json:"contentBody,omitempty"`
+}
+
+// DomainSpec binds hostnames to a certificate, an application, an optional firewall and mTLS settings.
+type DomainSpec struct {
+	// Hostnames served by the domain; a wildcard is allowed only as the whole left-most label (*.example.com). A hostname belongs to one domain only.
+	Hostnames []string `yaml:"hostnames" json:"hostnames"`
+	// Certificate is the name of the Certificate presented for these hostnames.
+	Certificate string `yaml:"certificate" json:"certificate"`
+	// Application is the name of the Application that handles requests.
+	Application string `yaml:"application" json:"application"`
+	// Firewall is the name of the Firewall whose rules run before the application (optional).
+	Firewall string `yaml:"firewall,omitempty" json:"firewall,omitempty"`
+	// MTLS configures client-certificate verification; omitted means no client certificate is requested.
+	MTLS *MTLS `yaml:"mtls,omitempty" json:"mtls,omitempty"`
+}
+
+// mTLS verification modes.
+const (
+	VerificationEnforce    = "enforce"
+	VerificationPermissive = "permissive"
+)
+
+// MTLS configures client-certificate verification for a domain.
+type MTLS struct {
+	// Enabled turns client-certificate verification on.
+	Enabled bool `yaml:"enabled" json:"enabled"`
+	// Verification is enforce (a valid client certificate is required in the handshake, the default) or permissive (the result is recorded and the rules decide).
+	Verification string `yaml:"verification,omitempty" json:"verification,omitempty"`
+	// TrustedCA is the name of the TrustedCA that verifies client certificates; required when enabled.
+	TrustedCA string `yaml:"trustedCA,omitempty" json:"trustedCA,omitempty"`
+}
+
+// TestSuiteSpec declares test cases run by edgectl test. Test suites are never deployed.
+type TestSuiteSpec struct {
+	// Target is the edge address HOST:PORT to test; --target overrides it, and without either the suite runs against an in-process edge.
+	Target string `yaml:"target,omitempty" json:"target,omitempty"`
+	// CAFile is the path of a PEM bundle that verifies the edge's certificate, relative to the suite's directory.
+	CAFile string `yaml:"caFile,omitempty" json:"caFile,omitempty"`
+	// Cases are run in order, each on a fresh TLS connection.
+	Cases []TestCase `yaml:"cases" json:"cases"`
+}
+
+// TestCase is one handshake and request with its expectations.
+type TestCase struct {
+	// Name identifies the case in reports; unique within the suite.
+	Name string `yaml:"name" json:"name"`
+	// ServerName is the SNI sent in the ClientHello.
+	ServerName string `yaml:"serverName" json:"serverName"`
+	// ClientCertificate is presented when the edge asks for one; omitted means no certificate.
+	ClientCertificate *ClientCertificate `yaml:"clientCertificate,omitempty" json:"clientCertificate,omitempty"`
+	// TLS limits the protocol versions the client offers.
+	TLS *TestTLS `yaml:"tls,omitempty" json:"tls,omitempty"`
+	// Request is the HTTP request sent after the handshake (default GET /).
+	Request *TestRequest `yaml:"request,omitempty" json:"request,omitempty"`
+	// Expect lists what must be observed.
+	Expect Expect `yaml:"expect" json:"expect"`
+}
+
+// ClientCertificate is a certificate and key presented by a test client.
+type ClientCertificate struct {
+	// CertificateFile is the path of the PEM certificate chain, relative to the suite's directory.
+	CertificateFile string `yaml:"certificateFile" json:"certificateFile"`
+	// PrivateKeyFile is the path of the PEM private key, relative to the suite's directory.
+	PrivateKeyFile string `yaml:"privateKeyFile" json:"privateKeyFile"`
+}
+
+// TestTLS limits the TLS versions of a test client.
+type TestTLS struct {
+	// MinVersion is the lowest TLS version offered: "1.2" or "1.3".
+	MinVersion string `yaml:"minVersion,omitempty" json:"minVersion,omitempty"`
+	// MaxVersion is the highest TLS version offered: "1.2" or "1.3".
+	MaxVersion string `yaml:"maxVersion,omitempty" json:"maxVersion,omitempty"`
+}
+
+// TestRequest is the HTTP request of a test case.
+type TestRequest struct {
+	// Method is the HTTP method (default GET).
+	Method string `yaml:"method,omitempty" json:"method,omitempty"`
+	// Path is the request target, with an optional query (default /).
+	Path string `yaml:"path,omitempty" json:"path,omitempty"`
+	// Headers are sent with the request; a Host header may differ from the SNI.
+	Headers map[string]string `yaml:"headers,omitempty" json:"headers,omitempty"`
+	// Body is sent as the request body.
+	Body string `yaml:"body,omitempty" json:"body,omitempty"`
+}
+
+// Expect is what a test case must observe.
+type Expect struct {
+	// Handshake is accepted or rejected.
+	Handshake string `yaml:"handshake,omitempty" json:"handshake,omitempty"`
+	// Alert is the TLS alert name of a rejection, such as certificate_required, bad_certificate, unknown_ca or certificate_expired.
+	Alert string `yaml:"alert,omitempty" json:"alert,omitempty"`
+	// Status is the expected HTTP status code.
+	Status int `yaml:"status,omitempty" json:"status,omitempty"`
+	// Headers are expected response headers: an exact value, or a RE2 regular expression after "~".
+	Headers map[string]string `yaml:"headers,omitempty" json:"headers,omitempty"`
+	// Body is a string the response body must contain.
+	Body string `yaml:"body,omitempty" json:"body,omitempty"`
+	// OriginReached says whether the request must (true) or must not (false) reach the origin.
+	OriginReached *bool `yaml:"originReached,omitempty" json:"originReached,omitempty"`
+	// OriginHeaders are headers the origin must receive: an exact value, or a RE2 regular expression after "~".
+	OriginHeaders map[string]string `yaml:"originHeaders,omitempty" json:"originHeaders,omitempty"`
+	// OriginAbsentHeaders are header names the origin must not receive.
+	OriginAbsentHeaders []string `yaml:"originAbsentHeaders,omitempty" json:"originAbsentHeaders,omitempty"`
+}
