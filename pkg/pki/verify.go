@@ -1,0 +1,364 @@
+package pki
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// Values of ssl_client_verify besides "FAILED:<reason>".
+const (
+	// ClientVerifySuccess is ssl_client_verify for a verified certificate.
+	ClientVerifySuccess = "SUCCESS"
+	// ClientVerifyNone is ssl_client_verify when the client sent no
+	// certificate.
+	ClientVerifyNone = "NONE"
+	// ClientVerifyFailedPrefix starts ssl_client_verify for a certificate
+	// that failed verification; the OpenSSL-style reason follows.
+	ClientVerifyFailedPrefix = "FAILED:"
+)
+
+// Values of the firewall variable ssl_verification_status.
+const (
+	// StatusSuccess means the client certificate verified.
+	StatusSuccess = "SUCCESS"
+	// StatusVerificationError means the client certificate failed
+	// verification.
+	StatusVerificationError = "CERTIFICATE_VERIFICATION_ERROR"
+	// StatusMissingCertificate means the client sent no certificate.
+	StatusMissingCertificate = "MISSING_CLIENT_CERTIFICATE"
+)
+
+// Reasons of a failed verification, in OpenSSL's wording so that origins
+// written for nginx keep working.
+const (
+	// ReasonUnknownCA: no chain leads to a trusted CA (alert unknown_ca).
+	ReasonUnknownCA = "unable to get local issuer certificate"
+	// ReasonExpired: a certificate of the chain is past NotAfter (alert
+	// certificate_expired).
+	ReasonExpired = "certificate has expired"
+	// ReasonNotYetValid: a certificate of the chain is before NotBefore
+	// (alert bad_certificate).
+	ReasonNotYetValid = "certificate is not yet valid"
+	// ReasonPurpose: the chain does not allow client authentication (alert
+	// bad_certificate).
+	ReasonPurpose = "unsupported certificate purpose"
+	// ReasonChainTooLong: the chain is deeper than the verify depth or a
+	// path length constraint, or the client sent too many certificates
+	// (alert bad_certificate).
+	ReasonChainTooLong = "certificate chain too long"
+	// ReasonRevoked: a CRL revokes a certificate of the chain (alert
+	// certificate_revoked).
+	ReasonRevoked = "certificate revoked"
+	// ReasonCRLExpired: a CRL that applies to the chain is past its next
+	// update (alert bad_certificate).
+	ReasonCRLExpired = "CRL has expired"
+	// ReasonVerifyFailed: any other failure, such as a name constraint
+	// (alert bad_certificate); the Go error says which, in the log.
+	ReasonVerifyFailed = "certificate verify failed"
+
+	reasonNoCertificate = "" // see VerifyError.IsMissing
+)
+
+// DefaultVerifyDepth is the verification depth used when
+// [VerifyOptions.MaxDepth] is zero, as TrustedCA's verifyDepth defaults to.
+const DefaultVerifyDepth = 4
+
+// MaxClientChain is the most certificates a client may send. Longer chains
+// are refused as "certificate chain too long" before any signature is
+// checked, which bounds the work a client can cause.
+const MaxClientChain = 32
+
+// ErrNoCertificate is the underlying error of a [VerifyError] for a client
+// that sent no certificate.
+var ErrNoCertificate = errors.New("client sent no certificate")
+
+// Alert is a TLS alert that ends a handshake refused by an Enforce domain.
+// Its value is the alert's code on the wire.
+type Alert uint8
+
+// The TLS alerts a client verification can end with (RFC 8446, section 6).
+const (
+	// AlertHandshakeFailure ends a TLS 1.2 handshake without a client
+	// certificate.
+	AlertHandshakeFailure Alert = 40
+	// AlertBadCertificate ends a handshake whose client certificate is
+	// otherwise invalid.
+	AlertBadCertificate Alert = 42
+	// AlertCertificateRevoked ends a handshake whose chain a CRL revokes.
+	AlertCertificateRevoked Alert = 44
+	// AlertCertificateExpired ends a handshake whose chain has expired.
+	AlertCertificateExpired Alert = 45
+	// AlertUnknownCA ends a handshake whose chain leads to no trusted CA.
+	AlertUnknownCA Alert = 48
+	// AlertCertificateRequired ends a TLS 1.3 handshake without a client
+	// certificate.
+	AlertCertificateRequired Alert = 116
+)
+
+// String returns the alert's name as TestSuite expectations spell it, such
+// as "unknown_ca", or "alert(N)" for an alert this package does not produce.
+func (a Alert) String() string {
+	switch a {
+	case AlertHandshakeFailure:
+		return "handshake_failure"
+	case AlertBadCertificate:
+		return "bad_certificate"
+	case AlertCertificateRevoked:
+		return "certificate_revoked"
+	case AlertCertificateExpired:
+		return "certificate_expired"
+	case AlertUnknownCA:
+		return "unknown_ca"
+	case AlertCertificateRequired:
+		return "certificate_required"
+	}
+	return "alert(" + strconv.Itoa(int(a)) + ")"
+}
+
+// Code returns the alert's numeric code on the wire.
+func (a Alert) Code() uint8 { return uint8(a) }
+
+// TLSAlert returns the alert as a [tls.AlertError].
+func (a Alert) TLSAlert() tls.AlertError { return tls.AlertError(a) }
+
+// AlertForMissing returns the alert that refuses a handshake without a client
+// certificate: certificate_required from TLS 1.3 on, handshake_failure
+// before (TLS 1.2 has no certificate_required).
+func AlertForMissing(tlsVersion uint16) Alert {
+	if tlsVersion >= tls.VersionTLS13 {
+		return AlertCertificateRequired
+	}
+	return AlertHandshakeFailure
+}
+
+// VerifyError is the outcome of a client verification that did not succeed.
+// A client that sent no certificate is represented by [Missing]: its Reason
+// is empty and IsMissing reports true. The methods accept a nil receiver,
+// which stands for success, so callers can use the result of [VerifyClient]
+// directly.
+type VerifyError struct {
+	// Reason is OpenSSL's wording of the failure, one of the Reason
+	// constants, or "" for a missing certificate.
+	Reason string
+	// Alert is the TLS alert an Enforce domain ends the handshake with.
+	Alert Alert
+	// Err is the underlying error, for the log; it is never placed in a
+	// header.
+	Err error
+}
+
+// Missing returns the VerifyError of a client that sent no certificate over
+// a connection of the given TLS version.
+func Missing(tlsVersion uint16) *VerifyError {
+	return &VerifyError{Reason: reasonNoCertificate, Alert: AlertForMissing(tlsVersion), Err: ErrNoCertificate}
+}
+
+// IsMissing reports whether e stands for a client that sent no certificate.
+func (e *VerifyError) IsMissing() bool {
+	return e != nil && e.Reason == reasonNoCertificate
+}
+
+// SSLClientVerify returns the value of ssl_client_verify: "SUCCESS" for a nil
+// e, "NONE" for a missing certificate, else "FAILED:" and the reason.
+func (e *VerifyError) SSLClientVerify() string {
+	switch {
+	case e == nil:
+		return ClientVerifySuccess
+	case e.IsMissing():
+		return ClientVerifyNone
+	}
+	return ClientVerifyFailedPrefix + e.Reason
+}
+
+// Status returns the value of the firewall variable ssl_verification_status.
+func (e *VerifyError) Status() string {
+	switch {
+	case e == nil:
+		return StatusSuccess
+	case e.IsMissing():
+		return StatusMissingCertificate
+	}
+	return StatusVerificationError
+}
+
+// Error describes the failure with the underlying error, for logs.
+func (e *VerifyError) Error() string {
+	if e.IsMissing() {
+		return "client certificate required: " + ErrNoCertificate.Error()
+	}
+	if e.Err == nil {
+		return "client certificate verification failed: " + e.Reason
+	}
+	return "client certificate verification failed: " + e.Reason + ": " + e.Err.Error()
+}
+
+// Unwrap returns the underlying error.
+func (e *VerifyError) Unwrap() error { return e.Err }
+
+// VerifyOptions configure [VerifyClient]. A domain compiles them once from
+// its TrustedCA and sets Now per handshake.
+type VerifyOptions struct {
+	// Roots are the trusted CAs. A nil or empty pool fails every
+	// verification: the system roots are never used.
+	Roots *x509.CertPool
+	// Intermediates are the non-root CAs of the TrustedCA bundle; they
+	// complete chains whose client did not send them. May be nil.
+	Intermediates *x509.CertPool
+	// CRLs are checked for every certificate of the verified chain except
+	// the root. A CRL applies to a certificate when the certificate's
+	// issuer in the chain signed the CRL.
+	CRLs []*x509.RevocationList
+	// MaxDepth is the most certificates allowed above the leaf in the
+	// verified chain (the root included), like OpenSSL's verify depth;
+	// zero means DefaultVerifyDepth.
+	MaxDepth int
+	// Now is the verification time; zero means time.Now().
+	Now time.Time
+}
+
+// VerifyClient verifies the certificate chain a client sent, chain[0] being
+// the leaf and the rest intermediates, for client authentication (EKU
+// clientAuth), depth, validity and revocation. It returns nil on success.
+// An empty chain yields Missing(tls.VersionTLS13); callers that know the
+// negotiated version should call [Missing] themselves instead.
+func VerifyClient(chain []*x509.Certificate, opts VerifyOptions) *VerifyError {
+	if len(chain) == 0 {
+		return Missing(tls.VersionTLS13)
+	}
+	if len(chain) > MaxClientChain {
+		return &VerifyError{Reason: ReasonChainTooLong, Alert: AlertBadCertificate,
+			Err: fmt.Errorf("client sent %d certificates, more than %d", len(chain), MaxClientChain)}
+	}
+	if opts.Roots == nil || opts.Roots.Equal(x509.NewCertPool()) {
+		return &VerifyError{Reason: ReasonUnknownCA, Alert: AlertUnknownCA,
+			Err: errors.New("no trusted CA certificates configured")}
+	}
+	now := opts.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	maxDepth := opts.MaxDepth
+	if maxDepth <= 0 {
+		maxDepth = DefaultVerifyDepth
+	}
+
+	var inter *x509.CertPool
+	if opts.Intermediates != nil {
+		inter = opts.Intermediates.Clone()
+	} else {
+		inter = x509.NewCertPool()
+	}
+	for _, c := range chain[1:] {
+		inter.AddCert(c)
+	}
+	chains, err := chain[0].Verify(x509.VerifyOptions{
+		Roots:         opts.Roots,
+		Intermediates: inter,
+		CurrentTime:   now,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	})
+	if err != nil {
+		return classify(err, chain, now)
+	}
+
+	slices.SortStableFunc(chains, func(a, b []*x509.Certificate) int { return len(a) - len(b) })
+	if depth := len(chains[0]) - 1; depth > maxDepth {
+		return &VerifyError{Reason: ReasonChainTooLong, Alert: AlertBadCertificate,
+			Err: fmt.Errorf("shortest verified chain has depth %d, more than the maximum %d", depth, maxDepth)}
+	}
+	// A chain passes if no CRL revokes one of its certificates and every CRL
+	// that applies is current. Report the failure of the shortest chain when
+	// none passes.
+	var first *VerifyError
+	for _, c := range chains {
+		if len(c)-1 > maxDepth {
+			break
+		}
+		verr := checkRevocation(c, opts.CRLs, now)
+		if verr == nil {
+			return nil
+		}
+		if first == nil {
+			first = verr
+		}
+	}
+	return first
+}
+
+// checkRevocation checks every certificate of a verified chain but the root
+// against the CRLs its issuer signed, in chain order from the leaf, as
+// OpenSSL does: an applicable CRL past NextUpdate fails before its entries
+// are looked at.
+func checkRevocation(chain []*x509.Certificate, crls []*x509.RevocationList, now time.Time) *VerifyError {
+	if len(crls) == 0 {
+		return nil
+	}
+	for i := 0; i < len(chain)-1; i++ {
+		cert, issuer := chain[i], chain[i+1]
+		for _, crl := range crls {
+			if !bytes.Equal(crl.RawIssuer, issuer.RawSubject) || crl.CheckSignatureFrom(issuer) != nil {
+				continue
+			}
+			if !crl.NextUpdate.IsZero() && now.After(crl.NextUpdate) {
+				return &VerifyError{Reason: ReasonCRLExpired, Alert: AlertBadCertificate,
+					Err: fmt.Errorf("CRL of %q passed its next update %s", issuer.Subject, crl.NextUpdate.UTC().Format(time.RFC3339))}
+			}
+			for _, entry := range crl.RevokedCertificateEntries {
+				if entry.SerialNumber != nil && entry.SerialNumber.Cmp(cert.SerialNumber) == 0 {
+					return &VerifyError{Reason: ReasonRevoked, Alert: AlertCertificateRevoked,
+						Err: fmt.Errorf("certificate %q (serial %s) revoked at %s", cert.Subject, SerialHex(cert), entry.RevocationTime.UTC().Format(time.RFC3339))}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// classify maps an error of x509.Certificate.Verify to a VerifyError.
+func classify(err error, chain []*x509.Certificate, now time.Time) *VerifyError {
+	if invalid, ok := errors.AsType[x509.CertificateInvalidError](err); ok {
+		switch invalid.Reason {
+		case x509.Expired:
+			return validityError(invalid.Cert, now, err)
+		case x509.IncompatibleUsage:
+			return &VerifyError{Reason: ReasonPurpose, Alert: AlertBadCertificate, Err: err}
+		case x509.TooManyIntermediates:
+			return &VerifyError{Reason: ReasonChainTooLong, Alert: AlertBadCertificate, Err: err}
+		}
+		return &VerifyError{Reason: ReasonVerifyFailed, Alert: AlertBadCertificate, Err: err}
+	}
+	if _, ok := errors.AsType[x509.UnknownAuthorityError](err); ok {
+		// crypto/x509 skips a candidate issuer it cannot use and reports an
+		// unknown authority. OpenSSL, which builds the chain from what the
+		// client sent, reports why the sent issuer is unusable: do the same
+		// when an intermediate the client sent did sign the certificate
+		// before it but is outside its validity period or is not a CA.
+		for i := 1; i < len(chain); i++ {
+			c, child := chain[i], chain[i-1]
+			if c.CheckSignature(child.SignatureAlgorithm, child.RawTBSCertificate, child.Signature) != nil {
+				continue
+			}
+			if now.Before(c.NotBefore) || now.After(c.NotAfter) {
+				return validityError(c, now, err)
+			}
+			if !c.BasicConstraintsValid || !c.IsCA {
+				return &VerifyError{Reason: ReasonVerifyFailed, Alert: AlertBadCertificate, Err: err}
+			}
+		}
+		return &VerifyError{Reason: ReasonUnknownCA, Alert: AlertUnknownCA, Err: err}
+	}
+	return &VerifyError{Reason: ReasonVerifyFailed, Alert: AlertBadCertificate, Err: err}
+}
+
+func validityError(cert *x509.Certificate, now time.Time, err error) *VerifyError {
+	if cert != nil && now.Before(cert.NotBefore) {
+		return &VerifyError{Reason: ReasonNotYetValid, Alert: AlertBadCertificate, Err: err}
+	}
+	return &VerifyError{Reason: ReasonExpired, Alert: AlertCertificateExpired, Err: err}
+}
