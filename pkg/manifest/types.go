@@ -38,6 +38,10 @@ type CertificateSpec struct {
 	PrivateKeyFile string `yaml:"privateKeyFile,omitempty" json:"privateKeyFile,omitempty"`
 	// PrivateKeyEnv is the name of an environment variable holding the PEM private key of the leaf certificate.
 	PrivateKeyEnv string `yaml:"privateKeyEnv,omitempty" json:"privateKeyEnv,omitempty"`
+	// PublicKeyFingerprint is set by edgectl in the state, never in a manifest:
+	// the SHA-256 fingerprint of the leaf's public key, so that a plan shows a
+	// key rotation without holding the key.
+	PublicKeyFingerprint string `yaml:"-" json:"publicKeyFingerprint,omitempty"`
 }
 
 // DefaultVerifyDepth is the maximum number of certificates above the client's leaf when verifyDepth is not set.

@@ -199,3 +199,20 @@ func CoversHostname(cert *x509.Certificate, hostname string) bool {
 	}
 	return cert.VerifyHostname(host) == nil
 }
+
+// WithoutPrivateKeys returns data with every private-key PEM block removed,
+// for files that bundle a certificate chain with its key (which edgectl
+// reads separately, from privateKeyFile or privateKeyEnv).
+func WithoutPrivateKeys(data []byte) []byte {
+	var out []byte
+	for {
+		block, rest := pem.Decode(data)
+		if block == nil {
+			return out
+		}
+		if !strings.HasSuffix(block.Type, "PRIVATE KEY") {
+			out = append(out, pem.EncodeToMemory(block)...)
+		}
+		data = rest
+	}
+}

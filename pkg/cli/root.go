@@ -1,0 +1,116 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/edgectl/edgectl/pkg/diag"
+)
+
+// Exit codes.
+const (
+	ExitOK      = 0
+	ExitError   = 1
+	ExitChanges = 2
+)
+
+// version is set at build time with -ldflags "-X github.com/edgectl/edgectl/pkg/cli.version=v1.2.3".
+var version = ""
+
+// Version returns the build's version: the linker-set one, else the module
+// version, else "devel".
+func Version() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
+
+// IO holds the streams a verb reads and writes.
+type IO struct {
+	In     io.Reader
+	Out    io.Writer
+	ErrOut io.Writer
+	// Getenv reads the environment (os.Getenv when nil).
+	Getenv func(string) string
+}
+
+func (s *IO) getenv(k string) string {
+	if s.Getenv == nil {
+		return os.Getenv(k)
+	}
+	return s.Getenv(k)
+}
+
+// exitError carries an exit code through cobra without printing anything more.
+type exitError struct{ code int }
+
+func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+// errSilent makes the command exit with code after the run function has
+// already reported what went wrong.
+func errSilent(code int) error { return &exitError{code: code} }
+
+// Main runs edgectl with os.Args and the process's streams, and returns the exit code.
+func Main() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return Run(ctx, os.Args[1:], &IO{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr})
+}
+
+// Run executes edgectl with args and returns the exit code.
+func Run(ctx context.Context, args []string, streams *IO) int {
+	root := NewRootCmd(streams)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	var le *diag.ListError
+	if errors.As(err, &le) {
+		le.List.WriteText(streams.ErrOut)
+		return ExitError
+	}
+	fmt.Fprintf(streams.ErrOut, "edgectl: %v\n", err)
+	return ExitError
+}
+
+// NewRootCmd builds the command tree.
+func NewRootCmd(streams *IO) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "edgectl",
+		Short: "A self-hosted mTLS edge configured as code",
+		Long: `edgectl runs an mTLS edge from YAML manifests kept in Git.
+
+Write manifests (Certificate, TrustedCA, NetworkList, Application, Firewall,
+Domain, TestSuite), check them with "edgectl validate", and see
+https://github.com/edgectl/edgectl for the manifest language.`,
+		Version:       Version(),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(streams.In)
+	root.SetOut(streams.Out)
+	root.SetErr(streams.ErrOut)
+	root.SetVersionTemplate("edgectl {{.Version}}\n")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return fmt.Errorf("%w (see %s --help)", err, c.CommandPath())
+	})
+	root.AddCommand(newValidateCmd(streams))
+	return root
+}

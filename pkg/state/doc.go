@@ -1,0 +1,4 @@
+// Package state holds the deployed state: the Snapshot type, the Store
+// interface, and the file store. It is one of the three packages that touch
+// the outside world: it reads and writes the state store and nothing else.
+package state
