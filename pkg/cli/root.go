@@ -112,5 +112,8 @@ https://github.com/edgectl/edgectl for the manifest language.`,
 		return fmt.Errorf("%w (see %s --help)", err, c.CommandPath())
 	})
 	root.AddCommand(newValidateCmd(streams))
+	root.AddCommand(newPlanCmd(streams))
+	root.AddCommand(newApplyCmd(streams))
+	root.AddCommand(newStateCmd(streams))
 	return root
 }

@@ -1,0 +1,169 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/edgectl/edgectl/pkg/plan"
+	"github.com/edgectl/edgectl/pkg/state"
+)
+
+// PlanOptions are the inputs of edgectl plan.
+type PlanOptions struct {
+	IO *IO
+	// Files are manifest files, directories or "-" for stdin.
+	Files []string
+	// State is the state store location (--state); empty means EDGECTL_STATE, then the default.
+	State string
+	// Output is "text", "json" or "markdown".
+	Output string
+	// Out is where to save the plan for edgectl apply FILE (--out).
+	Out string
+	// DetailedExitCode makes the exit status 2 when there are changes.
+	DetailedExitCode bool
+	// NoColor turns colors off on a terminal.
+	NoColor bool
+}
+
+func newPlanCmd(streams *IO) *cobra.Command {
+	opts := &PlanOptions{IO: streams}
+	cmd := &cobra.Command{
+		Use:   "plan -f PATH...",
+		Short: "Show what apply would change in the deployed state",
+		Long: `Plan validates the manifests, compares them with the deployed state field by
+field, and prints what apply would create (+), update (~) and delete (-).
+Resources absent from the manifests are deleted: the manifests are the whole
+truth. Certificate and CA bundles are summarized, and sensitive values are
+masked in every output format.
+
+The state store is --state PATH, else $EDGECTL_STATE, else .edgectl/state.json.
+--out FILE saves the plan; "edgectl apply FILE" applies exactly it, and refuses
+if the state changed meanwhile.
+
+Exit status: 0 on success, 1 on any error (such as invalid manifests); with
+--detailed-exitcode, 0 when there are no changes and 2 when there are.`,
+		Example: `  edgectl plan -f manifests/
+  edgectl plan -f manifests/ --out plan.json
+  edgectl plan -f manifests/ -o markdown --detailed-exitcode > plan.md`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runPlan(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().StringArrayVarP(&opts.Files, "filename", "f", nil, "manifest file, directory (recursive) or - for stdin; repeatable")
+	cmd.Flags().StringVarP(&opts.Output, "output", "o", "text", "output format: text, json or markdown")
+	cmd.Flags().StringVar(&opts.Out, "out", "", "save the plan to `FILE` for edgectl apply FILE")
+	cmd.Flags().BoolVar(&opts.DetailedExitCode, "detailed-exitcode", false, "exit 2 when there are changes, 0 when there are none")
+	cmd.Flags().BoolVar(&opts.NoColor, "no-color", false, "never color the text output")
+	addStateFlag(cmd, &opts.State)
+	_ = cmd.MarkFlagRequired("filename")
+	_ = cmd.MarkFlagFilename("filename", "yaml", "yml")
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json", "markdown"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+func addStateFlag(cmd *cobra.Command, target *string) {
+	cmd.Flags().StringVar(target, "state", "", "state store `PATH` (default $"+state.EnvVar+", else "+state.DefaultPath+")")
+	_ = cmd.MarkFlagFilename("state", "json")
+}
+
+func runPlan(ctx context.Context, opts *PlanOptions) error {
+	switch opts.Output {
+	case "text", "json", "markdown":
+	default:
+		return fmt.Errorf("unknown output format %q: use text, json or markdown", opts.Output)
+	}
+	desired, err := desiredResources(opts.IO, opts.Files)
+	if err != nil {
+		return err
+	}
+	store, err := openStore(opts.IO, opts.State)
+	if err != nil {
+		return err
+	}
+	prior, err := store.Read(ctx)
+	if err != nil {
+		return err
+	}
+	p, err := plan.New(prior, desired)
+	if err != nil {
+		return err
+	}
+	if opts.Out != "" {
+		data, err := p.Marshal()
+		if err != nil {
+			return err
+		}
+		if err := state.WriteFileAtomic(opts.Out, data, 0o600); err != nil {
+			return fmt.Errorf("saving the plan: %w", err)
+		}
+	}
+	switch opts.Output {
+	case "json":
+		err = plan.WriteJSON(opts.IO.Out, p)
+	case "markdown":
+		err = plan.WriteMarkdown(opts.IO.Out, p, plan.MarkdownOptions{})
+	default:
+		err = plan.WriteText(opts.IO.Out, p, plan.TextOptions{Color: useColor(opts.IO, opts.NoColor)})
+	}
+	if err != nil {
+		return err
+	}
+	if opts.Out != "" {
+		fmt.Fprintf(opts.IO.ErrOut, "Saved the plan to %s. Apply exactly it with: edgectl apply %s\n", opts.Out, opts.Out)
+	}
+	if opts.DetailedExitCode && p.HasChanges() {
+		return errSilent(ExitChanges)
+	}
+	return nil
+}
+
+// desiredResources loads and validates the manifests and returns the
+// normalized resources to deploy. Diagnostics are printed to ErrOut as
+// validate prints them; any error stops the verb with exit 1.
+func desiredResources(streams *IO, files []string) ([]state.Resource, error) {
+	res, diags := loadAndValidate(streams, files, time.Time{})
+	wd, _ := os.Getwd()
+	diags = diags.Normalized(wd, false)
+	diags.WriteText(streams.ErrOut)
+	if diags.HasErrors() {
+		fmt.Fprintf(streams.ErrOut, "invalid: %s; nothing was planned or changed\n", counts(diags))
+		return nil, errSilent(ExitError)
+	}
+	return res.Desired(), nil
+}
+
+// openStore opens the state store chosen by flag, EDGECTL_STATE or the default.
+func openStore(streams *IO, flag string) (state.Store, error) {
+	store, err := state.Open(state.Location(flag, streams.getenv(state.EnvVar)))
+	if err != nil {
+		return nil, err
+	}
+	if fs, ok := store.(*state.FileStore); ok {
+		fs.Logf = func(format string, args ...any) { fmt.Fprintf(streams.ErrOut, format+"\n", args...) }
+	}
+	return store, nil
+}
+
+// useColor reports whether w is a terminal that should get colors: not with
+// --no-color, NO_COLOR set or TERM=dumb.
+func useColor(streams *IO, noColor bool) bool {
+	if noColor || streams.getenv("NO_COLOR") != "" || streams.getenv("TERM") == "dumb" {
+		return false
+	}
+	return isTerminal(streams.Out)
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
