@@ -1,0 +1,309 @@
+package edge
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/edgectl/edgectl/pkg/pki"
+)
+
+// Observer receives what happens on the request path, for metrics and the
+// access log. Implementations must be safe for concurrent use and cheap.
+type Observer interface {
+	// Request is called once per request after the response is written.
+	Request(rec *Record)
+	// Verified is called once per connection and domain with the client
+	// certificate's verification result (ssl_client_verify).
+	Verified(domain, verify string)
+}
+
+// Record describes one request, for the access log and metrics. It never
+// holds certificate or key material; only the client certificate's
+// fingerprint.
+type Record struct {
+	Domain, Host, Method, Path string
+	Status                     int
+	Bytes                      int64
+	Duration                   time.Duration
+	// Verify is ssl_client_verify.
+	Verify string
+	// Fingerprint is the SHA-256 fingerprint of the client certificate.
+	Fingerprint string
+	// FirewallRule and FirewallAction name the firewall decision, if a rule matched.
+	FirewallRule, FirewallAction string
+	// Upstream is the origin's latency, zero when the origin was not reached.
+	Upstream       time.Duration
+	UpstreamStatus int
+	Remote         string
+	// Error is why the origin could not answer, for the log.
+	Error string
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Request(*Record)         {}
+func (nopObserver) Verified(string, string) {}
+
+func randomSecret() []byte {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic("edge: no randomness: " + err.Error())
+	}
+	return b
+}
+
+// certFormat formats client-certificate variables with pkg/pki, whose
+// output is golden-tested against OpenSSL.
+var certFormat = &CertFormat{
+	SubjectSlashDN: pki.SubjectSlashDN,
+	IssuerSlashDN:  pki.IssuerSlashDN,
+	SubjectRFC2253: pki.SubjectRFC2253,
+	EscapedPEM:     pki.EscapedPEM,
+	Serial:         pki.SerialHex,
+}
+
+type connKey struct{}
+
+// connInfo is what one client connection computes once and shares between
+// its requests: the facts of the connection and its client certificate.
+type connInfo struct {
+	raw  net.Conn
+	mu   sync.Mutex
+	conn *Conn
+	// policy is the id of the TLS policy the facts were computed under;
+	// after a reload that changed the domain's trust, they are recomputed.
+	policy [32]byte
+}
+
+// ConnContext is the http.Server ConnContext hook that gives each connection
+// its own slot for facts computed once.
+func ConnContext(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, &connInfo{raw: c})
+}
+
+// connFacts returns the facts of r's connection under domain d, computing
+// them on the connection's first request (or after d's trust changed).
+// ok is false when the connection must not serve d any more: an Enforce
+// domain whose new trust store rejects the certificate the connection was
+// verified with.
+func (rt *Runtime) connFacts(r *http.Request, d *Domain) (c *Conn, ok bool) {
+	ci, _ := r.Context().Value(connKey{}).(*connInfo)
+	if ci == nil {
+		ci = &connInfo{}
+	}
+	ci.mu.Lock()
+	defer ci.mu.Unlock()
+	if ci.conn != nil && ci.policy == d.tls.id {
+		return ci.conn, true
+	}
+	reverified := ci.conn != nil
+	state := r.TLS
+	var client *ClientCert
+	switch d.tls.mode {
+	case ModeOff:
+		client = nil
+	default:
+		var leaf *x509.Certificate
+		if len(state.PeerCertificates) > 0 {
+			leaf = state.PeerCertificates[0]
+		}
+		var verr *pki.VerifyError
+		// An Enforce handshake already verified chain, depth and CRLs; a
+		// connection that outlived a change of its domain's trust is
+		// verified again against the new trust store.
+		if d.tls.mode == ModePermissive || reverified {
+			verr = d.tls.trust.verify(state.PeerCertificates, rt.now())
+			if verr != nil && d.tls.mode == ModeEnforce {
+				return nil, false
+			}
+		}
+		client = NewClientCert(leaf, verr.SSLClientVerify(), verr.Status(), certFormat)
+		rt.observer.Verified(d.Name, client.Verify)
+	}
+	var remote, local netip.AddrPort
+	if ci.raw != nil {
+		remote = addrPort(ci.raw.RemoteAddr())
+		local = addrPort(ci.raw.LocalAddr())
+	} else {
+		remote, _ = netip.ParseAddrPort(r.RemoteAddr)
+	}
+	ci.conn = NewConn(remote, local, state, client)
+	ci.policy = d.tls.id
+	return ci.conn, true
+}
+
+func addrPort(a net.Addr) netip.AddrPort {
+	if t, ok := a.(*net.TCPAddr); ok {
+		return t.AddrPort()
+	}
+	if a == nil {
+		return netip.AddrPort{}
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap
+}
+
+// reqState travels with a request from the handler to the proxy hooks.
+type reqState struct {
+	req     Request
+	acts    RequestActions
+	resp    ResponseActions
+	domain  *Domain
+	rec     Record
+	started time.Time
+	sentAt  time.Time
+}
+
+type reqStateKey struct{}
+
+var reqPool = sync.Pool{New: func() any { return new(reqState) }}
+
+// ServeHTTP runs the edge's request pipeline: Host/SNI agreement (else 421),
+// identity-header sanitation, firewall, application request phase, the
+// origin, then the response phase.
+func (rt *Runtime) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	st := reqPool.Get().(*reqState)
+	st.started = rt.now()
+	st.rec = Record{Method: r.Method, Path: r.URL.Path, Host: r.Host, Remote: r.RemoteAddr}
+	sw := &statusWriter{ResponseWriter: w}
+	defer func() {
+		st.rec.Status, st.rec.Bytes = sw.status, sw.bytes
+		if st.rec.Status == 0 {
+			st.rec.Status = http.StatusOK
+		}
+		st.rec.Duration = rt.now().Sub(st.started)
+		rt.observer.Request(&st.rec)
+		*st = reqState{acts: st.acts, resp: st.resp}
+		reqPool.Put(st)
+	}()
+	rt.serve(sw, r, st)
+}
+
+func (rt *Runtime) serve(w *statusWriter, r *http.Request, st *reqState) {
+	if r.TLS == nil {
+		respond(w, http.StatusBadRequest, "edgectl serves HTTPS only\n")
+		return
+	}
+	d := rt.Lookup(r.TLS.ServerName)
+	if d == nil {
+		// The domain left the configuration since the handshake.
+		w.Header().Set("Connection", "close")
+		respond(w, http.StatusMisdirectedRequest, "misdirected request: this connection cannot serve "+r.TLS.ServerName+"\n")
+		return
+	}
+	st.rec.Domain = d.Name
+	host := NormalizeName(r.Host)
+	if rt.Lookup(host) != d {
+		// A client must not reach one domain through a connection whose
+		// handshake (and client-certificate policy) belongs to another.
+		respond(w, http.StatusMisdirectedRequest, "misdirected request: host does not match the TLS server name\n")
+		return
+	}
+	conn, ok := rt.connFacts(r, d)
+	if !ok {
+		w.Header().Set("Connection", "close")
+		respond(w, http.StatusMisdirectedRequest, "misdirected request: the domain's client-certificate policy changed; reconnect\n")
+		return
+	}
+	if conn.Client != nil {
+		st.rec.Verify, st.rec.Fingerprint = conn.Client.Verify, conn.Client.FingerprintSHA256
+	}
+	// Clients can neither forge nor remove the headers the edge sets.
+	d.app.app.StripHeaders(r.Header)
+	st.req = Request{HTTP: r, Host: host, Scheme: "https", Conn: conn, Now: st.started}
+	st.domain = d
+
+	if d.firewall != nil {
+		dec := d.firewall.Evaluate(&st.req)
+		if dec.Action != Allow {
+			st.rec.FirewallRule, st.rec.FirewallAction = dec.Rule, dec.Action.String()
+		}
+		switch dec.Action {
+		case Deny:
+			respond(w, http.StatusForbidden, "forbidden\n")
+			return
+		case Drop:
+			// Close the connection (or reset the HTTP/2 stream) without a response.
+			st.rec.Status = 0
+			panic(http.ErrAbortHandler)
+		case RateLimited:
+			if dec.RetryAfter > 0 {
+				w.Header().Set("Retry-After", strconv.Itoa(dec.RetryAfter))
+			}
+			respond(w, http.StatusTooManyRequests, "too many requests\n")
+			return
+		case Custom:
+			w.Header().Set("Content-Type", dec.ContentType)
+			respond(w, dec.Status, dec.Body)
+			return
+		}
+	}
+
+	d.app.app.EvaluateRequest(&st.req, &st.acts)
+	switch st.acts.Status {
+	case 0:
+	case http.StatusMovedPermanently, http.StatusFound:
+		w.Header().Set("Location", st.acts.Location)
+		respond(w, st.acts.Status, "")
+		return
+	case http.StatusNoContent:
+		w.WriteHeader(http.StatusNoContent)
+		return
+	default:
+		respond(w, st.acts.Status, http.StatusText(st.acts.Status)+"\n")
+		return
+	}
+	d.app.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), reqStateKey{}, st)))
+}
+
+func respond(w http.ResponseWriter, status int, body string) {
+	h := w.Header()
+	if h.Get("Content-Type") == "" {
+		h.Set("Content-Type", "text/plain; charset=utf-8")
+	}
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	if body != "" {
+		w.Write([]byte(body))
+	}
+}
+
+// statusWriter records the status and size of a response.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Flush lets streamed responses through.
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap gives http.ResponseController access to the connection.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
