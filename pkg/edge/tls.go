@@ -172,6 +172,12 @@ func compileTLS(domain string, cert tls.Certificate, certPEM string, mode Mode, 
 			if len(cs.VerifiedChains) == 0 {
 				return errors.New("edgectl: no verified client chain")
 			}
+			// Go's verification is bounded and ignores unrelated certificates;
+			// a client that sends hundreds of them is refused all the same.
+			if len(cs.PeerCertificates) > pki.MaxClientChain {
+				return &pki.VerifyError{Reason: pki.ReasonChainTooLong, Alert: pki.AlertBadCertificate,
+					Err: fmt.Errorf("client sent %d certificates, more than %d", len(cs.PeerCertificates), pki.MaxClientChain)}
+			}
 			if verr := trust.checkChain(cs.VerifiedChains[0], now()); verr != nil {
 				return verr
 			}
