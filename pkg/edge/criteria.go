@@ -183,7 +183,7 @@ func compileCond(path string, first bool, c manifest.Criterion, lists map[string
 			names = append(names, n)
 		}
 		m := fmt.Sprintf("unknown operator %q", c.Operator)
-		if best := closest(c.Operator, names); best != "" {
+		if best := Closest(c.Operator, names); best != "" {
 			m += fmt.Sprintf("; did you mean %q?", best)
 		}
 		bad("operator", "%s", m)
@@ -229,7 +229,7 @@ func compileCond(path string, first bool, c manifest.Criterion, lists map[string
 			}
 			slices.Sort(names)
 			m := fmt.Sprintf("unknown NetworkList %q", arg)
-			if best := closest(arg, names); best != "" {
+			if best := Closest(arg, names); best != "" {
 				m += fmt.Sprintf("; did you mean %q?", best)
 			}
 			bad("argument", "%s", m)

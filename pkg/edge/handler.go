@@ -59,16 +59,6 @@ func randomSecret() []byte {
 	return b
 }
 
-// certFormat formats client-certificate variables with pkg/pki, whose
-// output is golden-tested against OpenSSL.
-var certFormat = &CertFormat{
-	SubjectSlashDN: pki.SubjectSlashDN,
-	IssuerSlashDN:  pki.IssuerSlashDN,
-	SubjectRFC2253: pki.SubjectRFC2253,
-	EscapedPEM:     pki.EscapedPEM,
-	Serial:         pki.SerialHex,
-}
-
 type connKey struct{}
 
 // connInfo is what one client connection computes once and shares between
@@ -124,7 +114,7 @@ func (rt *Runtime) connFacts(r *http.Request, d *Domain) (c *Conn, ok bool) {
 				return nil, false
 			}
 		}
-		client = NewClientCert(leaf, verr.SSLClientVerify(), verr.Status(), certFormat)
+		client = NewClientCert(leaf, verr.SSLClientVerify(), verr.Status())
 		rt.observer.Verified(d.Name, client.Verify)
 	}
 	var remote, local netip.AddrPort

@@ -13,6 +13,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/edgectl/edgectl/pkg/pki"
+
 	"github.com/edgectl/edgectl/pkg/manifest"
 )
 
@@ -227,7 +229,7 @@ func compileFirewallBehavior(path string, b manifest.FirewallBehavior) (fwBehavi
 		ct := cr.ContentType
 		if ct == "" {
 			ct = DefaultContentType
-		} else if _, _, err := mime.ParseMediaType(ct); err != nil || !headerSafe(ct) {
+		} else if _, _, err := mime.ParseMediaType(ct); err != nil || !pki.IsHeaderSafe(ct) {
 			bad(".setCustomResponse.contentType", "invalid content type %q", ct)
 		}
 		return fwBehavior{action: Custom, status: cr.StatusCode, contentType: ct, body: cr.ContentBody}, errs

@@ -3,6 +3,8 @@ package edge
 import (
 	"fmt"
 	"strings"
+
+	"github.com/edgectl/edgectl/pkg/pki"
 )
 
 // Template is a compiled value with ${variable} references, such as a header
@@ -106,7 +108,7 @@ func (t *Template) direct(r *Request, resp *ResponseView) (string, bool) {
 		if !seg.isVar {
 			return seg.lit, true
 		}
-		if s, _ := r.value(&seg.v, resp); headerSafe(s) {
+		if s, _ := r.value(&seg.v, resp); pki.IsHeaderSafe(s) {
 			return s, true
 		}
 	}
@@ -122,7 +124,7 @@ func (t *Template) appendTo(dst []byte, r *Request, resp *ResponseView) []byte {
 			continue
 		}
 		s, _ := r.value(&seg.v, resp)
-		dst = appendHeaderSafe(dst, s)
+		dst = pki.AppendHeaderSafe(dst, s)
 	}
 	return dst
 }

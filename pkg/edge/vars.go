@@ -1,14 +1,8 @@
 package edge
 
 import (
-	"crypto/sha1"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/asn1"
-	"encoding/hex"
-	"encoding/pem"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -16,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/edgectl/edgectl/pkg/pki"
 
 	"github.com/edgectl/edgectl/pkg/manifest"
 )
@@ -198,7 +194,7 @@ func lookupAppVar(name, phase string) (variable, string) {
 	}
 	if !ok {
 		msg := fmt.Sprintf("unknown variable \"${%s}\"", name)
-		if best := closest(name, appCandidates(name)); best != "" {
+		if best := Closest(name, appCandidates(name)); best != "" {
 			msg += fmt.Sprintf("; did you mean \"${%s}\"?", best)
 		}
 		return v, msg
@@ -249,7 +245,7 @@ func lookupFirewallVar(spelled string) (variable, string) {
 	for n := range firewallVars {
 		names = append(names, n)
 	}
-	if best := closest(name, names); best != "" {
+	if best := Closest(name, names); best != "" {
 		msg += fmt.Sprintf("; did you mean %q?", best)
 	}
 	return variable{}, msg
@@ -270,10 +266,10 @@ func headerKey(suffix string) string {
 	return textproto.CanonicalMIMEHeaderKey(strings.ReplaceAll(suffix, "_", "-"))
 }
 
-// closest returns the candidate nearest to name in edit distance, or "" if
-// none is close enough to be a plausible typo. Ties go to the smallest name,
-// so that suggestions are stable.
-func closest(name string, candidates []string) string {
+// Closest returns the candidate nearest to name in edit distance, or "" if
+// none is close enough to be a plausible typo; messages use it for "did you
+// mean". Ties go to the smallest name, so that suggestions are stable.
+func Closest(name string, candidates []string) string {
 	best, bestD := "", -1
 	for _, c := range candidates {
 		d := distance(name, c)
@@ -425,23 +421,12 @@ type ClientCert struct {
 	SANURI            string    // ssl_client_san_uri, comma separated
 }
 
-// CertFormat formats the certificate values whose exact spelling pkg/pki
-// owns and golden-tests. A nil field falls back to a plain standard-library
-// rendering; the serve path sets every field to the pki functions.
-type CertFormat struct {
-	SubjectSlashDN func(*x509.Certificate) string
-	IssuerSlashDN  func(*x509.Certificate) string
-	SubjectRFC2253 func(*x509.Certificate) string
-	EscapedPEM     func(*x509.Certificate) string
-	Serial         func(*x509.Certificate) string
-}
-
 // NewClientCert formats the variables of a connection's client certificate.
 // cert is nil when the client sent none; verify is the ssl_client_verify
 // value and status the firewall's ssl_verification_status (both defaulted
 // from cert when empty: NONE/MISSING_CLIENT_CERTIFICATE without a
 // certificate).
-func NewClientCert(cert *x509.Certificate, verify, status string, f *CertFormat) *ClientCert {
+func NewClientCert(cert *x509.Certificate, verify, status string) *ClientCert {
 	c := &ClientCert{Verify: verify, Status: status}
 	if cert == nil {
 		if c.Verify == "" {
@@ -452,99 +437,20 @@ func NewClientCert(cert *x509.Certificate, verify, status string, f *CertFormat)
 		}
 		return c
 	}
-	if f == nil {
-		f = &CertFormat{}
-	}
-	call := func(fn, def func(*x509.Certificate) string) string {
-		if fn != nil {
-			return fn(cert)
-		}
-		return def(cert)
-	}
-	sha1Sum, sha256Sum := sha1.Sum(cert.Raw), sha256.Sum256(cert.Raw)
-	c.EscapedCert = call(f.EscapedPEM, escapedPEM)
-	c.Fingerprint = hex.EncodeToString(sha1Sum[:])
-	c.FingerprintSHA256 = hex.EncodeToString(sha256Sum[:])
-	c.SubjectDN = call(f.SubjectSlashDN, func(c *x509.Certificate) string { return slashDN(c.RawSubject, c.Subject) })
-	c.IssuerDN = call(f.IssuerSlashDN, func(c *x509.Certificate) string { return slashDN(c.RawIssuer, c.Issuer) })
-	c.SubjectRFC2253 = call(f.SubjectRFC2253, func(c *x509.Certificate) string { return c.Subject.String() })
-	c.SubjectCN = cert.Subject.CommonName
-	c.Serial = call(f.Serial, serialHex)
-	c.NotBefore = cert.NotBefore.UTC().Format("20060102150405")
-	c.NotAfter = cert.NotAfter.UTC().Format("20060102150405")
+	c.EscapedCert = pki.EscapedPEM(cert)
+	c.Fingerprint = pki.FingerprintSHA1(cert)
+	c.FingerprintSHA256 = pki.FingerprintSHA256(cert)
+	c.SubjectDN = pki.SubjectSlashDN(cert)
+	c.IssuerDN = pki.IssuerSlashDN(cert)
+	c.SubjectRFC2253 = pki.SubjectRFC2253(cert)
+	c.SubjectCN = pki.SubjectCN(cert)
+	c.Serial = pki.SerialHex(cert)
+	c.NotBefore = pki.TimeStamp(cert.NotBefore)
+	c.NotAfter = pki.TimeStamp(cert.NotAfter)
 	c.Expiry = cert.NotAfter
-	c.SANDNS = strings.Join(cert.DNSNames, ",")
-	uris := make([]string, len(cert.URIs))
-	for i, u := range cert.URIs {
-		uris[i] = u.String()
-	}
-	c.SANURI = strings.Join(uris, ",")
+	c.SANDNS = pki.SANDNS(cert)
+	c.SANURI = pki.SANURI(cert)
 	return c
-}
-
-const hexUpper = "0123456789ABCDEF"
-
-func escapedPEM(cert *x509.Certificate) string {
-	data := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})
-	b := make([]byte, 0, len(data)+len(data)/8)
-	for _, c := range data {
-		if 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~' {
-			b = append(b, c)
-			continue
-		}
-		b = append(b, '%', hexUpper[c>>4], hexUpper[c&0x0f])
-	}
-	return string(b)
-}
-
-func serialHex(cert *x509.Certificate) string {
-	if cert.SerialNumber == nil {
-		return ""
-	}
-	mag := cert.SerialNumber.Bytes()
-	if len(mag) == 0 {
-		mag = []byte{0}
-	}
-	var b []byte
-	if cert.SerialNumber.Sign() < 0 {
-		b = append(b, '-')
-	}
-	for i, c := range mag {
-		if i > 0 {
-			b = append(b, ':')
-		}
-		b = append(b, hexUpper[c>>4], hexUpper[c&0x0f])
-	}
-	return string(b)
-}
-
-var shortNames = map[string]string{
-	"2.5.4.6": "C", "2.5.4.8": "ST", "2.5.4.7": "L", "2.5.4.10": "O", "2.5.4.11": "OU",
-	"2.5.4.3": "CN", "1.2.840.113549.1.9.1": "emailAddress", "2.5.4.5": "serialNumber",
-	"0.9.2342.19200300.100.1.25": "DC", "0.9.2342.19200300.100.1.1": "UID",
-}
-
-// slashDN is a plain rendering of a DN in slash form, in DER order; pkg/pki
-// owns the exact format and replaces it through CertFormat.
-func slashDN(raw []byte, fallback pkix.Name) string {
-	var rdns pkix.RDNSequence
-	if rest, err := asn1.Unmarshal(raw, &rdns); err != nil || len(rest) > 0 {
-		rdns = fallback.ToRDNSequence()
-	}
-	var b strings.Builder
-	for _, rdn := range rdns {
-		for _, atv := range rdn {
-			name, ok := shortNames[atv.Type.String()]
-			if !ok {
-				name = atv.Type.String()
-			}
-			b.WriteByte('/')
-			b.WriteString(name)
-			b.WriteByte('=')
-			fmt.Fprint(&b, atv.Value)
-		}
-	}
-	return b.String()
 }
 
 // ResponseView is what the response-phase variables read.
@@ -823,34 +729,4 @@ func cookieValue(h http.Header, name string) string {
 		}
 	}
 	return ""
-}
-
-// needsEscape reports whether c cannot appear as is in a header value: every
-// control byte (TAB included), DEL, and every byte of 0x80 or more. It
-// agrees with pkg/pki's HeaderSafe.
-func needsEscape(c byte) bool { return c < 0x20 || c >= 0x7f }
-
-// appendHeaderSafe appends s to dst with every byte that needsEscape written
-// as "%XX" (uppercase hex). "%" itself is kept: the result is sanitized, not
-// encoded.
-func appendHeaderSafe(dst []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if needsEscape(c) {
-			dst = append(dst, '%', hexUpper[c>>4], hexUpper[c&0x0f])
-		} else {
-			dst = append(dst, c)
-		}
-	}
-	return dst
-}
-
-// headerSafe reports whether s needs no escaping.
-func headerSafe(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if needsEscape(s[i]) {
-			return false
-		}
-	}
-	return true
 }

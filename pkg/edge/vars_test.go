@@ -48,7 +48,7 @@ func testCert(t *testing.T) *x509.Certificate {
 
 func TestNewClientCert(t *testing.T) {
 	cert := testCert(t)
-	c := NewClientCert(cert, VerifySuccess, StatusSuccess, nil)
+	c := NewClientCert(cert, VerifySuccess, StatusSuccess)
 	sum := sha256.Sum256(cert.Raw)
 	if c.FingerprintSHA256 != hex.EncodeToString(sum[:]) || len(c.Fingerprint) != 40 {
 		t.Errorf("fingerprints %q %q", c.Fingerprint, c.FingerprintSHA256)
@@ -66,20 +66,12 @@ func TestNewClientCert(t *testing.T) {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 
-	custom := NewClientCert(cert, "FAILED:certificate has expired", StatusVerificationError, &CertFormat{
-		SubjectSlashDN: func(*x509.Certificate) string { return "subject" },
-		IssuerSlashDN:  func(*x509.Certificate) string { return "issuer" },
-		SubjectRFC2253: func(*x509.Certificate) string { return "rfc" },
-		EscapedPEM:     func(*x509.Certificate) string { return "pem" },
-		Serial:         func(*x509.Certificate) string { return "serial" },
-	})
-	got = []string{custom.Verify, custom.Status, custom.SubjectDN, custom.IssuerDN, custom.SubjectRFC2253, custom.EscapedCert, custom.Serial}
-	want = []string{"FAILED:certificate has expired", StatusVerificationError, "subject", "issuer", "rfc", "pem", "serial"}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("CertFormat (-want +got):\n%s", diff)
+	failed := NewClientCert(cert, "FAILED:certificate has expired", StatusVerificationError)
+	if failed.Verify != "FAILED:certificate has expired" || failed.Status != StatusVerificationError || failed.SubjectCN != "partner-app" {
+		t.Errorf("failed verification: %+v", failed)
 	}
 
-	none := NewClientCert(nil, "", "", nil)
+	none := NewClientCert(nil, "", "")
 	if diff := cmp.Diff(&ClientCert{Verify: VerifyNone, Status: StatusMissingCertificate}, none); diff != "" {
 		t.Errorf("no certificate (-want +got):\n%s", diff)
 	}
@@ -96,7 +88,7 @@ func TestVariableValues(t *testing.T) {
 		Host: "api.bank.example",
 		Conn: NewConn(netip.MustParseAddrPort("[::ffff:203.0.113.9]:50000"), netip.MustParseAddrPort("[2001:db8::1]:8443"),
 			&tls.ConnectionState{ServerName: "api.bank.example", Version: tls.VersionTLS13, CipherSuite: tls.TLS_AES_128_GCM_SHA256},
-			NewClientCert(cert, VerifySuccess, StatusSuccess, nil)),
+			NewClientCert(cert, VerifySuccess, StatusSuccess)),
 		Now: time.Date(2025, 12, 1, 3, 4, 5, 0, time.UTC),
 	}
 	r.HTTP.TLS = &tls.ConnectionState{}

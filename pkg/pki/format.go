@@ -394,28 +394,35 @@ func SANURI(cert *x509.Certificate) string {
 // not escaped, so HeaderSafe is idempotent but not reversible: it sanitizes,
 // it does not encode.
 func HeaderSafe(s string) string {
-	i := 0
-	for i < len(s) && !needsHeaderEscape(s[i]) {
-		i++
-	}
-	if i == len(s) {
+	if IsHeaderSafe(s) {
 		return s
 	}
+	return string(AppendHeaderSafe(make([]byte, 0, len(s)+8), s))
+}
+
+// AppendHeaderSafe appends s to dst escaped as HeaderSafe does, without
+// allocating when dst has room.
+func AppendHeaderSafe(dst []byte, s string) []byte {
 	const digits = "0123456789ABCDEF"
-	var b strings.Builder
-	b.Grow(len(s) + 8)
-	b.WriteString(s[:i])
-	for ; i < len(s); i++ {
+	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if !needsHeaderEscape(c) {
-			b.WriteByte(c)
-			continue
+		if needsHeaderEscape(c) {
+			dst = append(dst, '%', digits[c>>4], digits[c&0x0f])
+		} else {
+			dst = append(dst, c)
 		}
-		b.WriteByte('%')
-		b.WriteByte(digits[c>>4])
-		b.WriteByte(digits[c&0x0f])
 	}
-	return b.String()
+	return dst
+}
+
+// IsHeaderSafe reports whether HeaderSafe would return s unchanged.
+func IsHeaderSafe(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if needsHeaderEscape(s[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 func needsHeaderEscape(c byte) bool {

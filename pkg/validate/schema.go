@@ -10,6 +10,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v5"
 
 	"github.com/edgectl/edgectl/pkg/diag"
+	"github.com/edgectl/edgectl/pkg/edge"
 	"github.com/edgectl/edgectl/pkg/manifest"
 	"github.com/edgectl/edgectl/schemas"
 )
@@ -83,7 +84,7 @@ func typoFields(leaves []*jsonschema.ValidationError) map[string]bool {
 		}
 		path := pointerToPath(leaf.InstanceLocation)
 		for _, n := range quotedNames(leaf.Message) {
-			if best := Closest(n, allowedProperties(leaf)); best != "" {
+			if best := edge.Closest(n, allowedProperties(leaf)); best != "" {
 				out[joinPath(path, best)] = true
 			}
 		}
@@ -270,7 +271,7 @@ func quoteAll(names []string) []string {
 // suggestField proposes the allowed property closest to an unknown one.
 func suggestField(_ string, name string, e *jsonschema.ValidationError) string {
 	allowed := allowedProperties(e)
-	if best := Closest(name, allowed); best != "" {
+	if best := edge.Closest(name, allowed); best != "" {
 		return fmt.Sprintf(" (did you mean %q?)", best)
 	}
 	return ""
@@ -341,36 +342,4 @@ func findSchema(s *jsonschema.Schema, loc string, seen map[*jsonschema.Schema]bo
 		}
 	}
 	return nil
-}
-
-// Closest returns the candidate nearest to name by edit distance when it is
-// close enough to be a likely typo, else "".
-func Closest(name string, candidates []string) string {
-	best, bestD := "", len(name)/2+2
-	for _, c := range candidates {
-		if d := distance(strings.ToLower(name), strings.ToLower(c)); d < bestD {
-			best, bestD = c, d
-		}
-	}
-	return best
-}
-
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

@@ -428,7 +428,7 @@ func (c *checker) lookupRef(doc *manifest.Document, path, kind, name string) *en
 		}
 		sort.Strings(names)
 		hint := ""
-		if best := Closest(name, names); best != "" {
+		if best := edge.Closest(name, names); best != "" {
 			hint = fmt.Sprintf(" (did you mean %q?)", best)
 		} else if len(names) == 0 {
 			hint = fmt.Sprintf("; no %s is defined", kind)
