@@ -30,7 +30,7 @@ type pkiSet struct {
 	crl                        []byte
 }
 
-func newPKI(t *testing.T) *pkiSet {
+func newPKI(t testing.TB) *pkiSet {
 	t.Helper()
 	now := time.Now()
 	p := &pkiSet{edgeRoot: pkitest.NewCA("edge root"), partnerCA: pkitest.NewCA("partner ca"), rogue: pkitest.NewCA("rogue ca")}
@@ -61,7 +61,7 @@ type origin struct {
 	path string
 }
 
-func newOrigin(t *testing.T) *origin {
+func newOrigin(t testing.TB) *origin {
 	o := &origin{}
 	o.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		o.mu.Lock()
@@ -123,7 +123,9 @@ type edgeServer struct {
 	o    *origin
 }
 
-func startEdge(t *testing.T) *edgeServer {
+func startEdge(t *testing.T) *edgeServer { return startEdgeB(t) }
+
+func startEdgeB(t testing.TB) *edgeServer {
 	t.Helper()
 	p := newPKI(t)
 	o := newOrigin(t)

@@ -1,0 +1,126 @@
+package edge_test
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgectl/edgectl/pkg/edge"
+)
+
+// edgeWithOrigin starts an edge whose application points at originURL.
+func edgeWithOrigin(t *testing.T, originURL string) *edgeServer {
+	t.Helper()
+	p := newPKI(t)
+	rt, err := edge.Compile(snapshotFor(p, originURL), edge.Options{LookupEnv: func(string) (string, bool) { return string(p.server.KeyPEM()), true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: rt, TLSConfig: rt.TLSConfig(), ConnContext: edge.ConnContext, ErrorLog: quietLog()}
+	go srv.ServeTLS(ln, "", "")
+	t.Cleanup(func() { srv.Close() })
+	return &edgeServer{addr: ln.Addr().String(), rt: rt, p: p, o: &origin{}}
+}
+
+func TestOriginFaults(t *testing.T) {
+	refused := func() string { // a port nothing listens on
+		ln, _ := net.Listen("tcp", "127.0.0.1:0")
+		addr := ln.Addr().String()
+		ln.Close()
+		return "http://" + addr
+	}()
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(5 * time.Second):
+		case <-r.Context().Done():
+		}
+	}))
+	defer slow.Close()
+	hangup := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _, _ := http.NewResponseController(w).Hijack()
+		c.Close()
+	}))
+	defer hangup.Close()
+	// A listener that accepts and never answers: the connect succeeds, the response never comes.
+	silent, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer silent.Close()
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	tests := map[string]struct {
+		url    string
+		status int
+		body   string
+		within time.Duration
+	}{
+		"origin refuses":           {refused, 502, "refused", time.Second},
+		"origin slow":              {slow.URL, 504, "did not answer in time", 4 * time.Second},
+		"origin silent":            {"http://" + silent.Addr().String(), 504, "did not answer in time", 4 * time.Second},
+		"origin hangs up":          {hangup.URL, 502, "bad gateway", time.Second},
+		"origin unresolvable host": {"http://origin.invalid:80", 502, "bad gateway", 3 * time.Second},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			e := edgeWithOrigin(t, tc.url)
+			start := time.Now()
+			got := e.do(t, "api.bank.test", "valid", tls.VersionTLS13, "", nil)
+			if got.status != tc.status || !strings.Contains(got.body, tc.body) {
+				t.Fatalf("want %d %q, got %+v", tc.status, tc.body, got)
+			}
+			if d := time.Since(start); d > tc.within {
+				t.Errorf("took %v, want under %v", d, tc.within)
+			}
+			// The edge stays healthy: the next request is answered too.
+			if again := e.do(t, "api.bank.test", "valid", tls.VersionTLS13, "", nil); again.status != tc.status {
+				t.Errorf("second request: %+v", again)
+			}
+		})
+	}
+}
+
+// TestStreamingBody: responses are streamed, not buffered.
+func TestStreamingBody(t *testing.T) {
+	release := make(chan struct{})
+	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "first\n")
+		w.(http.Flusher).Flush()
+		<-release
+		fmt.Fprint(w, "second\n")
+	}))
+	defer o.Close()
+	defer close(release)
+	e := edgeWithOrigin(t, o.URL)
+	roots := e.p.edgeRoot.Pool()
+	cert := e.p.clients["valid"].TLSCertificate()
+	conn, err := tls.Dial("tcp", e.addr, &tls.Config{ServerName: "api.bank.test", RootCAs: roots, Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	req, _ := http.NewRequest("GET", "https://api.bank.test/stream", nil)
+	req.Write(conn)
+	conn.SetDeadline(time.Now().Add(3 * time.Second))
+	resp, err := http.ReadResponse(bufioReader(conn), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 6)
+	if _, err := resp.Body.Read(buf); err != nil || string(buf) != "first\n" {
+		t.Fatalf("the first chunk did not stream: %q %v", buf, err)
+	}
+}
