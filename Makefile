@@ -40,10 +40,14 @@ lint: vet
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-## fuzz: run each fuzz target for FUZZTIME (default 30s).
+## fuzz: run each fuzz target for FUZZTIME (default 30s); their seed corpora also run in make test.
 FUZZTIME ?= 30s
+FUZZ_TARGETS := FuzzLoad:./pkg/manifest/ FuzzValidate:./pkg/validate/ FuzzRules:./pkg/edge/ FuzzHeaderSafe:./pkg/pki/ FuzzSlashDN:./pkg/pki/
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZTIME) ./pkg/manifest/
+	@for t in $(FUZZ_TARGETS); do \
+		name=$${t%%:*}; pkg=$${t#*:}; echo "== $$name ($$pkg, $(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
 
 ## tools: install the packages tests drive (curl, openssl) when missing.
 tools:
