@@ -115,5 +115,6 @@ https://github.com/edgectl/edgectl for the manifest language.`,
 	root.AddCommand(newPlanCmd(streams))
 	root.AddCommand(newApplyCmd(streams))
 	root.AddCommand(newStateCmd(streams))
+	root.AddCommand(newTestCmd(streams))
 	return root
 }

@@ -140,6 +140,7 @@ func splitPath(path string) []pathSeg {
 
 // Load reads every manifest named by inputs: files, directories (walked
 // recursively for *.yaml and *.yml, in lexical order) and "-" for stdin.
+// A file reached through several inputs is read once.
 // Problems (unreadable files, YAML syntax, a document that is not a mapping)
 // are returned as diagnostics; documents that could be read are returned
 // even when others could not.
@@ -147,6 +148,7 @@ func Load(inputs []string, stdin io.Reader) ([]*Document, diag.List) {
 	var docs []*Document
 	var diags diag.List
 	readStdin := false
+	seen := map[string]bool{}
 	for _, in := range inputs {
 		if in == "-" {
 			if readStdin {
@@ -173,6 +175,15 @@ func Load(inputs []string, stdin io.Reader) ([]*Document, diag.List) {
 			continue
 		}
 		for _, f := range files {
+			// "-f tests -f ." often reaches a file twice; read it once.
+			key := f
+			if abs, err := filepath.Abs(f); err == nil {
+				key = abs
+			}
+			if seen[key] {
+				continue
+			}
+			seen[key] = true
 			d, ds := ReadFile(f)
 			docs, diags = append(docs, d...), append(diags, ds...)
 		}

@@ -195,6 +195,10 @@ func TestLoadInputs(t *testing.T) {
 			inputs: []string{filepath.Join(dir, "nope.yaml")},
 			diags:  []string{filepath.Join(dir, "nope.yaml") + ": error: no such file or directory"},
 		},
+		"a file reached twice is read once": {
+			inputs: []string{dir, filepath.Join(dir, "a.yaml"), filepath.Join(dir, "sub", "..", "a.yaml")},
+			names:  []string{"api", "c"},
+		},
 		"stdin twice": {
 			inputs: []string{"-", "-"},
 			diags:  []string{"<stdin>: error: standard input given twice with -f -"},
