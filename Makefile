@@ -18,9 +18,10 @@ build:
 test: tools vet
 	$(GO) test $(TESTFLAGS) ./...
 
-## demo: build, reuse or regenerate the demo PKI, and validate the example.
+## demo: build, reuse or regenerate the demo PKI, then validate, plan, apply and serve the
+## example, and show partners' calls with curl and openssl (see examples/open-banking/demo.sh).
 demo: build certs
-	./$(BIN) validate -f $(EXAMPLE)
+	EDGECTL=$(BIN) ./$(EXAMPLE)/demo.sh
 
 ## certs: reuse the demo PKI of the example, regenerating it when missing or close to expiry.
 certs:

@@ -115,6 +115,7 @@ https://github.com/edgectl/edgectl for the manifest language.`,
 	root.AddCommand(newPlanCmd(streams))
 	root.AddCommand(newApplyCmd(streams))
 	root.AddCommand(newStateCmd(streams))
+	root.AddCommand(newServeCmd(streams))
 	root.AddCommand(newTestCmd(streams))
 	return root
 }

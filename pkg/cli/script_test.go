@@ -1,7 +1,6 @@
 package cli_test
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -12,12 +11,12 @@ import (
 	"github.com/edgectl/edgectl/pkg/pki/pkitest"
 )
 
-// TestMain lets the test binary act as edgectl inside scripts.
+// TestMain lets the test binary act as edgectl inside scripts and in the
+// tests that start edgectl as a child process (found on $PATH). It runs
+// cli.Main, as cmd/edgectl does, so that signals behave the same.
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"edgectl": func() {
-			os.Exit(cli.Run(context.Background(), os.Args[1:], &cli.IO{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}))
-		},
+		"edgectl": func() { os.Exit(cli.Main()) },
 	})
 }
 

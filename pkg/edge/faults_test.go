@@ -7,10 +7,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/edgectl/edgectl/pkg/edge"
+	"github.com/edgectl/edgectl/pkg/manifest"
 )
 
 // edgeWithOrigin starts an edge whose application points at originURL.
@@ -122,5 +124,49 @@ func TestStreamingBody(t *testing.T) {
 	buf := make([]byte, 6)
 	if _, err := resp.Body.Read(buf); err != nil || string(buf) != "first\n" {
 		t.Fatalf("the first chunk did not stream: %q %v", buf, err)
+	}
+}
+
+// recorder is an Observer that keeps the records it sees.
+type recorder struct {
+	mu   sync.Mutex
+	recs []edge.Record
+}
+
+func (r *recorder) Request(rec *edge.Record) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.recs = append(r.recs, *rec)
+}
+func (r *recorder) Verified(string, string) {}
+
+// TestDropClosesWithoutResponse: a firewall drop closes the connection
+// without a response and is recorded as status 0, not 200.
+func TestDropClosesWithoutResponse(t *testing.T) {
+	p := newPKI(t)
+	o := newOrigin(t)
+	snap := snapshotFor(p, o.URL)
+	snap.Resources[3].Spec.(*manifest.FirewallSpec).Rules[0].Behaviors = []manifest.FirewallBehavior{{Drop: true}}
+	rec := &recorder{}
+	rt, err := edge.Compile(snap, edge.Options{Observer: rec, LookupEnv: func(string) (string, bool) { return string(p.server.KeyPEM()), true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	srv := &http.Server{Handler: rt, TLSConfig: rt.TLSConfig(), ConnContext: edge.ConnContext, ErrorLog: quietLog()}
+	go srv.ServeTLS(ln, "", "")
+	t.Cleanup(func() { srv.Close() })
+	e := &edgeServer{addr: ln.Addr().String(), rt: rt, p: p, o: o}
+	got := e.do(t, "portal.bank.test", "", tls.VersionTLS13, "", nil)
+	if !got.rejected {
+		t.Fatalf("a dropped request got a response: %+v", got)
+	}
+	if _, hits := o.snapshot(); hits != 0 {
+		t.Fatal("a dropped request reached the origin")
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.recs) != 1 || rec.recs[0].Status != 0 || rec.recs[0].FirewallAction != "drop" {
+		t.Fatalf("records: %+v", rec.recs)
 	}
 }

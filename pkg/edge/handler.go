@@ -29,9 +29,11 @@ type Observer interface {
 // fingerprint.
 type Record struct {
 	Domain, Host, Method, Path string
-	Status                     int
-	Bytes                      int64
-	Duration                   time.Duration
+	// Status is the response status; 0 when a firewall drop closed the
+	// connection without a response.
+	Status   int
+	Bytes    int64
+	Duration time.Duration
 	// Verify is ssl_client_verify.
 	Verify string
 	// Fingerprint is the SHA-256 fingerprint of the client certificate.
@@ -165,7 +167,8 @@ func (rt *Runtime) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w}
 	defer func() {
 		st.rec.Status, st.rec.Bytes = sw.status, sw.bytes
-		if st.rec.Status == 0 {
+		if st.rec.Status == 0 && st.rec.FirewallAction != Drop.String() {
+			// Nothing was written: net/http answers 200 with an empty body.
 			st.rec.Status = http.StatusOK
 		}
 		st.rec.Duration = rt.now().Sub(st.started)
@@ -220,8 +223,8 @@ func (rt *Runtime) serve(w *statusWriter, r *http.Request, st *reqState) {
 			respond(w, http.StatusForbidden, "forbidden\n")
 			return
 		case Drop:
-			// Close the connection (or reset the HTTP/2 stream) without a response.
-			st.rec.Status = 0
+			// Close the connection (or reset the HTTP/2 stream) without a
+			// response; the record keeps status 0.
 			panic(http.ErrAbortHandler)
 		case RateLimited:
 			if dec.RetryAfter > 0 {

@@ -1,0 +1,190 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/edgectl/edgectl/pkg/server"
+)
+
+// ServeOptions are the inputs of edgectl serve.
+type ServeOptions struct {
+	IO *IO
+	// State is the state store location (--state); empty means EDGECTL_STATE, then the default.
+	State string
+	// Listen is the edge's address.
+	Listen string
+	// Admin is the admin listener's address; empty disables it.
+	Admin string
+	// AccessLog is a file path, "-" for stdout, or "" for none.
+	AccessLog string
+	// LogLevel is debug, info, warn or error.
+	LogLevel string
+
+	HandshakeTimeout time.Duration
+	HeaderTimeout    time.Duration
+	IdleTimeout      time.Duration
+	ShutdownTimeout  time.Duration
+
+	// Hangup delivers reload requests; nil means the process's SIGHUP.
+	Hangup <-chan os.Signal
+	// Ready, when set, is called once the listeners are bound (tests).
+	Ready func(edge, admin net.Addr)
+}
+
+func newServeCmd(streams *IO) *cobra.Command {
+	opts := &ServeOptions{IO: streams}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the mTLS edge from the deployed state, reloading when it changes",
+		Long: `Serve runs the edge from the applied state: TLS and mTLS per domain, the
+firewall and application rules engines, and the reverse proxy to each origin.
+
+It reloads when the state changes (every apply) and on SIGHUP: the new
+snapshot is compiled completely and swapped in atomically; one that cannot be
+read or compiled is logged and the running one keeps serving. SIGINT or
+SIGTERM stops accepting connections and lets in-flight requests finish (up to
+--shutdown-timeout), then exits 0.
+
+Once the listeners are bound, one line on stderr names their addresses, the
+serial and the domains ("listening on https://ADDR ..."); with --listen
+127.0.0.1:0 the system picks a free port and that line tells which.
+
+The admin listener answers /healthz, /readyz, /metrics (Prometheus) and /state
+(JSON). The access log has one JSON line per request; certificates and keys
+are never logged.`,
+		Example: `  edgectl serve --state /var/lib/edgectl/state.json --listen 0.0.0.0:443
+  edgectl serve --admin "" --access-log /var/log/edgectl/access.log`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runServe(cmd.Context(), opts)
+		},
+	}
+	f := cmd.Flags()
+	addStateFlag(cmd, &opts.State)
+	f.StringVar(&opts.Listen, "listen", "127.0.0.1:8443", "edge (HTTPS) listen `ADDRESS`")
+	f.StringVar(&opts.Admin, "admin", "127.0.0.1:9901", "admin listen `ADDRESS` (/healthz, /readyz, /metrics, /state); \"\" disables it")
+	f.StringVar(&opts.AccessLog, "access-log", "-", "access log `PATH`: one JSON line per request; - for stdout, \"\" for none")
+	f.StringVar(&opts.LogLevel, "log-level", "info", "level of the messages on stderr: debug, info, warn or error (debug shows every refused handshake)")
+	f.DurationVar(&opts.HandshakeTimeout, "handshake-timeout", server.DefaultHandshakeTimeout, "time a client has to complete the TLS handshake")
+	f.DurationVar(&opts.HeaderTimeout, "header-timeout", server.DefaultHeaderTimeout, "time a client has to send a request's headers")
+	f.DurationVar(&opts.IdleTimeout, "idle-timeout", server.DefaultIdleTimeout, "time an idle keep-alive connection stays open")
+	f.DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "time in-flight requests get to finish on SIGTERM")
+	_ = cmd.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.MarkFlagFilename("access-log")
+	return cmd
+}
+
+func runServe(ctx context.Context, opts *ServeOptions) error {
+	if opts.Listen == "" {
+		return errors.New("--listen needs an address, such as 127.0.0.1:8443")
+	}
+	for name, d := range map[string]time.Duration{"handshake-timeout": opts.HandshakeTimeout, "header-timeout": opts.HeaderTimeout, "idle-timeout": opts.IdleTimeout, "shutdown-timeout": opts.ShutdownTimeout} {
+		if d <= 0 {
+			return fmt.Errorf("--%s must be positive, got %s", name, d)
+		}
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(opts.LogLevel)); err != nil {
+		return fmt.Errorf("unknown --log-level %q: use debug, info, warn or error", opts.LogLevel)
+	}
+	logger := slog.New(slog.NewTextHandler(opts.IO.ErrOut, &slog.HandlerOptions{Level: level}))
+
+	store, err := openStore(opts.IO, opts.State)
+	if err != nil {
+		return err
+	}
+	var accessLog io.Writer
+	switch opts.AccessLog {
+	case "":
+	case "-":
+		accessLog = opts.IO.Out
+	default:
+		f, err := os.OpenFile(opts.AccessLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		if err != nil {
+			return fmt.Errorf("access log: %w", err)
+		}
+		defer f.Close()
+		accessLog = f
+	}
+	srv, err := server.New(ctx, server.Config{
+		Store:            store,
+		Listen:           opts.Listen,
+		Admin:            opts.Admin,
+		AccessLog:        accessLog,
+		Logger:           logger,
+		HandshakeTimeout: opts.HandshakeTimeout,
+		HeaderTimeout:    opts.HeaderTimeout,
+		IdleTimeout:      opts.IdleTimeout,
+		ShutdownTimeout:  opts.ShutdownTimeout,
+	})
+	if err != nil {
+		return err
+	}
+	if err := srv.Listen(); err != nil {
+		return err
+	}
+	hangup := opts.Hangup
+	if hangup == nil {
+		ch := make(chan os.Signal, 1)
+		signal.Notify(ch, syscall.SIGHUP)
+		defer signal.Stop(ch)
+		hangup = ch
+	}
+	serveCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		for {
+			select {
+			case <-serveCtx.Done():
+				return
+			case <-hangup:
+				logger.Info("SIGHUP: reloading the state")
+				srv.Reload(serveCtx)
+			}
+		}
+	}()
+
+	rt := srv.Runtime()
+	names := make([]string, 0, len(rt.Domains()))
+	for _, d := range rt.Domains() {
+		names = append(names, d.Name)
+	}
+	admin := "admin disabled"
+	if a := srv.AdminAddr(); a != nil {
+		admin = "admin on http://" + a.String()
+	}
+	fmt.Fprintf(opts.IO.ErrOut, "edgectl serve: listening on https://%s (serial %d, domains: %s); %s\n",
+		srv.Addr(), rt.Serial(), strings.Join(names, ", "), admin)
+	if opts.Ready != nil {
+		opts.Ready(srv.Addr(), srv.AdminAddr())
+	}
+	served, noted := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(noted)
+		select {
+		case <-ctx.Done():
+			fmt.Fprintf(opts.IO.ErrOut, "edgectl serve: shutting down: finishing in-flight requests (up to %s)\n", opts.ShutdownTimeout)
+		case <-served:
+		}
+	}()
+	err = srv.Serve(ctx)
+	close(served)
+	<-noted
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(opts.IO.ErrOut, "edgectl serve: stopped")
+	return nil
+}

@@ -1,0 +1,129 @@
+package server
+
+import (
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/edgectl/edgectl/pkg/edge"
+	"github.com/edgectl/edgectl/pkg/pki"
+)
+
+// Metric names, exported on /metrics.
+const (
+	MetricRequests            = "edgectl_requests_total"
+	MetricClientVerifications = "edgectl_client_verifications_total"
+	MetricHandshakeErrors     = "edgectl_tls_handshake_errors_total"
+	MetricFirewallDecisions   = "edgectl_firewall_decisions_total"
+	MetricUpstreamDuration    = "edgectl_upstream_duration_seconds"
+	MetricReloads             = "edgectl_reloads_total"
+	MetricStateSerial         = "edgectl_state_serial"
+	MetricRuntimeDomains      = "edgectl_runtime_domains"
+	MetricAccessLogDropped    = "edgectl_access_log_dropped_total"
+)
+
+// metrics holds the server's Prometheus collectors in a registry of its own.
+// The request path only looks up cached children and increments them.
+type metrics struct {
+	reg *prometheus.Registry
+
+	requests      *prometheus.CounterVec
+	verifications *prometheus.CounterVec
+	handshakes    *prometheus.CounterVec
+	firewall      *prometheus.CounterVec
+	upstream      *prometheus.HistogramVec
+	reloads       *prometheus.CounterVec
+	serial        prometheus.Gauge
+	domains       prometheus.Gauge
+	dropped       prometheus.Counter
+
+	// Cached children: looking a child up by labels hashes and allocates,
+	// so each (domain, code) and each domain's verification results are
+	// resolved once.
+	reqChildren    sync.Map // requestKey → prometheus.Counter
+	verifyChildren sync.Map // domain → *verifyCounters
+	upChildren     sync.Map // domain → prometheus.Observer
+}
+
+type requestKey struct {
+	domain string
+	code   int
+}
+
+type verifyCounters struct{ success, failed, none prometheus.Counter }
+
+func newMetrics() *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: MetricRequests, Help: "Requests answered, by domain and HTTP status code (domain is empty when the server name matches no domain).",
+	}, []string{"domain", "code"})
+	m.verifications = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: MetricClientVerifications, Help: "Client-certificate verification results of connections to mTLS domains (SUCCESS, FAILED or NONE), counted once per connection and domain.",
+	}, []string{"domain", "result"})
+	m.handshakes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: MetricHandshakeErrors, Help: "TLS handshakes that failed, by reason.",
+	}, []string{"reason"})
+	m.firewall = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: MetricFirewallDecisions, Help: "Firewall rules that matched and ended a request, by domain, rule and action.",
+	}, []string{"domain", "rule", "action"})
+	m.upstream = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: MetricUpstreamDuration, Help: "Time from sending a request to the origin to its response headers, by domain.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+	}, []string{"domain"})
+	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: MetricReloads, Help: "Reloads of the state store, by result (success or failure); the startup load is not counted.",
+	}, []string{"result"})
+	m.serial = prometheus.NewGauge(prometheus.GaugeOpts{Name: MetricStateSerial, Help: "Serial of the snapshot being served."})
+	m.domains = prometheus.NewGauge(prometheus.GaugeOpts{Name: MetricRuntimeDomains, Help: "Domains of the runtime being served."})
+	m.dropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: MetricAccessLogDropped, Help: "Access-log lines dropped because the writer could not keep up.",
+	})
+	m.reg.MustRegister(m.requests, m.verifications, m.handshakes, m.firewall, m.upstream, m.reloads, m.serial, m.domains, m.dropped,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Reload results and handshake reasons show from the start, at zero.
+	m.reloads.WithLabelValues("success")
+	m.reloads.WithLabelValues("failure")
+	return m
+}
+
+func (m *metrics) request(rec *edge.Record) {
+	k := requestKey{rec.Domain, rec.Status}
+	c, ok := m.reqChildren.Load(k)
+	if !ok {
+		c, _ = m.reqChildren.LoadOrStore(k, m.requests.WithLabelValues(rec.Domain, strconv.Itoa(rec.Status)))
+	}
+	c.(prometheus.Counter).Inc()
+	if rec.FirewallRule != "" {
+		m.firewall.WithLabelValues(rec.Domain, rec.FirewallRule, rec.FirewallAction).Inc()
+	}
+	if rec.UpstreamStatus != 0 {
+		o, ok := m.upChildren.Load(rec.Domain)
+		if !ok {
+			o, _ = m.upChildren.LoadOrStore(rec.Domain, m.upstream.WithLabelValues(rec.Domain))
+		}
+		o.(prometheus.Observer).Observe(rec.Upstream.Seconds())
+	}
+}
+
+func (m *metrics) verified(domain, verify string) {
+	v, ok := m.verifyChildren.Load(domain)
+	if !ok {
+		v, _ = m.verifyChildren.LoadOrStore(domain, &verifyCounters{
+			success: m.verifications.WithLabelValues(domain, "SUCCESS"),
+			failed:  m.verifications.WithLabelValues(domain, "FAILED"),
+			none:    m.verifications.WithLabelValues(domain, "NONE"),
+		})
+	}
+	vc := v.(*verifyCounters)
+	switch {
+	case verify == pki.ClientVerifySuccess:
+		vc.success.Inc()
+	case strings.HasPrefix(verify, pki.ClientVerifyFailedPrefix):
+		vc.failed.Inc()
+	default:
+		vc.none.Inc()
+	}
+}

@@ -1,0 +1,310 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgectl/edgectl/pkg/edge"
+	"github.com/edgectl/edgectl/pkg/state"
+)
+
+// Defaults of Config.
+const (
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultHeaderTimeout    = 10 * time.Second
+	DefaultIdleTimeout      = 120 * time.Second
+	DefaultShutdownTimeout  = 30 * time.Second
+	DefaultMaxHeaderBytes   = 64 << 10
+	DefaultPollInterval     = 2 * time.Second
+)
+
+// ErrNothingToServe means the state store is empty: nothing was applied.
+var ErrNothingToServe = errors.New("nothing to serve")
+
+// Config is what a Server needs. Zero durations take the defaults.
+type Config struct {
+	// Store is the state store to serve from and watch.
+	Store state.Store
+	// Listen is the edge's TCP address, such as 127.0.0.1:8443.
+	Listen string
+	// Admin is the admin listener's address; empty disables it.
+	Admin string
+	// AccessLog receives one JSON line per request; nil disables it.
+	AccessLog io.Writer
+	// Logger receives the server's own messages (default: discard).
+	Logger *slog.Logger
+
+	HandshakeTimeout time.Duration
+	HeaderTimeout    time.Duration
+	IdleTimeout      time.Duration
+	ShutdownTimeout  time.Duration
+	MaxHeaderBytes   int
+	// PollInterval is how often the state file's size and modification
+	// time are compared, in case change notifications are missed; negative
+	// disables polling.
+	PollInterval time.Duration
+	// NoWatch disables change notifications (polling and Reload remain).
+	NoWatch bool
+
+	// Compile carries ReadFile, LookupEnv and Now to edge.Compile; the
+	// server sets its TicketSecret and Observer.
+	Compile edge.Options
+}
+
+// Server serves the edge from a state store. Create it with New, bind its
+// sockets with Listen, then call Serve.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	cur     atomic.Pointer[edge.Runtime]
+	metrics *metrics
+	access  *accessLog
+	compile edge.Options
+
+	edge, admin     *http.Server
+	edgeLn, adminLn net.Listener
+
+	reloadMu sync.Mutex // serializes reloads
+	trigger  chan struct{}
+
+	mu     sync.Mutex // guards status
+	status status
+
+	draining atomic.Bool
+	// loadedSig is the state file's signature just before the startup
+	// load; a change between then and the watch's start is not missed.
+	loadedSig fileSig
+}
+
+// status is what the admin endpoints report about loading.
+type status struct {
+	appliedAt  time.Time
+	lastReload time.Time
+	lastError  string
+}
+
+// New reads and compiles the store's snapshot. An empty store is an error
+// wrapping ErrNothingToServe; an unreadable or uncompilable snapshot is an
+// error naming the reason (for a compile error, each resource).
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("server: no state store")
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&cfg.HandshakeTimeout, DefaultHandshakeTimeout)
+	def(&cfg.HeaderTimeout, DefaultHeaderTimeout)
+	def(&cfg.IdleTimeout, DefaultIdleTimeout)
+	def(&cfg.ShutdownTimeout, DefaultShutdownTimeout)
+	def(&cfg.PollInterval, DefaultPollInterval)
+	if cfg.MaxHeaderBytes == 0 {
+		cfg.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(), trigger: make(chan struct{}, 1)}
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, fmt.Errorf("server: ticket secret: %w", err)
+	}
+	s.compile = cfg.Compile
+	// One secret for the process: reloads keep the sessions of unchanged domains.
+	s.compile.TicketSecret = secret
+	s.compile.Observer = (*observer)(s)
+
+	rt, snap, err := s.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.install(rt, snap)
+	if cfg.AccessLog != nil {
+		s.access = newAccessLog(cfg.AccessLog, s.metrics.dropped.Inc)
+	}
+	return s, nil
+}
+
+// load reads and compiles the store's snapshot for startup.
+func (s *Server) load(ctx context.Context) (*edge.Runtime, *state.Snapshot, error) {
+	cfg := &s.cfg
+	if fs, ok := cfg.Store.(*state.FileStore); ok {
+		s.loadedSig = statFile(fs.Path())
+	}
+	snap, err := cfg.Store.Read(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot serve the state %s: %w", cfg.Store, err)
+	}
+	if snap == nil {
+		return nil, nil, fmt.Errorf("%w: the state %s is empty; run edgectl apply first", ErrNothingToServe, cfg.Store)
+	}
+	rt, err := edge.Compile(snap, s.compile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot serve serial %d of the state %s: %w", snap.Serial, cfg.Store, err)
+	}
+	if len(rt.Domains()) == 0 {
+		rt.Close()
+		return nil, nil, fmt.Errorf("%w: serial %d of the state %s has no Domain", ErrNothingToServe, snap.Serial, cfg.Store)
+	}
+	return rt, snap, nil
+}
+
+// install makes rt the runtime new requests use and records it.
+func (s *Server) install(rt *edge.Runtime, snap *state.Snapshot) *edge.Runtime {
+	old := s.cur.Swap(rt)
+	s.metrics.serial.Set(float64(rt.Serial()))
+	s.metrics.domains.Set(float64(len(rt.Domains())))
+	s.mu.Lock()
+	s.status.appliedAt = snap.AppliedAt
+	s.mu.Unlock()
+	return old
+}
+
+// Runtime returns the runtime new requests are served by.
+func (s *Server) Runtime() *edge.Runtime { return s.cur.Load() }
+
+// Listen binds the edge listener and, unless disabled, the admin listener.
+func (s *Server) Listen() error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("edge listener: %w", err)
+	}
+	if s.cfg.Admin != "" {
+		aln, err := net.Listen("tcp", s.cfg.Admin)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("admin listener: %w", err)
+		}
+		s.adminLn = aln
+	}
+	tlsConfig := &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		NextProtos: []string{"h2", "http/1.1"},
+		// Every handshake asks the runtime current at that moment.
+		GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			return s.cur.Load().ConfigForClient(hello)
+		},
+	}
+	s.edgeLn = &handshakeListener{Listener: ln, config: tlsConfig, timeout: s.cfg.HandshakeTimeout}
+	s.edge = &http.Server{
+		Handler:           http.HandlerFunc(s.serveEdge),
+		TLSConfig:         tlsConfig,
+		ConnContext:       edge.ConnContext,
+		ReadHeaderTimeout: s.cfg.HeaderTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
+		ErrorLog:          log.New(&errorLog{log: s.log, counted: s.countHandshake}, "", 0),
+	}
+	if s.adminLn != nil {
+		s.admin = &http.Server{
+			Handler:           s.adminHandler(),
+			ReadHeaderTimeout: 5 * time.Second,
+			IdleTimeout:       s.cfg.IdleTimeout,
+			ErrorLog:          log.New(&errorLog{log: s.log.With("listener", "admin"), counted: func(string) {}}, "", 0),
+		}
+	}
+	return nil
+}
+
+func (s *Server) countHandshake(reason string) { s.metrics.handshakes.WithLabelValues(reason).Inc() }
+
+// Addr is the edge listener's address (after Listen).
+func (s *Server) Addr() net.Addr { return s.edgeLn.Addr() }
+
+// AdminAddr is the admin listener's address, or nil when it is disabled.
+func (s *Server) AdminAddr() net.Addr {
+	if s.adminLn == nil {
+		return nil
+	}
+	return s.adminLn.Addr()
+}
+
+// serveEdge runs a request on the runtime current when it arrived, to the
+// end, whatever reloads happen meanwhile.
+func (s *Server) serveEdge(w http.ResponseWriter, r *http.Request) {
+	s.cur.Load().ServeHTTP(w, r)
+}
+
+// Serve serves until ctx is cancelled, watching the state store, then
+// shuts down gracefully: it stops accepting, lets in-flight requests finish
+// (up to ShutdownTimeout), and flushes the access log. Listen must have
+// been called.
+func (s *Server) Serve(ctx context.Context) error {
+	if s.edge == nil {
+		return errors.New("server: Serve before Listen")
+	}
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); s.watch(watchCtx) }()
+
+	errc := make(chan error, 2)
+	go func() { errc <- s.edge.Serve(s.edgeLn) }()
+	if s.admin != nil {
+		go func() { errc <- s.admin.Serve(s.adminLn) }()
+	}
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			serveErr = err
+		}
+	}
+	stopWatch()
+	wg.Wait()
+	s.shutdown()
+	return serveErr
+}
+
+// shutdown drains the edge, then stops the admin listener and flushes the
+// access log. Requests still running after ShutdownTimeout are cut off
+// (and that is logged).
+func (s *Server) shutdown() {
+	s.draining.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := s.edge.Shutdown(ctx); err != nil {
+		s.log.Warn("requests still running after the shutdown timeout were cut off", "timeout", s.cfg.ShutdownTimeout.String())
+		s.edge.Close()
+	}
+	if s.admin != nil {
+		actx, acancel := context.WithTimeout(context.Background(), time.Second)
+		if s.admin.Shutdown(actx) != nil {
+			s.admin.Close()
+		}
+		acancel()
+	}
+	if s.access != nil {
+		s.access.Close()
+	}
+	s.cur.Load().Close()
+}
+
+// observer is the edge.Observer of the server's runtimes: metrics and the
+// access log.
+type observer Server
+
+var _ edge.Observer = (*observer)(nil)
+
+func (o *observer) Request(rec *edge.Record) {
+	o.metrics.request(rec)
+	if o.access != nil {
+		o.access.log(time.Now().Add(-rec.Duration), rec)
+	}
+}
+
+func (o *observer) Verified(domain, verify string) { o.metrics.verified(domain, verify) }
