@@ -20,8 +20,8 @@ type ApplyOptions struct {
 	Files []string
 	// PlanFile is a saved plan to apply exactly (apply FILE).
 	PlanFile string
-	// State is the state store location (--state); empty means EDGECTL_STATE, then the default.
-	State string
+	// StateFlags choose the state store: --state and the etcd TLS flags.
+	StateFlags
 	// NoColor turns colors off on a terminal.
 	NoColor bool
 	// Now overrides the clock that stamps the snapshot (tests).
@@ -54,7 +54,7 @@ stale, or when there are no changes (the serial stays the same).`,
 	}
 	cmd.Flags().StringArrayVarP(&opts.Files, "filename", "f", nil, "manifest file, directory (recursive) or - for stdin; repeatable")
 	cmd.Flags().BoolVar(&opts.NoColor, "no-color", false, "never color the text output")
-	addStateFlag(cmd, &opts.State)
+	addStateFlags(cmd, &opts.StateFlags)
 	_ = cmd.MarkFlagFilename("filename", "yaml", "yml")
 	return cmd
 }
@@ -80,10 +80,11 @@ func runApply(ctx context.Context, opts *ApplyOptions) (err error) {
 	default:
 		return errors.New("apply needs a saved plan FILE or -f PATH... (see edgectl apply --help)")
 	}
-	store, err := openStore(opts.IO, opts.State)
+	store, err := openStateStore(opts.IO, opts.StateFlags)
 	if err != nil {
 		return err
 	}
+	defer closeStore(store)
 	unlock, err := store.Lock(ctx, "edgectl apply")
 	if err != nil {
 		return err

@@ -18,8 +18,8 @@ type PlanOptions struct {
 	IO *IO
 	// Files are manifest files, directories or "-" for stdin.
 	Files []string
-	// State is the state store location (--state); empty means EDGECTL_STATE, then the default.
-	State string
+	// StateFlags choose the state store: --state and the etcd TLS flags.
+	StateFlags
 	// Output is "text", "json" or "markdown".
 	Output string
 	// Out is where to save the plan for edgectl apply FILE (--out).
@@ -41,7 +41,8 @@ Resources absent from the manifests are deleted: the manifests are the whole
 truth. Certificate and CA bundles are summarized, and sensitive values are
 masked in every output format.
 
-The state store is --state PATH, else $EDGECTL_STATE, else .edgectl/state.json.
+The state store is --state PATH, else $EDGECTL_STATE, else .edgectl/state.json;
+--state etcd://HOST:PORT/PREFIX reads it from etcd.
 --out FILE saves the plan; "edgectl apply FILE" applies exactly it, and refuses
 if the state changed meanwhile.
 
@@ -60,16 +61,50 @@ Exit status: 0 on success, 1 on any error (such as invalid manifests); with
 	cmd.Flags().StringVar(&opts.Out, "out", "", "save the plan to `FILE` for edgectl apply FILE")
 	cmd.Flags().BoolVar(&opts.DetailedExitCode, "detailed-exitcode", false, "exit 2 when there are changes, 0 when there are none")
 	cmd.Flags().BoolVar(&opts.NoColor, "no-color", false, "never color the text output")
-	addStateFlag(cmd, &opts.State)
+	addStateFlags(cmd, &opts.StateFlags)
 	_ = cmd.MarkFlagRequired("filename")
 	_ = cmd.MarkFlagFilename("filename", "yaml", "yml")
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json", "markdown"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 
-func addStateFlag(cmd *cobra.Command, target *string) {
-	cmd.Flags().StringVar(target, "state", "", "state store `PATH` (default $"+state.EnvVar+", else "+state.DefaultPath+")")
+// StateFlags are the flags that choose and reach the state store, shared by
+// every verb that reads or writes it.
+type StateFlags struct {
+	// State is the state store location (--state): a file path or
+	// etcd://HOST:PORT[,HOST:PORT...]/PREFIX; empty means EDGECTL_STATE, then the default.
+	State string
+	// EtcdCACert, EtcdCert and EtcdKey are the TLS files for an etcd store
+	// (--etcd-cacert, --etcd-cert, --etcd-key); they win over the
+	// location's cacert, cert and key query parameters.
+	EtcdCACert, EtcdCert, EtcdKey string
+}
+
+// addStateFlags registers --state and the etcd TLS flags on cmd.
+func addStateFlags(cmd *cobra.Command, target *StateFlags) {
+	cmd.Flags().StringVar(&target.State, "state", "", "state store: a file `PATH` or etcd://HOST:PORT[,HOST:PORT...]/PREFIX (default $"+state.EnvVar+", else "+state.DefaultPath+")")
+	cmd.Flags().StringVar(&target.EtcdCACert, "etcd-cacert", "", "PEM `FILE` of the CAs that verify etcd's certificate (etcd:// state)")
+	cmd.Flags().StringVar(&target.EtcdCert, "etcd-cert", "", "PEM `FILE` of the client certificate presented to etcd (etcd:// state)")
+	cmd.Flags().StringVar(&target.EtcdKey, "etcd-key", "", "PEM `FILE` of the private key of --etcd-cert (etcd:// state)")
 	_ = cmd.MarkFlagFilename("state", "json")
+	for _, f := range []string{"etcd-cacert", "etcd-cert", "etcd-key"} {
+		_ = cmd.MarkFlagFilename(f, "pem", "crt", "key")
+	}
+}
+
+// addStateFlag registers only --state, bound to target. It is what serve
+// uses until its options embed StateFlags (then: addStateFlags(cmd,
+// &opts.StateFlags) and openStateStore(opts.IO, opts.StateFlags), and this
+// and openStore go away).
+func addStateFlag(cmd *cobra.Command, target *string) {
+	cmd.Flags().StringVar(target, "state", "", "state store: a file `PATH` or etcd://HOST:PORT[,HOST:PORT...]/PREFIX (default $"+state.EnvVar+", else "+state.DefaultPath+")")
+	_ = cmd.MarkFlagFilename("state", "json")
+}
+
+// openStore opens the state store at the --state value flag, without etcd
+// TLS flags; see addStateFlag.
+func openStore(streams *IO, flag string) (state.Store, error) {
+	return openStateStore(streams, StateFlags{State: flag})
 }
 
 func runPlan(ctx context.Context, opts *PlanOptions) error {
@@ -82,10 +117,11 @@ func runPlan(ctx context.Context, opts *PlanOptions) error {
 	if err != nil {
 		return err
 	}
-	store, err := openStore(opts.IO, opts.State)
+	store, err := openStateStore(opts.IO, opts.StateFlags)
 	if err != nil {
 		return err
 	}
+	defer closeStore(store)
 	prior, err := store.Read(ctx)
 	if err != nil {
 		return err
@@ -138,16 +174,30 @@ func desiredResources(streams *IO, files []string) ([]state.Resource, error) {
 	return res.Desired(), nil
 }
 
-// openStore opens the state store chosen by flag, EDGECTL_STATE or the default.
-func openStore(streams *IO, flag string) (state.Store, error) {
-	store, err := state.Open(state.Location(flag, streams.getenv(state.EnvVar)))
+// openStateStore opens the state store chosen by --state, EDGECTL_STATE or
+// the default, with the etcd TLS flags. Close it with closeStore.
+func openStateStore(streams *IO, flags StateFlags) (state.Store, error) {
+	store, err := state.OpenWith(state.Location(flags.State, streams.getenv(state.EnvVar)), state.OpenOptions{
+		Etcd: state.EtcdOptions{CACert: flags.EtcdCACert, Cert: flags.EtcdCert, Key: flags.EtcdKey},
+	})
 	if err != nil {
 		return nil, err
 	}
-	if fs, ok := store.(*state.FileStore); ok {
-		fs.Logf = func(format string, args ...any) { fmt.Fprintf(streams.ErrOut, format+"\n", args...) }
+	logf := func(format string, args ...any) { fmt.Fprintf(streams.ErrOut, format+"\n", args...) }
+	switch s := store.(type) {
+	case *state.FileStore:
+		s.Logf = logf
+	case *state.EtcdStore:
+		s.Logf = logf
 	}
 	return store, nil
+}
+
+// closeStore releases a store's connection, if it holds one.
+func closeStore(store state.Store) {
+	if c, ok := store.(io.Closer); ok {
+		_ = c.Close()
+	}
 }
 
 // useColor reports whether w is a terminal that should get colors: not with

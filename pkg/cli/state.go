@@ -12,8 +12,8 @@ import (
 // StateShowOptions are the inputs of edgectl state show.
 type StateShowOptions struct {
 	IO *IO
-	// State is the state store location (--state); empty means EDGECTL_STATE, then the default.
-	State string
+	// StateFlags choose the state store: --state and the etcd TLS flags.
+	StateFlags
 	// Output is "text" or "json".
 	Output string
 }
@@ -37,14 +37,15 @@ func newStateShowCmd(streams *IO) *cobra.Command {
 apply, and one line per resource. With -o json it prints the whole snapshot
 (null when nothing has been applied yet).`,
 		Example: `  edgectl state show
-  edgectl state show --state /var/lib/edgectl/state.json -o json`,
+  edgectl state show --state /var/lib/edgectl/state.json -o json
+  edgectl state show --state etcd://10.0.0.5:2379/edgectl --etcd-cacert ca.pem`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runStateShow(cmd.Context(), opts)
 		},
 	}
 	cmd.Flags().StringVarP(&opts.Output, "output", "o", "text", "output format: text or json")
-	addStateFlag(cmd, &opts.State)
+	addStateFlags(cmd, &opts.StateFlags)
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
@@ -53,10 +54,11 @@ func runStateShow(ctx context.Context, opts *StateShowOptions) error {
 	if opts.Output != "text" && opts.Output != "json" {
 		return fmt.Errorf("unknown output format %q: use text or json", opts.Output)
 	}
-	store, err := openStore(opts.IO, opts.State)
+	store, err := openStateStore(opts.IO, opts.StateFlags)
 	if err != nil {
 		return err
 	}
+	defer closeStore(store)
 	s, err := store.Read(ctx)
 	if err != nil {
 		return err

@@ -518,8 +518,8 @@ func TestLocationAndOpen(t *testing.T) {
 	if got := Location("", ""); got != DefaultPath {
 		t.Errorf("default: got %s", got)
 	}
-	if _, err := Open("etcd://127.0.0.1:2379/edge"); err == nil || !strings.Contains(err.Error(), "etcd:// stores are not supported") {
-		t.Errorf("Open(etcd) err = %v", err)
+	if _, err := Open("s3://bucket/edge"); err == nil || !strings.Contains(err.Error(), "s3:// stores are not supported; use a file path or etcd://HOST:PORT/PREFIX") {
+		t.Errorf("Open(s3) err = %v", err)
 	}
 	s, err := Open("x/state.json")
 	if err != nil || s.String() != "x/state.json" {

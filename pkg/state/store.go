@@ -28,7 +28,7 @@ var (
 )
 
 // Store holds one snapshot and the history of its serials. Implementations
-// (the file store here, an etcd store later) keep these promises:
+// (FileStore and EtcdStore) keep these promises:
 //   - Read never sees a partly written snapshot;
 //   - Write replaces the snapshot only when the stored lineage and serial are
 //     still the expected ones (compare-and-swap), and leaves the store
@@ -53,11 +53,31 @@ type Store interface {
 	String() string
 }
 
-// Open returns the store at location: a file path, or a URL whose scheme
-// names another kind of store.
+// Open returns the store at location: a file path, or an etcd:// URL
+// (etcd://HOST:PORT[,HOST:PORT...]/PREFIX[?cacert=FILE&cert=FILE&key=FILE]).
+// A store that holds a connection, such as the etcd store, implements
+// io.Closer.
 func Open(location string) (Store, error) {
+	return OpenWith(location, OpenOptions{})
+}
+
+// OpenOptions are the options of OpenWith.
+type OpenOptions struct {
+	// Etcd tunes an etcd:// store; its TLS files win over the location's
+	// query parameters. Setting TLS files for a file store is an error.
+	Etcd EtcdOptions
+}
+
+// OpenWith is Open with options.
+func OpenWith(location string, opts OpenOptions) (Store, error) {
+	if IsEtcdLocation(location) {
+		return NewEtcdStore(location, opts.Etcd)
+	}
 	if scheme, _, ok := strings.Cut(location, "://"); ok && !strings.ContainsAny(scheme, `/\`) {
-		return nil, fmt.Errorf("state store %q: %s:// stores are not supported by this build; use a file path", location, scheme)
+		return nil, fmt.Errorf("state store %q: %s:// stores are not supported; use a file path or etcd://HOST:PORT/PREFIX", location, scheme)
+	}
+	if opts.Etcd.tlsSet() {
+		return nil, fmt.Errorf("state store %s: --etcd-cacert, --etcd-cert and --etcd-key apply only to an etcd:// state store", location)
 	}
 	return NewFileStore(location), nil
 }
