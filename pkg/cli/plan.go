@@ -92,21 +92,6 @@ func addStateFlags(cmd *cobra.Command, target *StateFlags) {
 	}
 }
 
-// addStateFlag registers only --state, bound to target. It is what serve
-// uses until its options embed StateFlags (then: addStateFlags(cmd,
-// &opts.StateFlags) and openStateStore(opts.IO, opts.StateFlags), and this
-// and openStore go away).
-func addStateFlag(cmd *cobra.Command, target *string) {
-	cmd.Flags().StringVar(target, "state", "", "state store: a file `PATH` or etcd://HOST:PORT[,HOST:PORT...]/PREFIX (default $"+state.EnvVar+", else "+state.DefaultPath+")")
-	_ = cmd.MarkFlagFilename("state", "json")
-}
-
-// openStore opens the state store at the --state value flag, without etcd
-// TLS flags; see addStateFlag.
-func openStore(streams *IO, flag string) (state.Store, error) {
-	return openStateStore(streams, StateFlags{State: flag})
-}
-
 func runPlan(ctx context.Context, opts *PlanOptions) error {
 	switch opts.Output {
 	case "text", "json", "markdown":

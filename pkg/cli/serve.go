@@ -16,13 +16,17 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/edgectl/edgectl/pkg/server"
+	"github.com/edgectl/edgectl/pkg/state"
 )
 
 // ServeOptions are the inputs of edgectl serve.
 type ServeOptions struct {
 	IO *IO
-	// State is the state store location (--state); empty means EDGECTL_STATE, then the default.
-	State string
+	// StateFlags choose the state store: --state and the etcd TLS flags.
+	StateFlags
+	// StateCache is where to keep the last snapshot served, to start from
+	// when the etcd store cannot be reached (--state-cache); empty for none.
+	StateCache string
 	// Listen is the edge's address.
 	Listen string
 	// Admin is the admin listener's address; empty disables it.
@@ -53,7 +57,14 @@ firewall and application rules engines, and the reverse proxy to each origin.
 
 It reloads when the state changes (every apply) and on SIGHUP: the new
 snapshot is compiled completely and swapped in atomically; one that cannot be
-read or compiled is logged and the running one keeps serving. SIGINT or
+read or compiled is logged and the running one keeps serving.
+
+With --state etcd://HOST:PORT/PREFIX it watches the state key in etcd, so
+every node of a fleet follows one apply. When etcd cannot be reached the node
+keeps serving what it has and reconnects with backoff; /state and the metric
+edgectl_state_store_connected show the connection. --state-cache PATH keeps
+the last snapshot served in a local file: a node started while etcd is down
+starts from it (without one, it exits 1). SIGINT or
 SIGTERM stops accepting connections and lets in-flight requests finish (up to
 --shutdown-timeout), then exits 0.
 
@@ -65,6 +76,8 @@ The admin listener answers /healthz, /readyz, /metrics (Prometheus) and /state
 (JSON). The access log has one JSON line per request; certificates and keys
 are never logged.`,
 		Example: `  edgectl serve --state /var/lib/edgectl/state.json --listen 0.0.0.0:443
+  edgectl serve --state etcd://10.0.0.5:2379/edgectl/prod --etcd-cacert etcd-ca.pem \
+    --etcd-cert node.pem --etcd-key node-key.pem --state-cache /var/lib/edgectl/state-cache.json
   edgectl serve --admin "" --access-log /var/log/edgectl/access.log`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -72,7 +85,8 @@ are never logged.`,
 		},
 	}
 	f := cmd.Flags()
-	addStateFlag(cmd, &opts.State)
+	addStateFlags(cmd, &opts.StateFlags)
+	f.StringVar(&opts.StateCache, "state-cache", "", "keep the last snapshot served in `PATH`, and start from it when etcd cannot be reached (etcd:// state)")
 	f.StringVar(&opts.Listen, "listen", "127.0.0.1:8443", "edge (HTTPS) listen `ADDRESS`")
 	f.StringVar(&opts.Admin, "admin", "127.0.0.1:9901", "admin listen `ADDRESS` (/healthz, /readyz, /metrics, /state); \"\" disables it")
 	f.StringVar(&opts.AccessLog, "access-log", "-", "access log `PATH`: one JSON line per request; - for stdout, \"\" for none")
@@ -83,6 +97,7 @@ are never logged.`,
 	f.DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "time in-flight requests get to finish on SIGTERM")
 	_ = cmd.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.MarkFlagFilename("access-log")
+	_ = cmd.MarkFlagFilename("state-cache", "json")
 	return cmd
 }
 
@@ -101,9 +116,13 @@ func runServe(ctx context.Context, opts *ServeOptions) error {
 	}
 	logger := slog.New(slog.NewTextHandler(opts.IO.ErrOut, &slog.HandlerOptions{Level: level}))
 
-	store, err := openStore(opts.IO, opts.State)
+	store, err := openStateStore(opts.IO, opts.StateFlags)
 	if err != nil {
 		return err
+	}
+	defer closeStore(store)
+	if _, ok := store.(state.Watcher); opts.StateCache != "" && !ok {
+		return fmt.Errorf("state store %s: --state-cache applies only to an etcd:// state store", store)
 	}
 	var accessLog io.Writer
 	switch opts.AccessLog {
@@ -128,6 +147,7 @@ func runServe(ctx context.Context, opts *ServeOptions) error {
 		HeaderTimeout:    opts.HeaderTimeout,
 		IdleTimeout:      opts.IdleTimeout,
 		ShutdownTimeout:  opts.ShutdownTimeout,
+		StateCache:       opts.StateCache,
 	})
 	if err != nil {
 		return err
@@ -165,8 +185,12 @@ func runServe(ctx context.Context, opts *ServeOptions) error {
 	if a := srv.AdminAddr(); a != nil {
 		admin = "admin on http://" + a.String()
 	}
-	fmt.Fprintf(opts.IO.ErrOut, "edgectl serve: listening on https://%s (serial %d, domains: %s); %s\n",
-		srv.Addr(), rt.Serial(), strings.Join(names, ", "), admin)
+	from := ""
+	if !srv.State().Store.Connected {
+		from = " from the state cache " + opts.StateCache
+	}
+	fmt.Fprintf(opts.IO.ErrOut, "edgectl serve: listening on https://%s (serial %d%s, domains: %s); %s\n",
+		srv.Addr(), rt.Serial(), from, strings.Join(names, ", "), admin)
 	if opts.Ready != nil {
 		opts.Ready(srv.Addr(), srv.AdminAddr())
 	}

@@ -183,9 +183,17 @@ var listeningRE = regexp.MustCompile(`listening on https://(\S+) .*admin on http
 // serve starts edgectl serve on free ports and waits until it is ready.
 func (e *serveEnv) serve(t *testing.T) *serveProc {
 	t.Helper()
-	p := &serveProc{stderr: &lockedBuffer{}, accessLog: filepath.Join(e.dir, "access.log"), exited: make(chan struct{})}
-	p.cmd = exec.Command("edgectl", "serve", "--state", e.state, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
-		"--access-log", p.accessLog, "--shutdown-timeout", "5s")
+	return e.serveWith(t, filepath.Join(e.dir, "access.log"))
+}
+
+// serveWith is serve with the access log at accessLog ("" for none) and
+// more flags.
+func (e *serveEnv) serveWith(t *testing.T, accessLog string, flags ...string) *serveProc {
+	t.Helper()
+	p := &serveProc{stderr: &lockedBuffer{}, accessLog: accessLog, exited: make(chan struct{})}
+	args := append([]string{"serve", "--state", e.state, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+		"--access-log", p.accessLog, "--shutdown-timeout", "5s"}, flags...)
+	p.cmd = exec.Command("edgectl", args...)
 	p.cmd.Dir = e.dir
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {

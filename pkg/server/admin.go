@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/edgectl/edgectl/pkg/state"
 )
 
 // StateInfo is the JSON document of the admin endpoint /state.
@@ -21,6 +23,25 @@ type StateInfo struct {
 	// not); absent before the first reload after startup.
 	LastReload *time.Time `json:"lastReload,omitempty"`
 	// LastError is why the last reload failed; empty when it succeeded.
+	LastError string `json:"lastError,omitempty"`
+	// Store is the state store's connection.
+	Store StoreInfo `json:"store"`
+}
+
+// StoreInfo describes the state store as the server last observed it.
+type StoreInfo struct {
+	// Kind is "etcd" for a watched etcd store, else "file".
+	Kind string `json:"kind"`
+	// Connected says whether the store answered last time it was asked (a
+	// file store is always connected). While it is false the server keeps
+	// serving its current runtime and retries with backoff.
+	Connected bool `json:"connected"`
+	// Revision is the store's revision of the state key last seen (etcd's
+	// ModRevision); absent for a file store and before the first
+	// observation.
+	Revision int64 `json:"revision,omitempty"`
+	// LastError is why the store cannot be reached, or why its content
+	// cannot be used; empty when the last observation was good.
 	LastError string `json:"lastError,omitempty"`
 }
 
@@ -38,7 +59,8 @@ func (s *Server) State() StateInfo {
 	s.mu.Lock()
 	st := s.status
 	s.mu.Unlock()
-	info := StateInfo{Serial: rt.Serial(), Lineage: rt.Lineage(), LastError: st.lastError, Domains: []DomainInfo{}}
+	info := StateInfo{Serial: rt.Serial(), Lineage: rt.Lineage(), LastError: st.lastError, Domains: []DomainInfo{},
+		Store: StoreInfo{Kind: s.storeKind(), Connected: st.store.connected, Revision: st.store.revision, LastError: st.store.lastError}}
 	if !st.appliedAt.IsZero() {
 		t := st.appliedAt.UTC()
 		info.AppliedAt = &t
@@ -51,6 +73,14 @@ func (s *Server) State() StateInfo {
 		info.Domains = append(info.Domains, DomainInfo{Name: d.Name, Hostnames: d.Hostnames, Mode: d.Mode().String()})
 	}
 	return info
+}
+
+// storeKind names the kind of the state store for /state.
+func (s *Server) storeKind() string {
+	if state.IsEtcdLocation(s.cfg.Store.String()) {
+		return "etcd"
+	}
+	return "file"
 }
 
 func (s *Server) adminHandler() http.Handler {
@@ -69,9 +99,10 @@ func (s *Server) adminHandler() http.Handler {
 	return mux
 }
 
-// readyz answers 200 while a runtime serves (naming its serial, and the
-// last reload's error if it failed), 503 before the first load and while
-// shutting down.
+// readyz answers 200 while a runtime serves (naming its serial, the last
+// reload's error if it failed, and the store's if it cannot be reached),
+// 503 before the first load and while shutting down. An unreachable store
+// does not make a serving node unready.
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	rt := s.cur.Load()
 	switch {
@@ -83,11 +114,14 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	lastErr := s.status.lastError
+	lastErr, store := s.status.lastError, s.status.store
 	s.mu.Unlock()
 	body := fmt.Sprintf("ready: serving serial %d\n", rt.Serial())
 	if lastErr != "" {
 		body += "last reload failed: " + lastErr + "\n"
+	}
+	if !store.connected {
+		body += "state store unreachable: " + store.lastError + "\n"
 	}
 	text(w, http.StatusOK, body)
 }

@@ -23,6 +23,7 @@ const (
 	MetricStateSerial         = "edgectl_state_serial"
 	MetricRuntimeDomains      = "edgectl_runtime_domains"
 	MetricAccessLogDropped    = "edgectl_access_log_dropped_total"
+	MetricStoreConnected      = "edgectl_state_store_connected"
 )
 
 // metrics holds the server's Prometheus collectors in a registry of its own.
@@ -39,6 +40,7 @@ type metrics struct {
 	serial        prometheus.Gauge
 	domains       prometheus.Gauge
 	dropped       prometheus.Counter
+	connected     prometheus.Gauge
 
 	// Cached children: looking a child up by labels hashes and allocates,
 	// so each (domain, code) and each domain's verification results are
@@ -81,7 +83,10 @@ func newMetrics() *metrics {
 	m.dropped = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: MetricAccessLogDropped, Help: "Access-log lines dropped because the writer could not keep up.",
 	})
-	m.reg.MustRegister(m.requests, m.verifications, m.handshakes, m.firewall, m.upstream, m.reloads, m.serial, m.domains, m.dropped,
+	m.connected = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: MetricStoreConnected, Help: "1 while the state store answers, 0 while it cannot be reached (a file store is always 1).",
+	})
+	m.reg.MustRegister(m.requests, m.verifications, m.handshakes, m.firewall, m.upstream, m.reloads, m.serial, m.domains, m.dropped, m.connected,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Reload results and handshake reasons show from the start, at zero.
 	m.reloads.WithLabelValues("success")
@@ -125,5 +130,13 @@ func (m *metrics) verified(domain, verify string) {
 		vc.failed.Inc()
 	default:
 		vc.none.Inc()
+	}
+}
+
+func (m *metrics) setConnected(connected bool) {
+	if connected {
+		m.connected.Set(1)
+	} else {
+		m.connected.Set(0)
 	}
 }

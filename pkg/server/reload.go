@@ -34,11 +34,21 @@ func (s *Server) Reload(ctx context.Context) error { return s.reload(ctx, true) 
 func (s *Server) reload(ctx context.Context, force bool) error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
-	cur := s.cur.Load()
 	snap, err := s.cfg.Store.Read(ctx)
 	if err != nil {
-		return s.failed(cur, err)
+		return s.failed(s.cur.Load(), err)
 	}
+	return s.update(snap, force)
+}
+
+// update compiles snap and swaps it in: the one path of every reload, from
+// a watched file, SIGHUP or a watched store. It skips a snapshot whose
+// lineage and serial are the ones being served, unless force is set. A nil
+// snap (an empty store) or one that does not compile is a failed reload:
+// the current runtime keeps serving. After a swap, snap is written to the
+// state cache, if there is one. reloadMu must be held.
+func (s *Server) update(snap *state.Snapshot, force bool) error {
+	cur := s.cur.Load()
 	if snap == nil {
 		return s.failed(cur, fmt.Errorf("%w: the state %s is empty or missing", ErrNothingToServe, s.cfg.Store))
 	}
@@ -68,7 +78,19 @@ func (s *Server) reload(ctx context.Context, force bool) error {
 	}
 	old.Close()
 	time.AfterFunc(lateClose, old.Close)
+	s.writeCache(snap)
 	return nil
+}
+
+// writeCache saves snap as the state cache, when there is one. A failure
+// is logged: the node serves on, with an older cache.
+func (s *Server) writeCache(snap *state.Snapshot) {
+	if s.cfg.StateCache == "" {
+		return
+	}
+	if err := state.WriteCache(s.cfg.StateCache, snap); err != nil {
+		s.log.Warn("could not save the state cache", "cache", s.cfg.StateCache, "serial", snap.Serial, "reason", err.Error())
+	}
 }
 
 // failed records a reload that could not happen.
@@ -96,11 +118,16 @@ func statFile(path string) fileSig {
 	return fileSig{size: fi.Size(), mtime: fi.ModTime().UnixNano(), ok: true}
 }
 
-// watch reloads when the state changes, until ctx is done. A file store is
+// watch reloads when the state changes, until ctx is done. A store that
+// implements state.Watcher is followed (see follow). A file store is
 // watched with change notifications on its directory (an apply renames a
 // new file into place) and polled for size and modification time; other
 // stores are polled.
 func (s *Server) watch(ctx context.Context) {
+	if w, ok := s.cfg.Store.(state.Watcher); ok {
+		s.follow(ctx, w)
+		return
+	}
 	fs, isFile := s.cfg.Store.(*state.FileStore)
 	var path string
 	var events <-chan fsnotify.Event
@@ -166,5 +193,57 @@ func (s *Server) watch(ctx context.Context) {
 			}
 			s.reload(ctx, false)
 		}
+	}
+}
+
+// follow consumes the events of a watched store until ctx is done. Each
+// event updates the store's connection status (/state, /metrics); a new
+// revision is compiled and swapped in by update, as a file reload is; an
+// unreachable store or an unusable value is logged and recorded while the
+// current runtime keeps serving.
+func (s *Server) follow(ctx context.Context, w state.Watcher) {
+	for ev := range w.Watch(ctx) {
+		if ctx.Err() != nil {
+			continue // drain until the watcher closes the channel
+		}
+		s.storeEvent(ev)
+	}
+}
+
+// storeEvent handles one event of a watched store.
+func (s *Server) storeEvent(ev state.WatchEvent) {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	s.mu.Lock()
+	was := s.status.store
+	st := &s.status.store
+	st.connected = ev.Connected
+	if ev.Connected {
+		st.revision = ev.Revision
+	}
+	st.lastError = ""
+	if ev.Err != nil {
+		st.lastError = ev.Err.Error()
+	}
+	s.mu.Unlock()
+	s.metrics.setConnected(ev.Connected)
+
+	cur := s.cur.Load()
+	switch {
+	case !ev.Connected:
+		reason := "no answer"
+		if ev.Err != nil {
+			reason = ev.Err.Error()
+		}
+		s.log.Warn("state store unreachable; still serving the current state and retrying", "store", s.cfg.Store.String(), "serial", cur.Serial(), "reason", reason)
+		return
+	case !was.connected:
+		s.log.Info("state store reachable again", "store", s.cfg.Store.String(), "revision", ev.Revision)
+	}
+	switch {
+	case ev.Err != nil:
+		s.failed(cur, ev.Err)
+	case ev.Changed:
+		s.update(ev.Snapshot, false)
 	}
 }

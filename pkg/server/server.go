@@ -56,6 +56,12 @@ type Config struct {
 	PollInterval time.Duration
 	// NoWatch disables change notifications (polling and Reload remain).
 	NoWatch bool
+	// StateCache is a file that keeps the last snapshot served, written
+	// after each load from the store and each reload; empty for none. When
+	// a store that implements state.Watcher (etcd) cannot be reached at
+	// startup, the server starts from this file, if it exists, and keeps
+	// watching the store.
+	StateCache string
 
 	// Compile carries ReadFile, LookupEnv and Now to edge.Compile; the
 	// server sets its TicketSecret and Observer.
@@ -76,7 +82,6 @@ type Server struct {
 	edgeLn, adminLn net.Listener
 
 	reloadMu sync.Mutex // serializes reloads
-	trigger  chan struct{}
 
 	mu     sync.Mutex // guards status
 	status status
@@ -92,6 +97,14 @@ type status struct {
 	appliedAt  time.Time
 	lastReload time.Time
 	lastError  string
+	store      storeStatus
+}
+
+// storeStatus is the state store's connection as last observed.
+type storeStatus struct {
+	connected bool
+	revision  int64 // the state key's revision last seen (watched stores)
+	lastError string
 }
 
 // New reads and compiles the store's snapshot. An empty store is an error
@@ -117,7 +130,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(), trigger: make(chan struct{}, 1)}
+	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics()}
 	secret := make([]byte, 32)
 	if _, err := rand.Read(secret); err != nil {
 		return nil, fmt.Errorf("server: ticket secret: %w", err)
@@ -132,34 +145,75 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.install(rt, snap)
+	s.metrics.setConnected(s.status.store.connected)
 	if cfg.AccessLog != nil {
 		s.access = newAccessLog(cfg.AccessLog, s.metrics.dropped.Inc)
 	}
 	return s, nil
 }
 
-// load reads and compiles the store's snapshot for startup.
+// load reads and compiles the store's snapshot for startup. When a
+// watched store cannot be reached, it loads the state cache instead, if
+// there is one.
 func (s *Server) load(ctx context.Context) (*edge.Runtime, *state.Snapshot, error) {
 	cfg := &s.cfg
 	if fs, ok := cfg.Store.(*state.FileStore); ok {
 		s.loadedSig = statFile(fs.Path())
 	}
+	_, watched := cfg.Store.(state.Watcher)
+	fromCache := false
 	snap, err := cfg.Store.Read(ctx)
-	if err != nil {
+	switch {
+	case err == nil:
+		s.status.store.connected = true
+	case watched && !errors.Is(err, state.ErrCorrupt) && ctx.Err() == nil:
+		// The store did not answer: a damaged state never falls back.
+		s.status.store.lastError = err.Error()
+		if snap, err = s.loadCache(err); err != nil {
+			return nil, nil, err
+		}
+		fromCache = true
+	default:
 		return nil, nil, fmt.Errorf("cannot serve the state %s: %w", cfg.Store, err)
 	}
 	if snap == nil {
 		return nil, nil, fmt.Errorf("%w: the state %s is empty; run edgectl apply first", ErrNothingToServe, cfg.Store)
 	}
+	source := fmt.Sprintf("the state %s", cfg.Store)
+	if fromCache {
+		source = "the state cache " + cfg.StateCache
+	}
 	rt, err := edge.Compile(snap, s.compile)
 	if err != nil {
-		return nil, nil, fmt.Errorf("cannot serve serial %d of the state %s: %w", snap.Serial, cfg.Store, err)
+		return nil, nil, fmt.Errorf("cannot serve serial %d of %s: %w", snap.Serial, source, err)
 	}
 	if len(rt.Domains()) == 0 {
 		rt.Close()
-		return nil, nil, fmt.Errorf("%w: serial %d of the state %s has no Domain", ErrNothingToServe, snap.Serial, cfg.Store)
+		return nil, nil, fmt.Errorf("%w: serial %d of %s has no Domain", ErrNothingToServe, snap.Serial, source)
+	}
+	if !fromCache {
+		s.writeCache(snap)
 	}
 	return rt, snap, nil
+}
+
+// loadCache returns the state cache's snapshot when the store could not be
+// reached at startup (readErr says why), or an error naming both reasons.
+func (s *Server) loadCache(readErr error) (*state.Snapshot, error) {
+	cfg := &s.cfg
+	if cfg.StateCache == "" {
+		return nil, fmt.Errorf("cannot serve the state %s: %w; and there is no state cache to start from (--state-cache)", cfg.Store, readErr)
+	}
+	snap, err := state.ReadCache(cfg.StateCache)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("cannot serve the state %s: %w; and the state cache cannot be used: %w", cfg.Store, readErr, err)
+	case snap == nil:
+		return nil, fmt.Errorf("cannot serve the state %s: %w; and the state cache %s does not exist yet (it is written once the node has loaded the state)", cfg.Store, readErr, cfg.StateCache)
+	}
+	s.log.Warn("the state store cannot be reached: starting from the state cache, and watching the store until it answers",
+		"store", cfg.Store.String(), "cache", cfg.StateCache, "serial", snap.Serial, "appliedAt", snap.AppliedAt.UTC().Format(time.RFC3339), "reason", readErr.Error())
+	return snap, nil
 }
 
 // install makes rt the runtime new requests use and records it.

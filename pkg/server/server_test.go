@@ -200,7 +200,7 @@ func TestAdminEndpoints(t *testing.T) {
 		{Name: "api", Hostnames: []string{"api.test"}, Mode: "enforce"},
 		{Name: "open", Hostnames: []string{"open.test"}, Mode: "off"},
 		{Name: "portal", Hostnames: []string{"portal.test"}, Mode: "permissive"},
-	}}
+	}, Store: server.StoreInfo{Kind: "file", Connected: true}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("/state (-want +got):\n%s", diff)
 	}
@@ -235,6 +235,7 @@ func TestMetrics(t *testing.T) {
 		`edgectl_state_serial`:             "1",
 		`edgectl_runtime_domains`:          "3",
 		`edgectl_access_log_dropped_total`: "0",
+		`edgectl_state_store_connected`:    "1",
 	}
 	// Handshake errors are logged after the client sees the alert.
 	eventually(t, "handshake errors to be counted", func() bool {
