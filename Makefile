@@ -7,7 +7,7 @@ EXAMPLE := examples/open-banking
 # Test packages run in parallel; the suite is sized for 2 cores.
 TESTFLAGS ?= -race -count=1 -timeout 15m
 
-.PHONY: all build test demo certs lint vet fmt bench fuzz tools clean
+.PHONY: all build test demo certs lint vet fmt bench fuzz tools demo-tools install-missing clean
 
 all: build
 
@@ -20,7 +20,7 @@ test: tools vet
 
 ## demo: build, reuse or regenerate the demo PKI, then validate, plan, apply and serve the
 ## example, and show partners' calls with curl and openssl (see examples/open-banking/demo.sh).
-demo: build certs
+demo: demo-tools build certs
 	EDGECTL=$(BIN) ./$(EXAMPLE)/demo.sh
 
 ## certs: reuse the demo PKI of the example, regenerating it when missing or close to expiry.
@@ -51,13 +51,20 @@ fuzz:
 	done
 
 ## tools: install the programs tests drive (curl, openssl, etcd from Debian's etcd-server) when missing.
+## demo-tools: only what the demo drives (curl, openssl).
+TOOLS      := curl:curl openssl:openssl etcd:etcd-server
+DEMO_TOOLS := curl:curl openssl:openssl
 tools:
-	@missing=""; for t in curl:curl openssl:openssl etcd:etcd-server; do \
+	@$(MAKE) --no-print-directory install-missing PROGRAMS="$(TOOLS)"
+demo-tools:
+	@$(MAKE) --no-print-directory install-missing PROGRAMS="$(DEMO_TOOLS)"
+install-missing:
+	@missing=""; for t in $(PROGRAMS); do \
 		command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
-		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing; \
-		else sudo apt-get update -qq && sudo apt-get install -y -qq $$missing; fi; \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi; \
 	fi
 
 clean:
