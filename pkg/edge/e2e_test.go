@@ -46,6 +46,8 @@ func newPKI(t testing.TB) *pkiSet {
 		"serverauth": p.partnerCA.IssueClient("server-app", pkitest.WithExtKeyUsage(x509.ExtKeyUsageServerAuth)),
 		"revoked":    p.partnerCA.IssueClient("revoked-app", pkitest.WithSerial(big.NewInt(666))),
 		"too-deep":   deep.IssueClient("deep-app"),
+		// A CA certificate presented as the client's own.
+		"ca-leaf": &inter.Certificate,
 	}
 	p.crl = pkitest.EncodeCRL(p.partnerCA.CRL(now.Add(-time.Hour), now.Add(24*time.Hour), big.NewInt(666)))
 	return p
@@ -221,6 +223,7 @@ func TestEnforceHandshakes(t *testing.T) {
 		"serverAuth only":  {client: "serverauth", alert: map[uint16]string{tls.VersionTLS13: "bad_certificate", tls.VersionTLS12: "bad_certificate"}},
 		"revoked by CRL":   {client: "revoked", alert: map[uint16]string{tls.VersionTLS13: "bad_certificate", tls.VersionTLS12: "bad_certificate"}},
 		"chain too deep":   {client: "too-deep", alert: map[uint16]string{tls.VersionTLS13: "bad_certificate", tls.VersionTLS12: "bad_certificate"}},
+		"CA as the leaf":   {client: "ca-leaf", alert: map[uint16]string{tls.VersionTLS13: "bad_certificate", tls.VersionTLS12: "bad_certificate"}},
 	}
 	for name, tc := range tests {
 		for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
@@ -257,6 +260,9 @@ func TestPermissiveRecordsVerification(t *testing.T) {
 		"expired":         {"expired", "", 403},
 		"revoked":         {"revoked", "", 403},
 		"serverAuth only": {"serverauth", "", 403},
+		"CA as the leaf":  {"ca-leaf", "", 403},
+		"not yet valid":   {"not-yet", "", 403},
+		"chain too deep":  {"too-deep", "", 403},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

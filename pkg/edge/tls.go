@@ -174,6 +174,9 @@ func compileTLS(domain string, cert tls.Certificate, certPEM string, mode Mode, 
 			}
 			// Go's verification is bounded and ignores unrelated certificates;
 			// a client that sends hundreds of them is refused all the same.
+			if verr := pki.CheckLeaf(cs.PeerCertificates[0]); verr != nil {
+				return verr
+			}
 			if len(cs.PeerCertificates) > pki.MaxClientChain {
 				return &pki.VerifyError{Reason: pki.ReasonChainTooLong, Alert: pki.AlertBadCertificate,
 					Err: fmt.Errorf("client sent %d certificates, more than %d", len(cs.PeerCertificates), pki.MaxClientChain)}

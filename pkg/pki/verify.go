@@ -227,6 +227,17 @@ type VerifyOptions struct {
 // clientAuth), depth, validity and revocation. It returns nil on success.
 // An empty chain yields Missing(tls.VersionTLS13); callers that know the
 // negotiated version should call [Missing] themselves instead.
+// CheckLeaf refuses a CA certificate presented as a client's own
+// certificate: a CA's key signs certificates, it does not identify a client
+// (OpenSSL's "unsupported certificate purpose").
+func CheckLeaf(leaf *x509.Certificate) *VerifyError {
+	if leaf.BasicConstraintsValid && leaf.IsCA {
+		return &VerifyError{Reason: ReasonPurpose, Alert: AlertBadCertificate,
+			Err: fmt.Errorf("client presented CA certificate %s as its own", leaf.Subject)}
+	}
+	return nil
+}
+
 func VerifyClient(chain []*x509.Certificate, opts VerifyOptions) *VerifyError {
 	if len(chain) == 0 {
 		return Missing(tls.VersionTLS13)
@@ -238,6 +249,9 @@ func VerifyClient(chain []*x509.Certificate, opts VerifyOptions) *VerifyError {
 	if opts.Roots == nil || opts.Roots.Equal(x509.NewCertPool()) {
 		return &VerifyError{Reason: ReasonUnknownCA, Alert: AlertUnknownCA,
 			Err: errors.New("no trusted CA certificates configured")}
+	}
+	if err := CheckLeaf(chain[0]); err != nil {
+		return err
 	}
 	now := opts.Now
 	if now.IsZero() {

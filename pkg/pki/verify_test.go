@@ -95,6 +95,7 @@ func TestVerifyClient(t *testing.T) {
 		"leaf not yet valid":               {chain: []*x509.Certificate{root.IssueClient("early", future).Cert}, opts: rootOnly, want: failed("certificate is not yet valid", "bad_certificate")},
 		"expired intermediate sent":        {chain: underExpired.Chain, opts: rootOnly, want: failed("certificate has expired", "certificate_expired")},
 		"expired root in the bundle":       {chain: oldRoot.IssueClient("x").Chain, opts: VerifyOptions{Roots: oldRoot.Pool(), Now: now}, want: failed("certificate has expired", "certificate_expired")},
+		"CA certificate as the leaf":       {chain: []*x509.Certificate{inter.Cert}, opts: rootOnly, want: failed("unsupported certificate purpose", "bad_certificate")},
 		"server certificate":               {chain: []*x509.Certificate{root.IssueServer([]string{"api.bank.example"}).Cert}, opts: rootOnly, want: failed("unsupported certificate purpose", "bad_certificate")},
 		"no EKU means any":                 {chain: []*x509.Certificate{root.IssueClient("any", pkitest.WithExtKeyUsage()).Cert}, opts: rootOnly, want: success},
 		"depth 2 over 1":                   {chain: viaInter.Chain, opts: VerifyOptions{Roots: root.Pool(), MaxDepth: 1, Now: now}, want: failed("certificate chain too long", "bad_certificate")},
