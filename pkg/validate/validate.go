@@ -15,6 +15,7 @@ import (
 	"github.com/edgectl/edgectl/pkg/edge"
 	"github.com/edgectl/edgectl/pkg/manifest"
 	"github.com/edgectl/edgectl/pkg/pki"
+	"github.com/edgectl/edgectl/pkg/state"
 )
 
 // ExpiryWarning is how close to expiry a certificate must be for a warning.
@@ -95,6 +96,7 @@ func Validate(docs []*manifest.Document, opts Options) *Result {
 		}
 	}
 	res := &Result{Diags: c.diags, Resources: map[string]map[string]*Resource{}}
+	defer res.compile()
 	for _, kind := range manifest.Kinds {
 		for _, e := range c.ordered[kind] {
 			if !e.ok || e.duplicate {
@@ -111,6 +113,33 @@ func Validate(docs []*manifest.Document, opts Options) *Result {
 		}
 	}
 	return res
+}
+
+// compile runs the serve compiler over the desired snapshot of a valid
+// result, so that what validates will serve; a problem it finds becomes an
+// error at the resource it names. Private keys are not loaded (they may
+// live only where serve runs).
+func (r *Result) compile() {
+	if r.Diags.HasErrors() {
+		return
+	}
+	rt, err := edge.Compile(&state.Snapshot{Resources: r.Desired()}, edge.Options{SkipKeys: true})
+	if err == nil {
+		rt.Close()
+		return
+	}
+	ce, ok := err.(*edge.CompileError)
+	if !ok {
+		r.Diags.Errorf(diag.Pos{}, "", "internal error: %v", err)
+		return
+	}
+	for _, p := range ce.Problems {
+		if res := r.Resources[p.Kind][p.Name]; res != nil {
+			res.Doc.Errorf(&r.Diags, p.Path, "%s", p.Message)
+		} else {
+			r.Diags.Errorf(diag.Pos{}, "", "%s/%s: %s", p.Kind, p.Name, p.Message)
+		}
+	}
 }
 
 type entry struct {

@@ -422,3 +422,19 @@ func sorted(s []string) []string {
 	}
 	return out
 }
+
+// TestValidateRunsTheServeCompiler: Validate ends by compiling the desired
+// snapshot with edge.Compile; a set that passes every check must also pass
+// the compiler (a refusal there would be reported here as an error).
+func TestValidateRunsTheServeCompiler(t *testing.T) {
+	dir := fixture(t)
+	docs, _ := manifest.Parse(filepath.Join(dir, "m.yaml"), dir, []byte(base+`kind: Domain
+apiVersion: edgectl.dev/v1
+metadata: {name: api}
+spec: {hostnames: [api.example.com], certificate: srv, application: app, firewall: guard, mtls: {enabled: true, trustedCA: ca}}
+`))
+	res := validate.Validate(docs, validate.Options{})
+	if res.Diags.HasErrors() {
+		t.Fatalf("a valid set failed: %v", res.Diags)
+	}
+}
