@@ -140,17 +140,9 @@ func TestTrustChangeInvalidatesSessions(t *testing.T) {
 		}
 		return rt
 	}
-	var cur atomic.Pointer[edge.Runtime]
+	cur := &atomic.Pointer[edge.Runtime]{}
 	cur.Store(compile(false))
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	srv := &http.Server{
-		Handler:     http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { cur.Load().ServeHTTP(w, r) }),
-		TLSConfig:   &tls.Config{GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) { return cur.Load().ConfigForClient(h) }},
-		ConnContext: edge.ConnContext, ErrorLog: quietLog(),
-	}
-	go srv.ServeTLS(ln, "", "")
-	t.Cleanup(func() { srv.Close() })
-	e := &edgeServer{addr: ln.Addr().String(), p: p, o: o}
+	e := &edgeServer{addr: serveSwappable(t, cur), p: p, o: o}
 
 	cache := &anyNameCache{}
 	if _, r := e.handshake(t, "api.bank.test", "valid", tls.VersionTLS13, cache); r.status != 200 {
@@ -166,6 +158,24 @@ func TestTrustChangeInvalidatesSessions(t *testing.T) {
 	if resumed || !r.rejected {
 		t.Fatalf("after the CRL revoked the client: resumed=%v result=%+v", resumed, r)
 	}
+}
+
+// serveSwappable serves whichever runtime cur holds, as pkg/server does,
+// and returns the listener's address.
+func serveSwappable(t *testing.T, cur *atomic.Pointer[edge.Runtime]) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{
+		Handler:     http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { cur.Load().ServeHTTP(w, r) }),
+		TLSConfig:   &tls.Config{GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) { return cur.Load().ConfigForClient(h) }},
+		ConnContext: edge.ConnContext, ErrorLog: quietLog(),
+	}
+	go srv.ServeTLS(ln, "", "")
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
 }
 
 // TestKeepAliveConnectionAfterTrustChange: a connection verified under the
@@ -185,23 +195,16 @@ func TestKeepAliveConnectionAfterTrustChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cur atomic.Pointer[edge.Runtime]
+	cur := &atomic.Pointer[edge.Runtime]{}
 	cur.Store(rt1)
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	srv := &http.Server{
-		Handler:     http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { cur.Load().ServeHTTP(w, r) }),
-		TLSConfig:   &tls.Config{GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) { return cur.Load().ConfigForClient(h) }},
-		ConnContext: edge.ConnContext, ErrorLog: quietLog(),
-	}
-	go srv.ServeTLS(ln, "", "")
-	t.Cleanup(func() { srv.Close() })
+	addr := serveSwappable(t, cur)
 
 	roots := x509.NewCertPool()
 	roots.AddCert(p.edgeRoot.Cert)
 	cert := p.clients["valid"].TLSCertificate()
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{ServerName: "api.bank.test", RootCAs: roots, Certificates: []tls.Certificate{cert}},
 		DialContext: func(ctx2 context.Context, network, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx2, network, ln.Addr().String())
+			return (&net.Dialer{}).DialContext(ctx2, network, addr)
 		}}}
 	get := func() int {
 		resp, err := client.Get("https://api.bank.test/")
