@@ -4,8 +4,11 @@ import (
 	"crypto/tls"
 	"fmt"
 	"os"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgectl/edgectl/pkg/manifest"
@@ -130,14 +133,7 @@ func Compile(snap *state.Snapshot, opts Options) (*Runtime, error) {
 		c.fieldErrors(r, errs)
 		lists[name] = nl
 	}
-	certs := map[string]*compiledCert{}
-	for name, r := range byKind[manifest.KindCertificate] {
-		if cc, err := c.certificate(r.Spec.(*manifest.CertificateSpec)); err != nil {
-			c.add(r, "spec", err.Error())
-		} else {
-			certs[name] = cc
-		}
-	}
+	certs := c.certificates(byKind[manifest.KindCertificate])
 	trusts := map[string]*trustStore{}
 	for name, r := range byKind[manifest.KindTrustedCA] {
 		t, err := compileTrust(name, r.Spec.(*manifest.TrustedCASpec))
@@ -252,6 +248,40 @@ func (c *compiler) fieldErrors(r *state.Resource, errs []FieldError) {
 			c.add(r, fe.Path, fe.Message)
 		}
 	}
+}
+
+// certificates loads every certificate and key. Parsing them is most of a
+// large compile, so it runs on every CPU; problems are reported in name
+// order so that the error is stable.
+func (c *compiler) certificates(byName map[string]*state.Resource) map[string]*compiledCert {
+	names := make([]string, 0, len(byName))
+	for name := range byName {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	out := make([]*compiledCert, len(names))
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	next := atomic.Int64{}
+	for range min(runtime.GOMAXPROCS(0), len(names)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < len(names); i = int(next.Add(1) - 1) {
+				out[i], errs[i] = c.certificate(byName[names[i]].Spec.(*manifest.CertificateSpec))
+			}
+		}()
+	}
+	wg.Wait()
+	certs := make(map[string]*compiledCert, len(names))
+	for i, name := range names {
+		if errs[i] != nil {
+			c.add(byName[name], "spec", errs[i].Error())
+			continue
+		}
+		certs[name] = out[i]
+	}
+	return certs
 }
 
 // certificate loads the chain and its private key.
