@@ -128,14 +128,3 @@ func (t *Template) appendTo(dst []byte, r *Request, resp *ResponseView) []byte {
 	}
 	return dst
 }
-
-// vars returns the template's variables.
-func (t *Template) vars() []variable {
-	var out []variable
-	for _, s := range t.segs {
-		if s.isVar {
-			out = append(out, s.v)
-		}
-	}
-	return out
-}

@@ -84,11 +84,6 @@ type variable struct {
 // responseOnly reports whether the variable exists only in the response phase.
 func (v variable) responseOnly() bool { return v.kind >= vStatus }
 
-// isHeader reports whether exists means "the header is present".
-func (v variable) isHeader() bool {
-	return v.kind == vHTTP || v.kind == vSentHTTP || v.kind == vUpstreamHTTP
-}
-
 // clientCert reports whether the variable describes the client certificate
 // or its verification (used to find rules that can deny unverified clients).
 func (v variable) clientCert() bool {

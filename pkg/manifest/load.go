@@ -44,9 +44,6 @@ type Document struct {
 // Name returns metadata.name.
 func (d *Document) Name() string { return d.Metadata.Name }
 
-// Ref is "Kind/name", the way resources are named in messages.
-func (d *Document) Ref() string { return d.Kind + "/" + d.Metadata.Name }
-
 // Resolve returns a file reference made absolute against the document's directory.
 func (d *Document) Resolve(ref string) string {
 	if ref == "" || filepath.IsAbs(ref) {
