@@ -148,6 +148,7 @@ type reqState struct {
 	acts    RequestActions
 	resp    ResponseActions
 	domain  *Domain
+	w       statusWriter
 	rec     Record
 	started time.Time
 	sentAt  time.Time
@@ -164,7 +165,8 @@ func (rt *Runtime) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := reqPool.Get().(*reqState)
 	st.started = rt.now()
 	st.rec = Record{Method: r.Method, Path: r.URL.Path, Host: r.Host, Remote: r.RemoteAddr}
-	sw := &statusWriter{ResponseWriter: w}
+	st.w = statusWriter{ResponseWriter: w}
+	sw := &st.w
 	defer func() {
 		st.rec.Status, st.rec.Bytes = sw.status, sw.bytes
 		if st.rec.Status == 0 && st.rec.FirewallAction != Drop.String() {
@@ -193,7 +195,7 @@ func (rt *Runtime) serve(w *statusWriter, r *http.Request, st *reqState) {
 	}
 	st.rec.Domain = d.Name
 	host := NormalizeName(r.Host)
-	if rt.Lookup(host) != d {
+	if rt.lookupNormalized(host) != d {
 		// A client must not reach one domain through a connection whose
 		// handshake (and client-certificate policy) belongs to another.
 		respond(w, http.StatusMisdirectedRequest, "misdirected request: host does not match the TLS server name\n")

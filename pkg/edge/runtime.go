@@ -357,7 +357,11 @@ func (rt *Runtime) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, err
 // Lookup finds the domain of a server name or Host: exact hostname first,
 // then a wildcard for exactly one more label. name is normalized first.
 func (rt *Runtime) Lookup(name string) *Domain {
-	name = NormalizeName(name)
+	return rt.lookupNormalized(NormalizeName(name))
+}
+
+// lookupNormalized is Lookup for a name NormalizeName already returned.
+func (rt *Runtime) lookupNormalized(name string) *Domain {
 	if name == "" {
 		return nil
 	}
