@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -131,20 +130,8 @@ func startEdgeB(t testing.TB) *edgeServer {
 	t.Helper()
 	p := newPKI(t)
 	o := newOrigin(t)
-	rt, err := edge.Compile(snapshotFor(p, o.URL), edge.Options{LookupEnv: func(k string) (string, bool) {
-		return string(p.server.KeyPEM()), k == "EDGE_KEY"
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: rt, TLSConfig: rt.TLSConfig(), ConnContext: edge.ConnContext, ErrorLog: quietLog()}
-	go srv.ServeTLS(ln, "", "")
-	t.Cleanup(func() { srv.Close(); rt.Close() })
-	return &edgeServer{addr: ln.Addr().String(), rt: rt, p: p, o: o}
+	rt := compileFor(t, p, snapshotFor(p, o.URL), nil)
+	return &edgeServer{addr: serveRuntime(t, rt), rt: rt, p: p, o: o}
 }
 
 // result is what a client observed: a handshake rejection (with its

@@ -19,18 +19,8 @@ import (
 func edgeWithOrigin(t *testing.T, originURL string) *edgeServer {
 	t.Helper()
 	p := newPKI(t)
-	rt, err := edge.Compile(snapshotFor(p, originURL), edge.Options{LookupEnv: func(string) (string, bool) { return string(p.server.KeyPEM()), true }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: rt, TLSConfig: rt.TLSConfig(), ConnContext: edge.ConnContext, ErrorLog: quietLog()}
-	go srv.ServeTLS(ln, "", "")
-	t.Cleanup(func() { srv.Close() })
-	return &edgeServer{addr: ln.Addr().String(), rt: rt, p: p, o: &origin{}}
+	rt := compileFor(t, p, snapshotFor(p, originURL), nil)
+	return &edgeServer{addr: serveRuntime(t, rt), rt: rt, p: p, o: &origin{}}
 }
 
 func TestOriginFaults(t *testing.T) {
@@ -148,15 +138,8 @@ func TestDropClosesWithoutResponse(t *testing.T) {
 	snap := snapshotFor(p, o.URL)
 	snap.Resources[3].Spec.(*manifest.FirewallSpec).Rules[0].Behaviors = []manifest.FirewallBehavior{{Drop: true}}
 	rec := &recorder{}
-	rt, err := edge.Compile(snap, edge.Options{Observer: rec, LookupEnv: func(string) (string, bool) { return string(p.server.KeyPEM()), true }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	srv := &http.Server{Handler: rt, TLSConfig: rt.TLSConfig(), ConnContext: edge.ConnContext, ErrorLog: quietLog()}
-	go srv.ServeTLS(ln, "", "")
-	t.Cleanup(func() { srv.Close() })
-	e := &edgeServer{addr: ln.Addr().String(), rt: rt, p: p, o: o}
+	rt := compileFor(t, p, snap, rec)
+	e := &edgeServer{addr: serveRuntime(t, rt), rt: rt, p: p, o: o}
 	got := e.do(t, "portal.bank.test", "", tls.VersionTLS13, "", nil)
 	if !got.rejected {
 		t.Fatalf("a dropped request got a response: %+v", got)

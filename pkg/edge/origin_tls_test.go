@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/edgectl/edgectl/pkg/edge"
 	"github.com/edgectl/edgectl/pkg/manifest"
 )
 
@@ -34,15 +33,8 @@ func TestHTTPSOrigin(t *testing.T) {
 			p := newPKI(t)
 			snap := snapshotFor(p, o.URL)
 			snap.Resources[2].Spec.(*manifest.ApplicationSpec).Origin.TLS = tc.tls
-			rt, err := edge.Compile(snap, edge.Options{LookupEnv: func(string) (string, bool) { return string(p.server.KeyPEM()), true }})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ln, _ := net.Listen("tcp", "127.0.0.1:0")
-			srv := &http.Server{Handler: rt, TLSConfig: rt.TLSConfig(), ConnContext: edge.ConnContext, ErrorLog: quietLog()}
-			go srv.ServeTLS(ln, "", "")
-			defer srv.Close()
-			e := &edgeServer{addr: ln.Addr().String(), rt: rt, p: p}
+			rt := compileFor(t, p, snap, nil)
+			e := &edgeServer{addr: serveRuntime(t, rt), rt: rt, p: p}
 			if got := e.do(t, "api.bank.test", "valid", tls.VersionTLS13, "", nil); got.status != tc.status {
 				t.Fatalf("want %d, got %+v", tc.status, got)
 			}

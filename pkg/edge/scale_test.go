@@ -12,7 +12,6 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -230,22 +229,12 @@ func TestScale10kDomains(t *testing.T) {
 		float64(rss)/mb, verdict(rss < 300*mb))
 
 	// Serve it over real TLS: the listener delegates to the current runtime.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { cur.Load().ServeHTTP(w, r) }),
-		TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"},
-			GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) { return cur.Load().ConfigForClient(h) }},
-		ConnContext: edge.ConnContext, ErrorLog: quietLog(),
-	}
-	go srv.ServeTLS(ln, "", "")
-	t.Cleanup(func() { srv.Close(); cur.Load().Close() })
+	addr := serveSwappable(t, &cur)
+	t.Cleanup(func() { cur.Load().Close() })
 	roots := getScalePKI().ca.Pool()
 	for _, i := range []int{0, 4242, scaleDomains - 2} { // even domains: no mTLS
 		for _, host := range []string{scaleHost(i), "www." + scaleHost(i)} {
-			conn, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{ServerName: host, RootCAs: roots, NextProtos: []string{"http/1.1"}})
+			conn, err := tls.Dial("tcp", addr, &tls.Config{ServerName: host, RootCAs: roots, NextProtos: []string{"http/1.1"}})
 			if err != nil {
 				t.Fatalf("%s: %v", host, err)
 			}

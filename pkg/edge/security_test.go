@@ -160,24 +160,6 @@ func TestTrustChangeInvalidatesSessions(t *testing.T) {
 	}
 }
 
-// serveSwappable serves whichever runtime cur holds, as pkg/server does,
-// and returns the listener's address.
-func serveSwappable(t *testing.T, cur *atomic.Pointer[edge.Runtime]) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{
-		Handler:     http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { cur.Load().ServeHTTP(w, r) }),
-		TLSConfig:   &tls.Config{GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) { return cur.Load().ConfigForClient(h) }},
-		ConnContext: edge.ConnContext, ErrorLog: quietLog(),
-	}
-	go srv.ServeTLS(ln, "", "")
-	t.Cleanup(func() { srv.Close() })
-	return ln.Addr().String()
-}
-
 // TestKeepAliveConnectionAfterTrustChange: a connection verified under the
 // old trust store must not keep serving once its certificate is revoked.
 func TestKeepAliveConnectionAfterTrustChange(t *testing.T) {
