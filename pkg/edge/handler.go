@@ -144,12 +144,14 @@ func addrPort(a net.Addr) netip.AddrPort {
 
 // reqState travels with a request from the handler to the proxy hooks.
 type reqState struct {
-	req     Request
-	acts    RequestActions
-	resp    ResponseActions
-	domain  *Domain
-	w       statusWriter
-	rec     Record
+	req    Request
+	acts   RequestActions
+	resp   ResponseActions
+	domain *Domain
+	w      statusWriter
+	rec    Record
+	// dropped is set when a firewall drop closed the connection.
+	dropped bool
 	started time.Time
 	sentAt  time.Time
 }
@@ -169,7 +171,7 @@ func (rt *Runtime) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &st.w
 	defer func() {
 		st.rec.Status, st.rec.Bytes = sw.status, sw.bytes
-		if st.rec.Status == 0 && st.rec.FirewallAction != Drop.String() {
+		if st.rec.Status == 0 && !st.dropped {
 			// Nothing was written: net/http answers 200 with an empty body.
 			st.rec.Status = http.StatusOK
 		}
@@ -227,6 +229,7 @@ func (rt *Runtime) serve(w *statusWriter, r *http.Request, st *reqState) {
 		case Drop:
 			// Close the connection (or reset the HTTP/2 stream) without a
 			// response; the record keeps status 0.
+			st.dropped = true
 			panic(http.ErrAbortHandler)
 		case RateLimited:
 			if dec.RetryAfter > 0 {
