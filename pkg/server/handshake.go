@@ -3,81 +3,102 @@ package server
 import (
 	"bytes"
 	"crypto/tls"
+	"errors"
 	"log/slog"
 	"net"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"time"
 )
 
-// handshakeListener accepts TCP connections and wraps them in TLS with a
-// deadline of its own for the handshake. http.Server would otherwise use
-// its header-read timeout as the handshake deadline.
-type handshakeListener struct {
-	net.Listener
-	config  *tls.Config
-	timeout time.Duration
+// acceptLoop accepts TCP connections until the listener is closed and
+// serves each on its own goroutine.
+func (s *Server) acceptLoop(ln net.Listener) error {
+	var backoff time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			// Out of file descriptors and the like: wait, as net/http does.
+			if backoff == 0 {
+				backoff = 5 * time.Millisecond
+			} else if backoff *= 2; backoff > time.Second {
+				backoff = time.Second
+			}
+			s.log.Warn("accepting a connection failed; retrying", "error", err.Error(), "in", backoff.String())
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		go s.serveConn(c)
+	}
 }
 
-func (l *handshakeListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
+// serveConn runs the TLS handshake under its own deadline, then hands the
+// connection to the HTTP/2 server or serves HTTP/1.x on it.
+func (s *Server) serveConn(c net.Conn) {
 	if tc, ok := c.(*net.TCPConn); ok {
 		tc.SetKeepAlive(true)
 		tc.SetKeepAlivePeriod(3 * time.Minute)
 	}
-	if l.timeout <= 0 {
-		return tls.Server(c, l.config), nil
+	tc := tls.Server(c, s.tlsConfig)
+	if d := s.cfg.HandshakeTimeout; d > 0 {
+		c.SetDeadline(time.Now().Add(d))
 	}
-	hc := &handshakeConn{Conn: c, deadline: time.Now().Add(l.timeout)}
-	hc.tls = tls.Server(hc, l.config)
-	c.SetDeadline(hc.deadline)
-	return hc.tls, nil
+	if err := tc.Handshake(); err != nil {
+		msg := err.Error()
+		reason := HandshakeReason(msg)
+		s.countHandshake(reason)
+		s.log.Debug("TLS handshake refused", "remote", c.RemoteAddr().String(), "reason", reason, "error", msg)
+		c.Close()
+		return
+	}
+	c.SetDeadline(time.Time{})
+	if tc.ConnectionState().NegotiatedProtocol == "h2" {
+		s.h2ln.deliver(tc)
+		return
+	}
+	s.h1.ServeConn(tc)
 }
 
-// handshakeConn keeps the handshake deadline in force until the handshake
-// is complete: deadlines that http.Server sets before the handshake are
-// replaced by it; afterwards deadlines pass through.
-type handshakeConn struct {
-	net.Conn
-	tls      *tls.Conn
-	deadline time.Time
-	done     atomic.Bool
+// connListener hands connections whose handshake chose HTTP/2 to
+// http.Server.
+type connListener struct {
+	addr net.Addr
+	ch   chan net.Conn
+	done chan struct{}
+	once sync.Once
 }
 
-func (c *handshakeConn) handshaking() bool {
-	if c.done.Load() {
-		return false
-	}
-	if c.tls.ConnectionState().HandshakeComplete {
-		c.done.Store(true)
-		return false
-	}
-	return true
+func newConnListener(addr net.Addr) *connListener {
+	return &connListener{addr: addr, ch: make(chan net.Conn), done: make(chan struct{})}
 }
 
-func (c *handshakeConn) SetDeadline(t time.Time) error {
-	if c.handshaking() {
-		t = c.deadline
+func (l *connListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
 	}
-	return c.Conn.SetDeadline(t)
 }
 
-func (c *handshakeConn) SetReadDeadline(t time.Time) error {
-	if c.handshaking() {
-		t = c.deadline
+func (l *connListener) deliver(c net.Conn) {
+	select {
+	case l.ch <- c:
+	case <-l.done:
+		c.Close()
 	}
-	return c.Conn.SetReadDeadline(t)
 }
 
-func (c *handshakeConn) SetWriteDeadline(t time.Time) error {
-	if c.handshaking() {
-		t = c.deadline
-	}
-	return c.Conn.SetWriteDeadline(t)
+func (l *connListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
 }
+
+func (l *connListener) Addr() net.Addr { return l.addr }
 
 // Reasons of failed handshakes, the reason label of
 // edgectl_tls_handshake_errors_total.
@@ -96,8 +117,8 @@ const (
 	ReasonOther            = "other"
 )
 
-// HandshakeReason sorts a handshake error, as http.Server logs it, into
-// one of the Reason constants.
+// HandshakeReason sorts a handshake error (its message) into one of the
+// Reason constants.
 func HandshakeReason(msg string) string {
 	has := func(subs ...string) bool {
 		for _, s := range subs {

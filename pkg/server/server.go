@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/edgectl/edgectl/pkg/edge"
+	"github.com/edgectl/edgectl/pkg/server/h1"
 	"github.com/edgectl/edgectl/pkg/state"
 )
 
@@ -78,7 +79,12 @@ type Server struct {
 	access  *accessLog
 	compile edge.Options
 
+	// The edge: TLS handshakes in serveConn, then HTTP/1.x in h1 or
+	// HTTP/2 in edge (through h2ln).
+	tlsConfig       *tls.Config
+	h1              *h1.Server
 	edge, admin     *http.Server
+	h2ln            *connListener
 	edgeLn, adminLn net.Listener
 
 	reloadMu sync.Mutex // serializes reloads
@@ -252,7 +258,17 @@ func (s *Server) Listen() error {
 			return s.cur.Load().ConfigForClient(hello)
 		},
 	}
-	s.edgeLn = &handshakeListener{Listener: ln, config: tlsConfig, timeout: s.cfg.HandshakeTimeout}
+	s.edgeLn = ln
+	s.tlsConfig = tlsConfig
+	s.h2ln = newConnListener(ln.Addr())
+	s.h1 = &h1.Server{
+		Handler:           http.HandlerFunc(s.serveEdge),
+		ConnContext:       edge.ConnContext,
+		ReadHeaderTimeout: s.cfg.HeaderTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
+		ErrorLog:          s.log.Error,
+	}
 	s.edge = &http.Server{
 		Handler:           http.HandlerFunc(s.serveEdge),
 		TLSConfig:         tlsConfig,
@@ -305,8 +321,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	wg.Add(1)
 	go func() { defer wg.Done(); s.watch(watchCtx) }()
 
-	errc := make(chan error, 2)
-	go func() { errc <- s.edge.Serve(s.edgeLn) }()
+	errc := make(chan error, 3)
+	go func() { errc <- s.acceptLoop(s.edgeLn) }()
+	go func() { errc <- s.edge.Serve(s.h2ln) }()
 	if s.admin != nil {
 		go func() { errc <- s.admin.Serve(s.adminLn) }()
 	}
@@ -314,7 +331,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
-		if !errors.Is(err, http.ErrServerClosed) {
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			serveErr = err
 		}
 	}
@@ -331,9 +348,14 @@ func (s *Server) shutdown() {
 	s.draining.Store(true)
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
-	if err := s.edge.Shutdown(ctx); err != nil {
+	s.edgeLn.Close()
+	h2done := make(chan error, 1)
+	go func() { h2done <- s.edge.Shutdown(ctx) }()
+	err1 := s.h1.Shutdown(ctx)
+	if err2 := <-h2done; err1 != nil || err2 != nil {
 		s.log.Warn("requests still running after the shutdown timeout were cut off", "timeout", s.cfg.ShutdownTimeout.String())
 		s.edge.Close()
+		s.h1.Close()
 	}
 	if s.admin != nil {
 		actx, acancel := context.WithTimeout(context.Background(), time.Second)

@@ -1,0 +1,281 @@
+package h1
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// response is the http.ResponseWriter of one request; each connection
+// reuses one.
+type response struct {
+	c      *conn
+	req    *http.Request
+	body   io.ReadCloser
+	header http.Header
+	keys   []string
+
+	status      int
+	wroteHeader bool
+	// noBody: HEAD, 204 and 304 responses carry no body.
+	noBody  bool
+	chunked bool
+	// contentLength is the declared length, -1 when unknown.
+	contentLength int64
+	written       int64
+	closeAfter    bool
+	sentContinue  bool
+	err           error
+
+	continueBody continueReader
+}
+
+var (
+	_ http.ResponseWriter = (*response)(nil)
+	_ http.Flusher        = (*response)(nil)
+)
+
+func (w *response) reset(req *http.Request) {
+	clear(w.header)
+	*w = response{c: w.c, req: req, header: w.header, keys: w.keys[:0], contentLength: -1}
+}
+
+// Header returns the response headers, to set before WriteHeader.
+func (w *response) Header() http.Header { return w.header }
+
+// WriteHeader writes the status line and headers. Informational statuses
+// (1xx) are written at once and a final status may follow.
+func (w *response) WriteHeader(code int) {
+	if w.wroteHeader {
+		return
+	}
+	if code < 100 || code > 999 {
+		panic(fmt.Sprintf("h1: invalid WriteHeader code %v", code))
+	}
+	bw := w.c.bw
+	if code < 200 && code != http.StatusSwitchingProtocols {
+		bw.WriteString("HTTP/1.1 ")
+		writeStatus(bw, code)
+		bw.WriteString("\r\n")
+		w.writeHeaders(bw)
+		bw.WriteString("\r\n")
+		if err := bw.Flush(); err != nil {
+			w.fail(err)
+		}
+		return
+	}
+	w.wroteHeader = true
+	w.status = code
+	req, h := w.req, w.header
+	w.noBody = req.Method == http.MethodHead || code == http.StatusNoContent || code == http.StatusNotModified || code == http.StatusSwitchingProtocols
+	if code == http.StatusNoContent || code == http.StatusSwitchingProtocols {
+		delete(h, "Content-Length")
+	}
+	delete(h, "Transfer-Encoding")
+	if v, ok := h["Content-Length"]; ok {
+		n, err := strconv.ParseInt(strings.TrimSpace(firstOf(v)), 10, 64)
+		if len(v) != 1 || err != nil || n < 0 {
+			// A length that cannot be sent as is; frame the body instead.
+			delete(h, "Content-Length")
+		} else {
+			w.contentLength = n
+		}
+	}
+	if !w.noBody && w.contentLength < 0 {
+		if req.ProtoAtLeast(1, 1) {
+			w.chunked = true
+		} else {
+			// HTTP/1.0: the end of the connection ends the body.
+			w.closeAfter = true
+		}
+	}
+	if req.Close || hasToken(h.Get("Connection"), "close") || w.c.srv.shutdown.Load() {
+		w.closeAfter = true
+	}
+	if w.continueBody.w != nil && !w.sentContinue && req.ContentLength != 0 {
+		// The client waits for "100 Continue" before it sends its body; it
+		// will not get it, so the body will never come.
+		w.closeAfter = true
+	}
+	delete(h, "Connection")
+
+	bw.WriteString("HTTP/1.1 ")
+	writeStatus(bw, code)
+	bw.WriteString("\r\n")
+	w.writeHeaders(bw)
+	if _, ok := h["Date"]; !ok {
+		bw.WriteString("Date: ")
+		bw.WriteString(httpDate())
+		bw.WriteString("\r\n")
+	}
+	if w.chunked {
+		bw.WriteString("Transfer-Encoding: chunked\r\n")
+	}
+	switch {
+	case w.closeAfter:
+		bw.WriteString("Connection: close\r\n")
+	case req.ProtoMajor == 1 && req.ProtoMinor == 0:
+		bw.WriteString("Connection: keep-alive\r\n")
+	}
+	bw.WriteString("\r\n")
+}
+
+// writeHeaders writes the header fields in key order, skipping invalid
+// names and turning line breaks in values into spaces (as net/http does).
+func (w *response) writeHeaders(bw *bufio.Writer) {
+	keys := w.keys[:0]
+	for k := range w.header {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	w.keys = keys
+	for _, k := range keys {
+		if !httpguts.ValidHeaderFieldName(k) {
+			continue
+		}
+		for _, v := range w.header[k] {
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			writeValue(bw, v)
+			bw.WriteString("\r\n")
+		}
+	}
+}
+
+func writeValue(bw *bufio.Writer, v string) {
+	if strings.ContainsAny(v, "\r\n") {
+		v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
+	}
+	bw.WriteString(strings.TrimSpace(v))
+}
+
+// Write writes body bytes, after the header (status 200 unless written).
+func (w *response) Write(p []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if w.noBody {
+		if w.req.Method == http.MethodHead {
+			return len(p), nil
+		}
+		return 0, http.ErrBodyNotAllowed
+	}
+	var tooLong error
+	if w.contentLength >= 0 && w.written+int64(len(p)) > w.contentLength {
+		p = p[:w.contentLength-w.written]
+		tooLong = http.ErrContentLength
+	}
+	bw := w.c.bw
+	if w.chunked {
+		var buf [16]byte
+		bw.Write(strconv.AppendInt(buf[:0], int64(len(p)), 16))
+		bw.WriteString("\r\n")
+	}
+	n, err := bw.Write(p)
+	if w.chunked && err == nil {
+		_, err = bw.WriteString("\r\n")
+	}
+	w.written += int64(n)
+	if err != nil {
+		w.fail(err)
+		return n, err
+	}
+	return n, tooLong
+}
+
+// Flush sends what is buffered to the client.
+func (w *response) Flush() {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.err == nil {
+		if err := w.c.bw.Flush(); err != nil {
+			w.fail(err)
+		}
+	}
+}
+
+func (w *response) fail(err error) {
+	w.err = err
+	w.closeAfter = true
+}
+
+// finish completes the response after the handler returned.
+func (w *response) finish() {
+	if !w.wroteHeader {
+		// Nothing written: an empty body of known length.
+		if _, ok := w.header["Content-Length"]; !ok {
+			w.header["Content-Length"] = zeroLength
+		}
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.chunked && w.err == nil {
+		w.c.bw.WriteString("0\r\n\r\n")
+	}
+	if !w.noBody && w.contentLength >= 0 && w.written < w.contentLength {
+		// The body is shorter than announced: the client must not read
+		// the next response as its end.
+		w.closeAfter = true
+	}
+	if w.err == nil {
+		if err := w.c.bw.Flush(); err != nil {
+			w.fail(err)
+		}
+	}
+}
+
+var zeroLength = []string{"0"}
+
+func firstOf(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}
+
+func writeStatus(bw *bufio.Writer, code int) {
+	writeInt(bw, int64(code))
+	bw.WriteString(" ")
+	text := http.StatusText(code)
+	if text == "" {
+		text = "status code " + strconv.Itoa(code)
+	}
+	bw.WriteString(text)
+}
+
+func writeInt(bw *bufio.Writer, n int64) {
+	var buf [20]byte
+	bw.Write(strconv.AppendInt(buf[:0], n, 10))
+}
+
+// dateCache holds the Date header of the current second.
+type dateCache struct {
+	sec int64
+	val string
+}
+
+var currentDate atomic.Pointer[dateCache]
+
+func httpDate() string {
+	now := time.Now()
+	if d := currentDate.Load(); d != nil && d.sec == now.Unix() {
+		return d.val
+	}
+	d := &dateCache{sec: now.Unix(), val: now.UTC().Format(http.TimeFormat)}
+	currentDate.Store(d)
+	return d.val
+}
