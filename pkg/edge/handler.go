@@ -142,7 +142,8 @@ func addrPort(a net.Addr) netip.AddrPort {
 	return ap
 }
 
-// reqState travels with a request from the handler to the proxy hooks.
+// reqState is one request's working state, from the handler through the
+// origin exchange; it is pooled and reused.
 type reqState struct {
 	req    Request
 	acts   RequestActions
@@ -155,8 +156,6 @@ type reqState struct {
 	started time.Time
 	sentAt  time.Time
 }
-
-type reqStateKey struct{}
 
 var reqPool = sync.Pool{New: func() any { return new(reqState) }}
 
@@ -258,7 +257,7 @@ func (rt *Runtime) serve(w *statusWriter, r *http.Request, st *reqState) {
 		respond(w, st.acts.Status, http.StatusText(st.acts.Status)+"\n")
 		return
 	}
-	d.app.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), reqStateKey{}, st)))
+	d.app.forward(w, r, st)
 }
 
 func respond(w http.ResponseWriter, status int, body string) {

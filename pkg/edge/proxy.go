@@ -8,39 +8,29 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"net/url"
 	"os"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/edgectl/edgectl/pkg/manifest"
 )
 
-// appRuntime is a compiled application: its rules and its reverse proxy.
+// appRuntime is a compiled application: its rules and its origin client.
 type appRuntime struct {
-	name       string
-	app        *Application
-	origin     *url.URL
-	hostHeader *Template
-	transport  *http.Transport
-	proxy      *httputil.ReverseProxy
+	name            string
+	app             *Application
+	origin          *url.URL
+	hostHeader      *Template
+	responseTimeout time.Duration
+	pool            *originPool
 }
 
 type fieldErrs struct{ errs []FieldError }
 
 func (e *fieldErrs) Error() string { return fmt.Sprint(e.errs) }
 
-// Upstream connection pool sizes: enough idle connections that a busy edge
-// never re-dials the origin for every request.
-const (
-	maxIdleConns        = 1024
-	maxIdleConnsPerHost = 256
-	idleConnTimeout     = 90 * time.Second
-)
-
-func compileApp(name string, spec *manifest.ApplicationSpec, lists map[string]*NetworkList, rt *Runtime) (*appRuntime, error) {
+func compileApp(name string, spec *manifest.ApplicationSpec, lists map[string]*NetworkList, _ *Runtime) (*appRuntime, error) {
 	app, errs := CompileApplication(spec, lists)
 	hostHeader := manifest.DefaultHostHeader
 	if spec.Origin.HostHeader != "" {
@@ -63,46 +53,38 @@ func compileApp(name string, spec *manifest.ApplicationSpec, lists map[string]*N
 	if err != nil {
 		return nil, err
 	}
-	dialer := &net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}
-	tr := &http.Transport{
-		DialContext:           dialer.DialContext,
-		MaxIdleConns:          maxIdleConns,
-		MaxIdleConnsPerHost:   maxIdleConnsPerHost,
-		IdleConnTimeout:       idleConnTimeout,
-		TLSHandshakeTimeout:   connect,
-		ResponseHeaderTimeout: respTimeout,
-		ExpectContinueTimeout: time.Second,
-		// The edge forwards what the client sent; it never asks for gzip itself.
-		DisableCompression: true,
-	}
+	var tc *tls.Config
 	if u.Scheme == "https" {
-		tc := &tls.Config{MinVersion: tls.VersionTLS12}
-		if t := spec.Origin.TLS; t != nil {
-			tc.ServerName = t.ServerName
-			tc.InsecureSkipVerify = t.InsecureSkipVerify
-			if t.CA != "" {
-				pool := x509.NewCertPool()
-				if !pool.AppendCertsFromPEM([]byte(t.CA)) {
-					return nil, errors.New("origin CA bundle holds no certificate")
-				}
-				tc.RootCAs = pool
-			}
+		if tc, err = originTLS(u, spec.Origin.TLS); err != nil {
+			return nil, err
 		}
-		tr.TLSClientConfig = tc
 	}
-	a := &appRuntime{name: name, app: app, origin: u, hostHeader: tmpl, transport: tr}
-	a.proxy = &httputil.ReverseProxy{
-		Rewrite:        a.rewrite,
-		Transport:      tr,
-		ModifyResponse: rt.modifyResponse,
-		ErrorHandler:   rt.proxyError,
-		// FlushInterval 0: ReverseProxy flushes streamed responses (unknown
-		// length, server-sent events) at once, and writes a response of known
-		// length without a flush (and its extra TLS record and syscall) per
-		// write.
-		FlushInterval: 0,
+	return &appRuntime{
+		name: name, app: app, origin: u, hostHeader: tmpl,
+		responseTimeout: respTimeout,
+		pool:            newOriginPool(u, tc, connect),
+	}, nil
+}
+
+// originTLS is the TLS client configuration of an https origin: its own CA
+// bundle (else the system roots) and server name (else the URL's host).
+func originTLS(u *url.URL, t *manifest.OriginTLS) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: u.Hostname()}
+	if t == nil {
+		return tc, nil
 	}
-	return a, nil
+	if t.ServerName != "" {
+		tc.ServerName = t.ServerName
+	}
+	tc.InsecureSkipVerify = t.InsecureSkipVerify
+	if t.CA != "" {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM([]byte(t.CA)) {
+			return nil, errors.New("origin CA bundle holds no certificate")
+		}
+		tc.RootCAs = pool
+	}
+	return tc, nil
 }
 
 func durationOr(d, def manifest.Duration) (time.Duration, error) {
@@ -116,75 +98,62 @@ func durationOr(d, def manifest.Duration) (time.Duration, error) {
 	return v, nil
 }
 
-func (a *appRuntime) close() { a.transport.CloseIdleConnections() }
+func (a *appRuntime) close() { a.pool.close() }
 
-// rewrite builds the origin request. ReverseProxy has already removed
-// hop-by-hop headers, including those named in Connection, so the headers
-// set here cannot be stripped by the client.
-func (a *appRuntime) rewrite(pr *httputil.ProxyRequest) {
-	st := pr.In.Context().Value(reqStateKey{}).(*reqState)
-	pr.SetURL(a.origin)
-	if st.acts.Path != "" {
-		path, query, _ := strings.Cut(st.acts.Path, "?")
-		pr.Out.URL.Path = singleJoin(a.origin.Path, path)
-		pr.Out.URL.RawPath = ""
-		pr.Out.URL.RawQuery = query
+// forward proxies r to the application's origin over HTTP/1.1 and relays
+// the answer, all on the handler's goroutine: no goroutine, channel or
+// context per request. A client that goes away is noticed when writing to
+// it fails; until then the response timeout bounds the wait for the
+// origin.
+//
+// Protocol upgrades (WebSocket and the like) and CONNECT are answered 501
+// Not Implemented: the edge does not promise them, and an upgraded
+// connection would escape the response phase and the origin timeouts.
+func (a *appRuntime) forward(w *statusWriter, r *http.Request, st *reqState) {
+	if r.Method == http.MethodConnect || isUpgrade(r) {
+		st.rec.Error = "protocol upgrade or CONNECT requested"
+		respond(w, http.StatusNotImplemented, "not implemented: the edge does not proxy protocol upgrades or CONNECT\n")
+		return
 	}
-	pr.SetXForwarded()
-	pr.Out.Host = a.hostHeader.Render(&st.req, nil)
-	h := pr.Out.Header
-	for _, name := range st.acts.Filter {
-		h.Del(name)
-	}
-	for _, hd := range st.acts.Add {
-		h[hd.Name] = append(h[hd.Name], hd.Value)
+	host := a.hostHeader.Render(&st.req, nil)
+	if host == "" {
+		host = a.origin.Host
 	}
 	st.sentAt = time.Now()
+	c, resp, err := a.roundTrip(r, st, host)
+	if err != nil {
+		proxyError(w, r, st, err)
+		return
+	}
+	keep := false
+	defer func() { a.pool.release(c, keep) }()
+	keep = relay(w, st, c, resp, a.responseTimeout)
 }
 
-func singleJoin(base, p string) string {
-	if base == "" || base == "/" {
-		if !strings.HasPrefix(p, "/") {
-			return "/" + p
-		}
-		return p
-	}
-	return strings.TrimSuffix(base, "/") + "/" + strings.TrimPrefix(p, "/")
-}
-
-// modifyResponse runs the application's response phase on the origin's response.
-func (rt *Runtime) modifyResponse(resp *http.Response) error {
-	st := resp.Request.Context().Value(reqStateKey{}).(*reqState)
-	st.rec.Upstream = time.Since(st.sentAt)
-	st.rec.UpstreamStatus = resp.StatusCode
-	view := ResponseView{Status: resp.StatusCode, Header: resp.Header, UpstreamStatus: resp.StatusCode, UpstreamHeader: resp.Header}
-	st.domain.app.app.EvaluateResponse(&st.req, &view, &st.resp)
-	for _, name := range st.resp.Filter {
-		resp.Header.Del(name)
-	}
-	for _, hd := range st.resp.Add {
-		resp.Header[hd.Name] = append(resp.Header[hd.Name], hd.Value)
-	}
-	return nil
+// isUpgrade reports whether r asks to switch protocols.
+func isUpgrade(r *http.Request) bool {
+	return r.Header.Get("Upgrade") != "" && namedIn(r.Header["Connection"], "Upgrade")
 }
 
 // proxyError answers 504 when the origin timed out and 502 otherwise, with a
-// short body; the cause goes to the access log, never to the client.
-func (rt *Runtime) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+// short body; the cause goes to the access log, never to the client. A
+// request body the client failed to send is the client's error (400).
+func proxyError(w http.ResponseWriter, r *http.Request, st *reqState, err error) {
 	status, body := http.StatusBadGateway, "bad gateway: the origin is unavailable\n"
 	var ne net.Error
+	var cbe *clientBodyError
 	switch {
-	case errors.Is(err, context.Canceled):
+	case errors.Is(err, context.Canceled), r.Context().Err() != nil:
 		// The client went away; nobody reads the answer.
 		status = 499
+	case errors.As(err, &cbe):
+		status, body = http.StatusBadRequest, "bad request: the request body could not be read\n"
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout(), errors.Is(err, os.ErrDeadlineExceeded):
 		status, body = http.StatusGatewayTimeout, "gateway timeout: the origin did not answer in time\n"
 	case errors.Is(err, syscall.ECONNREFUSED):
 		body = "bad gateway: the origin refused the connection\n"
 	}
-	if st, ok := r.Context().Value(reqStateKey{}).(*reqState); ok {
-		st.rec.Error = err.Error()
-	}
+	st.rec.Error = err.Error()
 	if status == 499 {
 		return
 	}
