@@ -22,6 +22,9 @@ type response struct {
 	body   io.ReadCloser
 	header http.Header
 	keys   []string
+	// trailers are the keys the Trailer header announced, sent after a
+	// chunked body.
+	trailers []string
 
 	status      int
 	wroteHeader bool
@@ -45,7 +48,7 @@ var (
 
 func (w *response) reset(req *http.Request) {
 	clear(w.header)
-	*w = response{c: w.c, req: req, header: w.header, keys: w.keys[:0], contentLength: -1}
+	*w = response{c: w.c, req: req, header: w.header, keys: w.keys[:0], trailers: w.trailers[:0], contentLength: -1}
 }
 
 // Header returns the response headers, to set before WriteHeader.
@@ -106,6 +109,17 @@ func (w *response) WriteHeader(code int) {
 		w.closeAfter = true
 	}
 	delete(h, "Connection")
+	if w.chunked {
+		for _, v := range h["Trailer"] {
+			for _, k := range strings.Split(v, ",") {
+				if k = strings.TrimSpace(k); k != "" {
+					w.trailers = append(w.trailers, http.CanonicalHeaderKey(k))
+				}
+			}
+		}
+	} else {
+		delete(h, "Trailer")
+	}
 
 	bw.WriteString("HTTP/1.1 ")
 	writeStatus(bw, code)
@@ -133,7 +147,9 @@ func (w *response) WriteHeader(code int) {
 func (w *response) writeHeaders(bw *bufio.Writer) {
 	keys := w.keys[:0]
 	for k := range w.header {
-		keys = append(keys, k)
+		if !slices.Contains(w.trailers, k) && !strings.HasPrefix(k, http.TrailerPrefix) {
+			keys = append(keys, k)
+		}
 	}
 	slices.Sort(keys)
 	w.keys = keys
@@ -224,7 +240,9 @@ func (w *response) finish() {
 		w.WriteHeader(http.StatusOK)
 	}
 	if w.chunked && w.err == nil {
-		w.c.bw.WriteString("0\r\n\r\n")
+		w.c.bw.WriteString("0\r\n")
+		w.writeTrailers(w.c.bw)
+		w.c.bw.WriteString("\r\n")
 	}
 	if !w.noBody && w.contentLength >= 0 && w.written < w.contentLength {
 		// The body is shorter than announced: the client must not read
@@ -234,6 +252,30 @@ func (w *response) finish() {
 	if w.err == nil {
 		if err := w.c.bw.Flush(); err != nil {
 			w.fail(err)
+		}
+	}
+}
+
+// writeTrailers writes the announced trailers the handler set after
+// WriteHeader, and those it set with http.TrailerPrefix.
+func (w *response) writeTrailers(bw *bufio.Writer) {
+	write := func(k string, vv []string) {
+		if !httpguts.ValidHeaderFieldName(k) || !httpguts.ValidTrailerHeader(k) {
+			return
+		}
+		for _, v := range vv {
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			writeValue(bw, v)
+			bw.WriteString("\r\n")
+		}
+	}
+	for _, k := range w.trailers {
+		write(k, w.header[k])
+	}
+	for k, vv := range w.header {
+		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
+			write(http.CanonicalHeaderKey(name), vv)
 		}
 	}
 }

@@ -437,3 +437,27 @@ func TestTLSState(t *testing.T) {
 		t.Fatalf("status %d, handler saw %v", resp.StatusCode, got.Load())
 	}
 }
+
+func TestTrailers(t *testing.T) {
+	addr := serve(t, &h1.Server{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Sum")
+		w.Header().Set("X-Sum", "announced only")
+		w.WriteHeader(http.StatusOK)
+		io.WriteString(w, "abc")
+		w.Header().Set("X-Sum", "3")
+		w.Header().Set(http.TrailerPrefix+"X-Late", "yes")
+		w.Header().Set(http.TrailerPrefix+"Content-Length", "9")
+	}))
+	c, br := dial(t, addr)
+	resp, body := exchange(t, c, br, "GET", "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	if body != "abc" || resp.Header.Get("X-Sum") != "" {
+		t.Fatalf("body %q, X-Sum in the head %q", body, resp.Header.Get("X-Sum"))
+	}
+	want := http.Header{"X-Sum": {"3"}, "X-Late": {"yes"}}
+	if diff := cmp.Diff(want, resp.Trailer); diff != "" {
+		t.Fatalf("trailers (-want +got):\n%s", diff)
+	}
+	if _, body := exchange(t, c, br, "GET", "GET / HTTP/1.1\r\nHost: a\r\n\r\n"); body != "abc" {
+		t.Fatalf("the next response after trailers: %q", body)
+	}
+}
