@@ -2,6 +2,7 @@ package edge
 
 import (
 	"fmt"
+	"math"
 	"regexp"
 	"slices"
 	"strings"
@@ -51,85 +52,149 @@ var operators = map[string]opKind{
 	"is_not_in_list":      opNotInList,
 }
 
-// cond is one compiled comparison.
+// cond is one compiled comparison. The fields that every evaluation reads
+// come first and fit in 40 bytes, so that a rule set walks little memory;
+// the variable, regular expression and network list are behind x.
 type cond struct {
-	v    variable
-	op   opKind
-	arg  string
-	re   *regexp.Regexp
-	list *NetworkList
-	// or joins the comparison to the previous one with "or" (else "and").
-	or bool
+	arg string
+	x   *condInfo
+	op  opKind
+	// kind is x.v.kind.
+	kind varKind
 	// id is the comparison's bit in the per-request result cache plus one;
 	// 0 means not cached (see shareConds).
 	id uint8
+	// slot is x.v.slot, the variable's entry in Request.memo plus one (see
+	// assignSlots).
+	slot uint8
+	// or joins the comparison to the previous one with "or" (else "and"):
+	// it starts a conjunction.
+	or bool
+	// group marks the first comparison of a group.
+	group bool
+	// onTrue and onFalse are the comparison that follows in the criteria
+	// when this one holds or does not, or jMatch or jFail.
+	onTrue, onFalse int32
 }
 
-// criteria are groups ANDed together; inside a group "and" binds tighter
-// than "or". No criteria always match.
-type criteria [][]cond
+// condInfo holds what a comparison reads less often than its argument.
+type condInfo struct {
+	v    variable
+	re   *regexp.Regexp
+	list *NetworkList
+}
+
+// Branch targets that end an evaluation.
+const (
+	jMatch int32 = -1
+	jFail  int32 = -2
+)
+
+// criteria are the comparisons of a rule, flattened: groups ANDed together
+// and, inside a group, "and" binding tighter than "or". The onTrue and
+// onFalse links of each comparison encode that structure, so that matching
+// walks each comparison at most once without re-reading it. No criteria
+// always match.
+type criteria []cond
 
 // engine says which variables criteria may use.
 type engine struct {
 	firewall bool
 	phase    string // application rules
-	// memo assigns request memo slots to the variables that cost a lookup;
-	// nil assigns none.
-	memo *memoSlots
-}
-
-// memoSlots assigns the memo slots of one compiled firewall or application.
-type memoSlots struct {
-	m map[variable]uint8
-}
-
-// slot returns the memo slot of v (0: not memoized).
-func (ms *memoSlots) slot(v variable) uint8 {
-	if ms == nil {
-		return 0
-	}
-	switch v.kind {
-	case vHTTP, vCookie, vArg, vSentHTTP, vUpstreamHTTP, vRequest, vClientVRemain:
-	default:
-		return 0
-	}
-	if s, ok := ms.m[v]; ok {
-		return s
-	}
-	if len(ms.m) >= maxMemo {
-		return 0
-	}
-	if ms.m == nil {
-		ms.m = map[variable]uint8{}
-	}
-	s := uint8(len(ms.m) + 1)
-	ms.m[v] = s
-	return s
 }
 
 // compileCriteria compiles the criteria of a rule at path ("spec.rules[0]").
 func compileCriteria(path string, groups [][]manifest.Criterion, lists map[string]*NetworkList, eng engine) (criteria, []FieldError) {
 	var errs []FieldError
-	out := make(criteria, 0, len(groups))
+	n := 0
+	for _, g := range groups {
+		n += len(g)
+	}
+	out := make(criteria, 0, n)
 	for gi, g := range groups {
 		gpath := fmt.Sprintf("%s.criteria[%d]", path, gi)
 		if len(g) == 0 {
 			errs = append(errs, FieldError{Path: gpath, Message: "empty criteria group: a group needs at least one comparison"})
 			continue
 		}
-		group := make([]cond, 0, len(g))
+		start := len(out)
 		for ci, c := range g {
 			cpath := fmt.Sprintf("%s[%d]", gpath, ci)
 			cc, cerrs := compileCond(cpath, ci == 0, c, lists, eng)
 			errs = append(errs, cerrs...)
-			group = append(group, cc)
+			out = append(out, cc)
 		}
-		out = append(out, group)
+		orderGroup(out[start:])
 	}
 	if len(errs) > 0 {
 		return nil, errs
 	}
+	out.link()
 	return out, nil
+}
+
+// condCost ranks comparisons by the work they take: literal comparisons,
+// then network lists and the variables that are built per request, then
+// regular expressions.
+func condCost(c *cond) int {
+	switch c.op {
+	case opMatches, opNotMatches:
+		return 2
+	case opInList, opNotInList:
+		return 1
+	}
+	switch c.x.v.kind {
+	case vRequest, vClientVRemain:
+		return 1
+	}
+	return 0
+}
+
+// orderGroup moves the cheap comparisons of each conjunction of a group
+// ahead of the costly ones, keeping their order otherwise, and marks the
+// group's and conjunctions' first comparisons. A conjunction's value does
+// not depend on the order of its comparisons, which have no side effects,
+// so evaluation may stop at a cheap false one.
+func orderGroup(g []cond) {
+	for start := 0; start < len(g); {
+		end := start + 1
+		for end < len(g) && !g[end].or {
+			end++
+		}
+		conj := g[start:end]
+		slices.SortStableFunc(conj, func(a, b cond) int { return condCost(&a) - condCost(&b) })
+		for i := range conj {
+			conj[i].or = i == 0 && start > 0
+		}
+		start = end
+	}
+	if len(g) > 0 {
+		g[0].group = true
+	}
+}
+
+// link sets the branch targets of the comparisons from their group and or
+// marks. A comparison that holds leads to the next one of its conjunction,
+// or when it is the last, to the next group (or a match after the last
+// group). One that does not hold leads to the next conjunction of its
+// group, or to a failure when there is none.
+func (cr criteria) link() {
+	nextGroup, nextConj := jMatch, jFail
+	for i := len(cr) - 1; i >= 0; i-- {
+		c := &cr[i]
+		if i+1 == len(cr) || cr[i+1].group || cr[i+1].or {
+			c.onTrue = nextGroup
+		} else {
+			c.onTrue = int32(i + 1)
+		}
+		c.onFalse = nextConj
+		if c.or {
+			nextConj = int32(i)
+		}
+		if c.group {
+			nextGroup, nextConj = int32(i), jFail
+		}
+	}
 }
 
 func compileCond(path string, first bool, c manifest.Criterion, lists map[string]*NetworkList, eng engine) (cond, []FieldError) {
@@ -141,7 +206,7 @@ func compileCond(path string, first bool, c manifest.Criterion, lists map[string
 		}
 		errs = append(errs, FieldError{Path: p, Message: fmt.Sprintf(format, args...)})
 	}
-	var out cond
+	out := cond{x: &condInfo{}}
 	switch c.Conditional {
 	case "", "if":
 		if !first {
@@ -162,15 +227,14 @@ func compileCond(path string, first bool, c manifest.Criterion, lists map[string
 
 	// Variable.
 	var msg string
+	v := &out.x.v
 	if eng.firewall {
-		out.v, msg = lookupFirewallVar(c.Variable)
+		*v, msg = lookupFirewallVar(c.Variable)
 	} else {
-		out.v, msg = appCriteriaVar(c.Variable, eng.phase)
+		*v, msg = appCriteriaVar(c.Variable, eng.phase)
 	}
 	varOK := msg == ""
-	if varOK {
-		out.v.slot = eng.memo.slot(out.v)
-	}
+	out.kind = v.kind
 	if !varOK {
 		bad("variable", "%s", msg)
 	}
@@ -205,16 +269,16 @@ func compileCond(path string, first bool, c manifest.Criterion, lists map[string
 	switch op {
 	case opMatches, opNotMatches:
 		expr := arg
-		if out.v.kind == vHost {
+		if v.kind == vHost {
 			expr = "(?i)" + expr // hosts are compared in lowercase
 		}
 		re, err := regexp.Compile(expr)
 		if err != nil {
 			bad("argument", "invalid regular expression %q: %v", arg, strings.TrimPrefix(err.Error(), "error parsing regexp: "))
 		}
-		out.re = re
+		out.x.re = re
 	case opInList, opNotInList:
-		if varOK && out.v.kind != vRemoteAddr {
+		if varOK && v.kind != vRemoteAddr {
 			want := "${remote_addr}"
 			if eng.firewall {
 				want = "network"
@@ -234,9 +298,9 @@ func compileCond(path string, first bool, c manifest.Criterion, lists map[string
 			}
 			bad("argument", "%s", m)
 		}
-		out.list = l
+		out.x.list = l
 	default:
-		if out.v.kind == vHost {
+		if v.kind == vHost {
 			arg = strings.ToLower(arg)
 		}
 	}
@@ -278,67 +342,59 @@ type condKey struct {
 	arg  string
 }
 
+func (c *cond) key() condKey { return condKey{c.x.v.kind, c.x.v.name, c.op, c.arg} }
+
 // shareConds gives the comparisons that appear more than once in a
 // firewall or application (such as the same ${host} test in many rules) a
-// result-cache id, so that each is evaluated once per request.
+// result-cache id, so that each is evaluated once per request, then
+// compacts them (see compactConds): the caller stores all[i] back into its
+// rules.
 func shareConds(all []criteria) {
 	count := map[condKey]int{}
 	for _, cr := range all {
-		for _, g := range cr {
-			for _, c := range g {
-				count[condKey{c.v.kind, c.v.name, c.op, c.arg}]++
-			}
+		for i := range cr {
+			count[cr[i].key()]++
 		}
 	}
 	defer compactConds(all)
 	ids := map[condKey]uint8{}
 	for _, cr := range all {
-		for _, g := range cr {
-			for i := range g {
-				c := &g[i]
-				k := condKey{c.v.kind, c.v.name, c.op, c.arg}
-				if count[k] < 2 {
-					continue
-				}
-				id, ok := ids[k]
-				if !ok && len(ids) < maxShared {
-					id = uint8(len(ids) + 1)
-					ids[k] = id
-				}
-				c.id = id
+		for i := range cr {
+			c := &cr[i]
+			k := c.key()
+			if count[k] < 2 {
+				continue
 			}
+			id, ok := ids[k]
+			if !ok && len(ids) < maxShared {
+				id = uint8(len(ids) + 1)
+				ids[k] = id
+			}
+			c.id = id
 		}
 	}
 }
 
 // compactConds moves the comparisons of all criteria into one contiguous
-// array, in evaluation order, so that a request walks memory linearly.
+// array, in evaluation order, so that a request walks memory linearly; the
+// caller reads the moved criteria back from all.
 func compactConds(all []criteria) {
 	n := 0
 	for _, cr := range all {
-		for _, g := range cr {
-			n += len(g)
-		}
+		n += len(cr)
 	}
 	flat := make([]cond, 0, n)
-	for _, cr := range all {
-		for i, g := range cr {
-			start := len(flat)
-			flat = append(flat, g...)
-			cr[i] = flat[start:len(flat):len(flat)]
-		}
+	for i, cr := range all {
+		start := len(flat)
+		flat = append(flat, cr...)
+		all[i] = flat[start:len(flat):len(flat)]
 	}
 }
 
-// test evaluates c, through the per-request result cache when c is shared.
+// test evaluates c, whose result is not in the per-request result cache
+// yet, and caches it (c.id != 0).
 func (c *cond) test(r *Request, resp *ResponseView) bool {
-	if c.id == 0 {
-		return c.eval(r, resp)
-	}
-	bit := uint64(1) << (c.id - 1)
-	if r.condKnown&bit != 0 {
-		return r.condTrue&bit != 0
-	}
+	bit := uint64(1) << ((c.id - 1) & 63)
 	v := c.eval(r, resp)
 	r.condKnown |= bit
 	if v {
@@ -348,62 +404,68 @@ func (c *cond) test(r *Request, resp *ResponseView) bool {
 }
 
 // match reports whether the criteria hold for r (and resp in the response
-// phase).
+// phase). It follows the branch links from the first comparison, so that
+// evaluation short-circuits: "a or b and c" is "a or (b and c)" and groups
+// are ANDed. Shared comparisons come from the result cache, and the literal
+// comparisons of memoized values, the common case, are made inline.
 func (cr criteria) match(r *Request, resp *ResponseView) bool {
-	for _, g := range cr {
-		if !matchGroup(g, r, resp) {
-			return false
-		}
-	}
-	return true
+	return len(cr) == 0 || cr.walk(r, resp)
 }
 
-// matchGroup evaluates a disjunction of conjunctions: "a or b and c" is
-// "a or (b and c)". Evaluation short-circuits.
-func matchGroup(g []cond, r *Request, resp *ResponseView) bool {
-	term := true // value of the current conjunction
-	for i := range g {
-		c := &g[i]
-		if c.or {
-			if term {
-				return true
-			}
-			term = true
-		}
-		if term {
-			if c.id == 0 {
-				term = c.eval(r, resp)
+// walk evaluates criteria that are not empty (see match).
+func (cr criteria) walk(r *Request, resp *ResponseView) bool {
+	i := int32(0)
+	for {
+		c := &cr[i]
+		var ok bool
+		m := (c.slot - 1) & (maxMemo - 1)
+		switch {
+		case c.id != 0:
+			if bit := uint64(1) << ((c.id - 1) & 63); r.condKnown&bit != 0 {
+				ok = r.condTrue&bit != 0
 			} else {
-				term = c.test(r, resp)
+				ok = c.test(r, resp)
 			}
+		case c.slot != 0 && r.memoSet&(1<<m) != 0 && c.op >= opEqual && c.op <= opStartsWith:
+			s := r.memo[m].s
+			switch c.op {
+			case opEqual:
+				ok = s == c.arg
+			case opNotEqual:
+				ok = s != c.arg
+			default:
+				ok = strings.HasPrefix(s, c.arg)
+			}
+		default:
+			ok = c.eval(r, resp)
 		}
+		next := c.onFalse
+		if ok {
+			next = c.onTrue
+		}
+		if next < 0 {
+			return next == jMatch
+		}
+		i = next
 	}
-	return term
 }
 
 func (c *cond) eval(r *Request, resp *ResponseView) bool {
-	if c.op == opInList || c.op == opNotInList {
-		var in bool
-		if r.Conn != nil {
-			in = c.list.Contains(r.Conn.Remote.Addr())
-		}
-		return in == (c.op == opInList)
-	}
 	var s string
 	var present bool
-	switch h := r.HTTP; {
-	// The most common variables skip the general lookup.
-	case c.v.kind == vHost:
+	switch {
+	case c.op == opInList:
+		return c.inList(r)
+	case c.op == opNotInList:
+		return !c.inList(r)
+	case c.kind == vHost:
 		s = r.Host
 		present = s != ""
-	case c.v.kind == vURI && h != nil && h.URL != nil:
-		s = h.URL.Path
-		present = s != ""
-	case c.v.kind == vMethod && h != nil:
-		s = h.Method
-		present = s != ""
+	case c.slot != 0 && r.memoSet&(1<<((c.slot-1)&(maxMemo-1))) != 0:
+		m := &r.memo[(c.slot-1)&(maxMemo-1)]
+		s, present = m.s, m.ok
 	default:
-		s, present = r.value(&c.v, resp)
+		s, present = r.value(&c.x.v, resp)
 	}
 	switch c.op {
 	case opEqual:
@@ -415,9 +477,9 @@ func (c *cond) eval(r *Request, resp *ResponseView) bool {
 	case opNotStartsWith:
 		return !strings.HasPrefix(s, c.arg)
 	case opMatches:
-		return c.re.MatchString(s)
+		return c.x.re.MatchString(s)
 	case opNotMatches:
-		return !c.re.MatchString(s)
+		return !c.x.re.MatchString(s)
 	case opExists:
 		return present
 	case opNotExists:
@@ -426,15 +488,344 @@ func (c *cond) eval(r *Request, resp *ResponseView) bool {
 	return false
 }
 
+// inList reports whether the client address is in the comparison's list.
+func (c *cond) inList(r *Request) bool {
+	return r.Conn != nil && c.x.list.Contains(r.Conn.Remote.Addr())
+}
+
 // refsClientCert reports whether the criteria compare the client
 // certificate or its verification.
 func (cr criteria) refsClientCert() bool {
-	for _, g := range cr {
-		for _, c := range g {
-			if c.v.clientCert() {
-				return true
-			}
+	for i := range cr {
+		if cr[i].x.v.clientCert() {
+			return true
 		}
 	}
 	return false
+}
+
+// ---------------------------------------------------------------------------
+// Rule index
+
+// Limits of the rule index.
+const (
+	// minIndexedRules is the number of rules with a guard below which
+	// evaluating every rule costs less than consulting an index.
+	minIndexedRules = 8
+	// maxPrefixLengths is the number of starts_with argument lengths per
+	// variable that the index looks up: a request costs one map lookup per
+	// length.
+	maxPrefixLengths = 16
+	// maxRuleLists bounds the rule lists that one request gathers from an
+	// index; beyond it the evaluation visits every rule.
+	maxRuleLists = 32
+)
+
+// atom is a comparison that an index evaluates for every rule at once: a
+// variable equal to a literal, or starting with one.
+type atom struct {
+	kind   varKind
+	name   string
+	prefix bool
+	arg    string
+}
+
+// varKey identifies a variable without its memo slot.
+type varKey struct {
+	kind varKind
+	name string
+}
+
+// atomOf returns the atom that c compares, if c is one.
+func atomOf(c *cond) (atom, bool) {
+	switch c.op {
+	case opEqual, opStartsWith:
+	default:
+		return atom{}, false
+	}
+	switch c.x.v.kind {
+	case vInvalid, vRequest, vClientVRemain:
+		// Built per request: the index would pay for it on every request.
+		return atom{}, false
+	}
+	return atom{kind: c.x.v.kind, name: c.x.v.name, prefix: c.op == opStartsWith, arg: c.arg}, true
+}
+
+// ruleIndex lets an evaluation skip the rules whose criteria cannot hold.
+//
+// Each indexed rule has a guard: comparisons "variable is_equal literal" or
+// "variable starts_with literal" of which at least one holds whenever the
+// rule's criteria hold. The guard takes one comparison from each
+// conjunction of one of the rule's groups: the group must hold, so one of
+// its conjunctions holds, and with it every comparison of that conjunction.
+// A request visits the rules one of whose guard comparisons holds, found by
+// looking the variable's value, and its prefixes of the indexed lengths, up
+// in a map, and the rules without a guard. Visits keep rule order, and
+// criteria have no side effects, so skipping a rule that cannot match
+// changes nothing but time.
+type ruleIndex struct {
+	// always are the rules without a guard, ascending.
+	always []int32
+	vars   []varIndex
+}
+
+// varIndex is the part of a rule index on one variable.
+type varIndex struct {
+	v variable
+	// keys maps literals to the rules whose guard compares v with them.
+	keys map[string]*indexEntry
+	// eq is set when some guard compares v with is_equal.
+	eq bool
+	// lens are the lengths of the starts_with literals, ascending.
+	lens []int
+}
+
+// indexEntry lists, ascending, the rules whose guard holds when the
+// variable equals the entry's literal (eq) or starts with it (prefix).
+type indexEntry struct {
+	eq, prefix []int32
+}
+
+// buildIndex indexes the criteria of a firewall's or phase's rules, in
+// order. It returns nil, meaning that every rule is visited, when fewer
+// than minRules rules have a selective guard.
+func buildIndex(all []criteria, minRules int) *ruleIndex {
+	// count is the number of rules that compare each atom; a guard of
+	// atoms that many rules share selects little.
+	count := map[atom]int{}
+	last := map[atom]int{}
+	lenRules := map[varKey]map[int]int{}
+	vars := map[varKey]variable{}
+	for ri, cr := range all {
+		for i := range cr {
+			a, ok := atomOf(&cr[i])
+			if !ok || last[a] == ri+1 {
+				continue
+			}
+			last[a] = ri + 1
+			count[a]++
+			vk := varKey{a.kind, a.name}
+			if _, ok := vars[vk]; !ok {
+				vars[vk] = cr[i].x.v
+			}
+			if a.prefix {
+				if lenRules[vk] == nil {
+					lenRules[vk] = map[int]int{}
+				}
+				lenRules[vk][len(a.arg)]++
+			}
+		}
+	}
+	lens := prefixLengths(lenRules)
+	usable := func(a atom) bool {
+		return !a.prefix || slices.Contains(lens[varKey{a.kind, a.name}], len(a.arg))
+	}
+
+	guards := make([][]atom, len(all))
+	indexed := 0
+	for ri, cr := range all {
+		g := chooseGuard(cr, usable, count)
+		if g == nil || slices.ContainsFunc(g, func(a atom) bool { return count[a]*2 > len(all) }) {
+			// A comparison that most rules share rarely excludes one.
+			continue
+		}
+		guards[ri] = g
+		indexed++
+	}
+	if indexed < minRules || indexed == 0 {
+		return nil
+	}
+
+	ix := &ruleIndex{}
+	pos := map[varKey]int{}
+	for ri, g := range guards {
+		if g == nil {
+			ix.always = append(ix.always, int32(ri))
+			continue
+		}
+		for _, a := range g {
+			vk := varKey{a.kind, a.name}
+			p, ok := pos[vk]
+			if !ok {
+				p = len(ix.vars)
+				pos[vk] = p
+				ix.vars = append(ix.vars, varIndex{v: vars[vk], keys: map[string]*indexEntry{}})
+			}
+			x := &ix.vars[p]
+			e := x.keys[a.arg]
+			if e == nil {
+				e = &indexEntry{}
+				x.keys[a.arg] = e
+			}
+			list := &e.eq
+			if a.prefix {
+				list = &e.prefix
+				if !slices.Contains(x.lens, len(a.arg)) {
+					x.lens = append(x.lens, len(a.arg))
+				}
+			} else {
+				x.eq = true
+			}
+			if n := len(*list); n == 0 || (*list)[n-1] != int32(ri) {
+				*list = append(*list, int32(ri))
+			}
+		}
+	}
+	for i := range ix.vars {
+		slices.Sort(ix.vars[i].lens)
+	}
+	return ix
+}
+
+// prefixLengths chooses, per variable, the starts_with argument lengths
+// that the index looks up: the maxPrefixLengths lengths that the most
+// rules use.
+func prefixLengths(lenRules map[varKey]map[int]int) map[varKey][]int {
+	out := map[varKey][]int{}
+	for vk, byLen := range lenRules {
+		ls := make([]int, 0, len(byLen))
+		for l := range byLen {
+			ls = append(ls, l)
+		}
+		slices.SortFunc(ls, func(a, b int) int {
+			if byLen[a] != byLen[b] {
+				return byLen[b] - byLen[a]
+			}
+			return a - b
+		})
+		out[vk] = ls[:min(len(ls), maxPrefixLengths)]
+	}
+	return out
+}
+
+// chooseGuard returns the guard of cr with the lowest cost (the number of
+// rules that share its atoms, summed), or nil when no group of cr has one,
+// as criteria without groups, or whose every group has a conjunction of
+// comparisons the index cannot evaluate.
+func chooseGuard(cr criteria, usable func(atom) bool, count map[atom]int) []atom {
+	var best []atom
+	bestCost := 0
+	for gs := 0; gs < len(cr); {
+		ge := gs + 1
+		for ge < len(cr) && !cr[ge].group {
+			ge++
+		}
+		var g []atom
+		cost := 0
+		for cs := gs; cs < ge; {
+			ce := cs + 1
+			for ce < ge && !cr[ce].or {
+				ce++
+			}
+			pick, found := atom{}, false
+			for i := cs; i < ce; i++ {
+				a, ok := atomOf(&cr[i])
+				if ok && usable(a) && (!found || count[a] < count[pick]) {
+					pick, found = a, true
+				}
+			}
+			if !found {
+				g = nil
+				break
+			}
+			g = append(g, pick)
+			cost += count[pick]
+			cs = ce
+		}
+		if g != nil && (best == nil || cost < bestCost) {
+			best, bestCost = g, cost
+		}
+		gs = ge
+	}
+	return best
+}
+
+// ruleIter yields, in order, the rules that one evaluation visits; its
+// zero value visits every rule. An evaluation with an index declares a
+// ruleLists, points lists at it and calls start: the storage is cleared
+// only then, and the iterator's methods write through lists without
+// storing its address, so that it stays on the evaluation's stack.
+type ruleIter struct {
+	// lists[:k] are the ascending rule lists to merge; nil visits every
+	// rule.
+	lists *ruleLists
+	k     int
+}
+
+// ruleLists is the storage of a ruleIter's lists.
+type ruleLists [maxRuleLists][]int32
+
+// noRule is what ruleIter.next returns after the last rule to visit.
+const noRule = math.MaxInt32
+
+// start prepares the visits of the rules for r (and resp in the response
+// phase) under ix.
+func (it *ruleIter) start(ix *ruleIndex, r *Request, resp *ResponseView) {
+	it.k = 0
+	full := !it.add(ix.always)
+	for i := range ix.vars {
+		x := &ix.vars[i]
+		s, _ := r.value(&x.v, resp)
+		var whole *indexEntry
+		if x.eq {
+			if whole = x.keys[s]; whole != nil {
+				full = full || !it.add(whole.eq)
+			}
+		}
+		for _, l := range x.lens {
+			if l > len(s) {
+				break
+			}
+			e := whole
+			if l < len(s) || !x.eq {
+				e = x.keys[s[:l]]
+			}
+			if e != nil {
+				full = full || !it.add(e.prefix)
+			}
+		}
+	}
+	if full {
+		it.lists = nil // more lists than storage: visit every rule
+	}
+}
+
+// add adds a list to merge, reporting false when the storage is full.
+func (it *ruleIter) add(l []int32) bool {
+	switch {
+	case len(l) == 0:
+	case it.k == len(it.lists):
+		return false
+	default:
+		it.lists[it.k] = l
+		it.k++
+	}
+	return true
+}
+
+// next returns the rule to visit after rule i (-1 for the first one), or
+// noRule after the last.
+func (it *ruleIter) next(i int) int {
+	if it.lists == nil {
+		return i + 1
+	}
+	return it.merge()
+}
+
+// merge returns the lowest rule of the lists, removing it from each, or
+// noRule when they are empty.
+func (it *ruleIter) merge() int {
+	lists := it.lists[:it.k]
+	low := int32(noRule)
+	for _, l := range lists {
+		if len(l) > 0 && l[0] < low {
+			low = l[0]
+		}
+	}
+	for j, l := range lists {
+		if len(l) > 0 && l[0] == low {
+			lists[j] = l[1:]
+		}
+	}
+	return int(low)
 }

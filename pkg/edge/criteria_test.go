@@ -2,9 +2,12 @@ package edge
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -364,7 +367,22 @@ func benchApplication(b *testing.B, n int) *Application {
 }
 
 func BenchmarkApplication200Rules(b *testing.B) {
+	benchApplication200Rules(b, benchApplication(b, 200))
+}
+
+// BenchmarkApplication200RulesUnindexed is BenchmarkApplication200Rules
+// without the rule index: the worst case, where every rule's criteria are
+// evaluated.
+func BenchmarkApplication200RulesUnindexed(b *testing.B) {
 	a := benchApplication(b, 200)
+	if a.requestIndex == nil {
+		b.Fatal("the benchmark application is not indexed")
+	}
+	a.requestIndex = nil
+	benchApplication200Rules(b, a)
+}
+
+func benchApplication200Rules(b *testing.B, a *Application) {
 	r := testRequest("GET", "/accounts/42?page=2", "X-Tenant", "nobody", "User-Agent", "bench")
 	var out RequestActions
 	b.ReportAllocs()
@@ -396,8 +414,24 @@ var _ = http.MethodGet
 // set: each rule selects a path prefix, so most rules fail on their first
 // comparison.
 func BenchmarkApplication200RoutingRules(b *testing.B) {
+	benchApplication200RoutingRules(b, routingApplication(b, 200))
+}
+
+// BenchmarkApplication200RoutingRulesUnindexed is
+// BenchmarkApplication200RoutingRules without the rule index.
+func BenchmarkApplication200RoutingRulesUnindexed(b *testing.B) {
+	a := routingApplication(b, 200)
+	if a.requestIndex == nil {
+		b.Fatal("the benchmark application is not indexed")
+	}
+	a.requestIndex = nil
+	benchApplication200RoutingRules(b, a)
+}
+
+// routingApplication has n request rules, each for one path prefix and GET.
+func routingApplication(b *testing.B, n int) *Application {
 	spec := &manifest.ApplicationSpec{}
-	for i := range 200 {
+	for i := range n {
 		spec.Rules = append(spec.Rules, manifest.AppRule{
 			Name: fmt.Sprintf("rule %d", i),
 			Criteria: [][]manifest.Criterion{{
@@ -411,6 +445,10 @@ func BenchmarkApplication200RoutingRules(b *testing.B) {
 	if errs != nil {
 		b.Fatal(errs)
 	}
+	return a
+}
+
+func benchApplication200RoutingRules(b *testing.B, a *Application) {
 	r := testRequest("GET", "/service-199/x")
 	var out RequestActions
 	b.ReportAllocs()
@@ -420,4 +458,615 @@ func BenchmarkApplication200RoutingRules(b *testing.B) {
 	if len(out.Add) != 1 {
 		b.Fatalf("add = %v", out.Add)
 	}
+}
+
+// spell returns the application spelling of a compiled variable, such as
+// "uri" or "http_X-Tenant" (with the canonical header key).
+func spell(v variable) string {
+	for _, p := range appPrefixes {
+		if p.kind == v.kind {
+			return p.prefix + v.name
+		}
+	}
+	best := ""
+	for n, k := range appVars {
+		if k == v.kind && (best == "" || n < best) {
+			best = n
+		}
+	}
+	if best == "" {
+		return fmt.Sprintf("kind %d", v.kind)
+	}
+	return best
+}
+
+func opName(op opKind) string {
+	for n, k := range operators {
+		if k == op {
+			return n
+		}
+	}
+	return "?"
+}
+
+// describeCriteria shows compiled criteria as "variable op arg" per
+// comparison, with "or" before the comparisons that start a conjunction
+// and "|" before those that start a group after the first.
+func describeCriteria(cr criteria) []string {
+	var out []string
+	for i := range cr {
+		c := &cr[i]
+		s := fmt.Sprintf("%s %s %q", spell(c.x.v), opName(c.op), c.arg)
+		switch {
+		case c.group && i > 0:
+			s = "| " + s
+		case c.or:
+			s = "or " + s
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func TestOrderGroup(t *testing.T) {
+	// Spelled as compiled comparisons, to compare with describeCriteria.
+	const (
+		uri   = `uri is_equal "/a"`
+		re    = `uri matches "^/a"`
+		list  = `remote_addr is_in_list "office"`
+		req   = `request is_equal "GET / HTTP/1.1"`
+		hdr   = `http_X-A exists ""`
+		host  = `host is_equal "a"`
+		nhost = `host is_not_equal "b"`
+	)
+	tests := map[string]struct {
+		groups [][]manifest.Criterion
+		want   []string
+	}{
+		"cheap comparisons first in a conjunction": {
+			groups: [][]manifest.Criterion{{
+				crit("", "${uri}", "matches", "^/a"), crit("and", "${remote_addr}", "is_in_list", "office"), crit("and", "${uri}", "is_equal", "/a"),
+			}},
+			want: []string{uri, list, re},
+		},
+		"order kept among equals": {
+			groups: [][]manifest.Criterion{{
+				crit("", "${host}", "is_equal", "a"), crit("and", "${http_x_a}", "exists"), crit("and", "${host}", "is_not_equal", "b"),
+			}},
+			want: []string{host, hdr, nhost},
+		},
+		"never across or": {
+			groups: [][]manifest.Criterion{{
+				crit("", "${uri}", "matches", "^/a"), crit("or", "${uri}", "is_equal", "/a"), crit("and", "${remote_addr}", "is_in_list", "office"),
+			}},
+			want: []string{re, "or " + uri, list},
+		},
+		"the or moves with the conjunction's first comparison": {
+			groups: [][]manifest.Criterion{{
+				crit("", "${host}", "is_equal", "a"), crit("or", "${uri}", "matches", "^/a"), crit("and", "${uri}", "is_equal", "/a"),
+			}},
+			want: []string{host, "or " + uri, re},
+		},
+		"never across groups": {
+			groups: [][]manifest.Criterion{
+				{crit("", "${uri}", "matches", "^/a")},
+				{crit("", "${request}", "is_equal", "GET / HTTP/1.1"), crit("and", "${host}", "is_equal", "a")},
+			},
+			want: []string{re, "| " + host, req},
+		},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			cr, errs := compileCriteria("r", tt.groups, testLists, engine{phase: "request"})
+			if errs != nil {
+				t.Fatal(errs)
+			}
+			if diff := cmp.Diff(tt.want, describeCriteria(cr)); diff != "" {
+				t.Errorf("order (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestCriteriaLinks(t *testing.T) {
+	type link struct{ OnTrue, OnFalse int32 }
+	e := func(v string) manifest.Criterion { return crit("", "${http_"+v+"}", "exists") }
+	and := func(v string) manifest.Criterion { return crit("and", "${http_"+v+"}", "exists") }
+	or := func(v string) manifest.Criterion { return crit("or", "${http_"+v+"}", "exists") }
+	tests := map[string]struct {
+		groups [][]manifest.Criterion
+		want   []link
+	}{
+		"one comparison": {
+			groups: [][]manifest.Criterion{{e("a")}},
+			want:   []link{{jMatch, jFail}},
+		},
+		"a and b": {
+			groups: [][]manifest.Criterion{{e("a"), and("b")}},
+			want:   []link{{1, jFail}, {jMatch, jFail}},
+		},
+		"a or b and c": {
+			groups: [][]manifest.Criterion{{e("a"), or("b"), and("c")}},
+			want:   []link{{jMatch, 1}, {2, jFail}, {jMatch, jFail}},
+		},
+		"a and b or c": {
+			groups: [][]manifest.Criterion{{e("a"), and("b"), or("c")}},
+			want:   []link{{1, 2}, {jMatch, 2}, {jMatch, jFail}},
+		},
+		"groups: (a or b) and (c and d or e)": {
+			groups: [][]manifest.Criterion{{e("a"), or("b")}, {e("c"), and("d"), or("e")}},
+			want:   []link{{2, 1}, {2, jFail}, {3, 4}, {jMatch, 4}, {jMatch, jFail}},
+		},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			cr, errs := compileCriteria("r", tt.groups, nil, engine{phase: "request"})
+			if errs != nil {
+				t.Fatal(errs)
+			}
+			var got []link
+			for _, c := range cr {
+				got = append(got, link{c.onTrue, c.onFalse})
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("links (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// refMatch evaluates criteria as the manifest defines them, one comparison
+// at a time and in the order written: groups ANDed, and inside a group "a
+// or b and c" is "a or (b and c)". It shares no code with the compiled
+// links, the ordering of comparisons or the index, and so checks them.
+func refMatch(t testing.TB, groups [][]manifest.Criterion, r *Request, resp *ResponseView, eng engine) bool {
+	t.Helper()
+	for _, g := range groups {
+		anyConj, conj := false, true
+		for i, c := range g {
+			if i > 0 && c.Conditional == "or" {
+				anyConj, conj = anyConj || conj, true
+			}
+			c.Conditional = ""
+			one, errs := compileCriteria("r", [][]manifest.Criterion{{c}}, testLists, eng)
+			if errs != nil {
+				t.Fatal(errs)
+			}
+			conj = conj && one.match(r, resp)
+		}
+		if !anyConj && !conj {
+			return false
+		}
+	}
+	return true
+}
+
+// criteriaGen draws criteria and requests from a small vocabulary, so that
+// comparisons often hold: is_equal and starts_with on the variables the
+// index covers, case-insensitive hosts, regular expressions, exists,
+// negations and network lists.
+type criteriaGen struct{ rnd *rand.Rand }
+
+var (
+	genVars  = []string{"${host}", "${uri}", "${http_x_a}", "${arg_q}", "${request_method}", "${remote_addr}"}
+	genOps   = []string{"is_equal", "starts_with", "is_equal", "starts_with", "is_not_equal", "does_not_start_with", "matches", "does_not_match", "exists", "does_not_exist"}
+	genArgs  = []string{"", "a", "ab", "abc", "A", "AB", "/", "/a", "/a/", "/a/b", "/b", "x.example", "X.Example", "GET", "POST", "^a", "b$", "(?i)^/A"}
+	genHosts = []string{"x.example", "a.example", "ab.example", "a"}
+	genVals  = []string{"", "a", "ab", "abc", "A", "b", "/a", "/a/b", "x.example"}
+	genPaths = []string{"/", "/a", "/a/", "/a/b", "/ab", "/b", "/A/b"}
+)
+
+func (g criteriaGen) pick(s []string) string { return s[g.rnd.IntN(len(s))] }
+
+func (g criteriaGen) criterion(cond string) manifest.Criterion {
+	v, op := g.pick(genVars), g.pick(genOps)
+	switch {
+	case op == "exists" || op == "does_not_exist":
+		return crit(cond, v, op)
+	case v == "${remote_addr}" && g.rnd.IntN(2) == 0:
+		op = "is_in_list"
+		if g.rnd.IntN(2) == 0 {
+			op = "is_not_in_list"
+		}
+		return crit(cond, v, op, g.pick([]string{"partners", "office"}))
+	}
+	return crit(cond, v, op, g.pick(genArgs))
+}
+
+// criteria returns up to three groups of up to four comparisons.
+func (g criteriaGen) criteria() [][]manifest.Criterion {
+	var out [][]manifest.Criterion
+	for range g.rnd.IntN(4) {
+		var grp []manifest.Criterion
+		for i := range 1 + g.rnd.IntN(4) {
+			cond := ""
+			if i > 0 {
+				cond = g.pick([]string{"and", "or"})
+			}
+			grp = append(grp, g.criterion(cond))
+		}
+		out = append(out, grp)
+	}
+	return out
+}
+
+func (g criteriaGen) request() *Request {
+	target := g.pick(genPaths)
+	if q := g.pick(genVals); q != "" || g.rnd.IntN(2) == 0 {
+		target += "?q=" + q
+	}
+	var headers []string
+	if g.rnd.IntN(3) > 0 {
+		headers = append(headers, "X-A", g.pick(genVals))
+	}
+	r := testRequest(g.pick([]string{"GET", "POST"}), target, headers...)
+	r.Host = g.pick(genHosts)
+	if g.rnd.IntN(4) == 0 {
+		r.Conn = nil
+	}
+	return r
+}
+
+func TestCriteriaMatchesReference(t *testing.T) {
+	g := criteriaGen{rand.New(rand.NewPCG(1, 2))}
+	for i := range 3000 {
+		groups := g.criteria()
+		cr, errs := compileCriteria("r", groups, testLists, engine{phase: "request"})
+		if errs != nil {
+			t.Fatal(errs)
+		}
+		r := g.request()
+		if got, want := cr.match(r, nil), refMatch(t, groups, r, nil, engine{phase: "request"}); got != want {
+			t.Fatalf("case %d: match = %v, want %v for host %q, %s %s, X-A %q, criteria %+v",
+				i, got, want, r.Host, r.HTTP.Method, r.HTTP.URL, r.HTTP.Header.Get("X-A"), groups)
+		}
+	}
+}
+
+// indexView is a ruleIndex in comparable form.
+type indexView struct {
+	Always []int32
+	Vars   map[string]varView
+}
+
+type varView struct {
+	Eq, Prefix map[string][]int32
+	Lens       []int
+}
+
+func viewIndex(ix *ruleIndex) *indexView {
+	if ix == nil {
+		return nil
+	}
+	out := &indexView{Always: ix.always, Vars: map[string]varView{}}
+	for _, x := range ix.vars {
+		vv := varView{Lens: x.lens}
+		for k, e := range x.keys {
+			if len(e.eq) > 0 {
+				if vv.Eq == nil {
+					vv.Eq = map[string][]int32{}
+				}
+				vv.Eq[k] = e.eq
+			}
+			if len(e.prefix) > 0 {
+				if vv.Prefix == nil {
+					vv.Prefix = map[string][]int32{}
+				}
+				vv.Prefix[k] = e.prefix
+			}
+		}
+		out.Vars[spell(x.v)] = vv
+	}
+	return out
+}
+
+func compileAll(t testing.TB, rules [][][]manifest.Criterion) []criteria {
+	t.Helper()
+	all := make([]criteria, len(rules))
+	for i, groups := range rules {
+		cr, errs := compileCriteria(fmt.Sprintf("spec.rules[%d]", i), groups, testLists, engine{phase: "request"})
+		if errs != nil {
+			t.Fatal(errs)
+		}
+		all[i] = cr
+	}
+	return all
+}
+
+func TestBuildIndex(t *testing.T) {
+	const host, uri, method, hdr = "host", "uri", "request_method", "http_X-A"
+	one := func(c ...manifest.Criterion) [][]manifest.Criterion { return [][]manifest.Criterion{c} }
+	uriIs := func(p string) [][]manifest.Criterion { return one(crit("", "${uri}", "starts_with", p)) }
+	tests := map[string]struct {
+		rules    [][][]manifest.Criterion
+		minRules int
+		want     *indexView
+	}{
+		"equality on host, lowercased at compile time": {
+			rules: [][][]manifest.Criterion{one(crit("", "${host}", "is_equal", "API.Example")), one(crit("", "${host}", "is_equal", "b.example"))},
+			want: &indexView{Vars: map[string]varView{
+				host: {Eq: map[string][]int32{"api.example": {0}, "b.example": {1}}},
+			}},
+		},
+		"prefixes by length": {
+			rules: [][][]manifest.Criterion{uriIs("/a/"), uriIs("/bb/"), uriIs("/a/"), uriIs("/c/")},
+			want: &indexView{Vars: map[string]varView{
+				uri: {Prefix: map[string][]int32{"/a/": {0, 2}, "/bb/": {1}, "/c/": {3}}, Lens: []int{3, 4}},
+			}},
+		},
+		"the most selective comparison of a conjunction": {
+			rules: [][][]manifest.Criterion{
+				one(crit("", "${request_method}", "is_equal", "GET"), crit("and", "${uri}", "starts_with", "/a")),
+				one(crit("", "${request_method}", "is_equal", "GET"), crit("and", "${uri}", "starts_with", "/b")),
+				one(crit("", "${request_method}", "is_equal", "GET"), crit("and", "${uri}", "is_equal", "/a")),
+			},
+			want: &indexView{Vars: map[string]varView{
+				uri: {Eq: map[string][]int32{"/a": {2}}, Prefix: map[string][]int32{"/a": {0}, "/b": {1}}, Lens: []int{2}},
+			}},
+		},
+		"one comparison per conjunction of an or": {
+			rules: [][][]manifest.Criterion{
+				one(crit("", "${uri}", "starts_with", "/a"), crit("or", "${http_x_a}", "is_equal", "t"), crit("and", "${host}", "is_equal", "h")),
+				uriIs("/b"),
+			},
+			want: &indexView{Vars: map[string]varView{
+				uri: {Prefix: map[string][]int32{"/a": {0}, "/b": {1}}, Lens: []int{2}},
+				hdr: {Eq: map[string][]int32{"t": {0}}},
+			}},
+		},
+		"an or with a conjunction the index cannot evaluate": {
+			rules: [][][]manifest.Criterion{
+				one(crit("", "${uri}", "starts_with", "/a"), crit("or", "${http_x_a}", "matches", "t")),
+				uriIs("/b"),
+			},
+			want: &indexView{Always: []int32{0}, Vars: map[string]varView{
+				uri: {Prefix: map[string][]int32{"/b": {1}}, Lens: []int{2}},
+			}},
+		},
+		"the most selective group": {
+			rules: [][][]manifest.Criterion{
+				{{crit("", "${request_method}", "is_equal", "GET")}, {crit("", "${uri}", "is_equal", "/a")}},
+				{{crit("", "${request_method}", "is_equal", "GET")}, {crit("", "${uri}", "is_equal", "/b")}},
+				{{crit("", "${request_method}", "is_equal", "GET")}, {crit("", "${uri}", "matches", "/c")}},
+				{{crit("", "${request_method}", "is_equal", "PUT")}},
+			},
+			want: &indexView{Always: []int32{2}, Vars: map[string]varView{
+				uri:    {Eq: map[string][]int32{"/a": {0}, "/b": {1}}},
+				method: {Eq: map[string][]int32{"PUT": {3}}},
+			}},
+		},
+		"comparisons the index cannot evaluate": {
+			rules: [][][]manifest.Criterion{
+				one(crit("", "${uri}", "is_not_equal", "/a")),
+				one(crit("", "${uri}", "does_not_start_with", "/a")),
+				one(crit("", "${http_x_a}", "exists")),
+				one(crit("", "${http_x_a}", "does_not_exist")),
+				one(crit("", "${uri}", "matches", "^/a")),
+				one(crit("", "${remote_addr}", "is_in_list", "office")),
+				one(crit("", "${request}", "is_equal", "GET / HTTP/1.1")),
+				one(crit("", "${ssl_client_v_remain}", "is_equal", "30")),
+				nil,
+				uriIs("/z"),
+			},
+			want: &indexView{Always: []int32{0, 1, 2, 3, 4, 5, 6, 7, 8}, Vars: map[string]varView{
+				uri: {Prefix: map[string][]int32{"/z": {9}}, Lens: []int{2}},
+			}},
+		},
+		"a comparison most rules share selects nothing": {
+			rules: [][][]manifest.Criterion{
+				one(crit("", "${host}", "is_equal", "h")), one(crit("", "${host}", "is_equal", "h")),
+				one(crit("", "${host}", "is_equal", "h")), uriIs("/a"),
+			},
+			want: &indexView{Always: []int32{0, 1, 2}, Vars: map[string]varView{
+				uri: {Prefix: map[string][]int32{"/a": {3}}, Lens: []int{2}},
+			}},
+		},
+		"fewer indexed rules than the minimum": {
+			rules:    [][][]manifest.Criterion{uriIs("/a"), uriIs("/b"), one(crit("", "${uri}", "matches", "c"))},
+			minRules: 3,
+		},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			if tt.minRules == 0 {
+				tt.minRules = 1
+			}
+			got := viewIndex(buildIndex(compileAll(t, tt.rules), tt.minRules))
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("index (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestBuildIndexPrefixLengthLimit(t *testing.T) {
+	// Lengths 2 to maxPrefixLengths+3, length 2 used by three rules and
+	// the longest lengths by one: the three least used lengths are not
+	// looked up, and their rules are visited always.
+	var rules [][][]manifest.Criterion
+	var want []int
+	for l := 2; l < maxPrefixLengths+5; l++ {
+		rules = append(rules, [][]manifest.Criterion{{crit("", "${uri}", "starts_with", "/"+strings.Repeat("a", l-1))}})
+		if l < maxPrefixLengths+2 {
+			want = append(want, l)
+		}
+	}
+	for range 2 {
+		rules = append(rules, [][]manifest.Criterion{{crit("", "${uri}", "starts_with", "/b")}})
+	}
+	ix := buildIndex(compileAll(t, rules), 1)
+	got := viewIndex(ix).Vars["uri"].Lens
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("lengths (-want +got):\n%s", diff)
+	}
+	n := len(rules) - 2
+	if diff := cmp.Diff([]int32{int32(n - 3), int32(n - 2), int32(n - 1)}, ix.always); diff != "" {
+		t.Errorf("always (-want +got):\n%s", diff)
+	}
+}
+
+// visits returns the rules that an evaluation under ix visits.
+func visits(ix *ruleIndex, n int, r *Request, resp *ResponseView) []int {
+	r.resetMemo()
+	var it ruleIter
+	var buf ruleLists
+	if ix != nil {
+		it.lists = &buf
+		it.start(ix, r, resp)
+	}
+	var out []int
+	for i := it.next(-1); i < n; i = it.next(i) {
+		out = append(out, i)
+	}
+	return out
+}
+
+// checkVisits fails if the evaluation of r under ix would skip a rule whose
+// criteria hold, or visit rules out of order or twice.
+func checkVisits(t *testing.T, all []criteria, ix *ruleIndex, r *Request, resp *ResponseView) {
+	t.Helper()
+	got := visits(ix, len(all), r, resp)
+	if !slices.IsSorted(got) || len(slices.Compact(slices.Clone(got))) != len(got) {
+		t.Fatalf("visits %v: not ascending and unique", got)
+	}
+	for i, cr := range all {
+		r.resetMemo()
+		if cr.match(r, resp) && !slices.Contains(got, i) {
+			t.Errorf("rule %d matches %s %s (host %q) but the index skips it", i, r.HTTP.Method, r.HTTP.URL, r.Host)
+		}
+	}
+}
+
+func TestIndexNeverSkipsAMatch(t *testing.T) {
+	// The requests hit each shape of rule. Rules 2 and 3 have an or with a
+	// comparison the index cannot evaluate: they are visited always.
+	rules := [][][]manifest.Criterion{
+		{{crit("", "${host}", "is_equal", "API.Bank.Example")}},                                                 // case-insensitive host
+		{{crit("", "${host}", "starts_with", "Api.")}},                                                          // case-insensitive prefix
+		{{crit("", "${uri}", "starts_with", "/a"), crit("or", "${host}", "matches", "^API")}},                   // or with a regex
+		{{crit("", "${uri}", "is_equal", "/x"), crit("or", "${http_x_a}", "does_not_exist")}},                   // or with not exists
+		{{crit("", "${http_x_a}", "exists"), crit("and", "${http_x_a}", "is_equal", "")}},                       // empty value
+		{{crit("", "${http_x_b}", "is_equal", "")}},                                                             // absent header equals ""
+		{{crit("", "${uri}", "starts_with", "")}},                                                               // empty prefix
+		{{crit("", "${uri}", "starts_with", "/accounts/")}, {crit("", "${request_method}", "is_equal", "GET")}}, // two groups
+		{{crit("", "${uri}", "starts_with", "/accounts/42"), crit("and", "${arg_page}", "is_equal", "2")}},
+		{{crit("", "${uri}", "is_equal", "/accounts/42"), crit("or", "${uri}", "starts_with", "/acc")}},
+		{{crit("", "${http_x_a}", "matches", "(?i)^V"), crit("and", "${uri}", "starts_with", "/")}},
+		{{crit("", "${remote_addr}", "is_in_list", "partners"), crit("and", "${request_method}", "is_equal", "POST")}},
+		{{crit("", "${uri}", "starts_with", "/accounts/42?")}}, // the query is not in ${uri}
+		{{crit("", "${uri}", "starts_with", "/service-1/")}},
+		{{crit("", "${uri}", "starts_with", "/service-12/")}},
+		{{crit("", "${uri}", "starts_with", "/service-123/")}},
+		{{crit("", "${uri}", "is_equal", "/x"), crit("or", "${http_x_a}", "matches", "^v"), crit("and", "${host}", "is_equal", "api.bank.example")}},
+	}
+	spec := &manifest.ApplicationSpec{}
+	for i, groups := range rules {
+		spec.Rules = append(spec.Rules, manifest.AppRule{
+			Name: fmt.Sprint(i), Criteria: groups,
+			Behaviors: []manifest.AppBehavior{{AddRequestHeader: fmt.Sprintf("X-Rule-%d: ${http_x_a}", i)}},
+		})
+	}
+	a := mustApplication(t, spec.Rules...)
+	if a.requestIndex == nil {
+		t.Fatal("not indexed")
+	}
+	if diff := cmp.Diff([]int32{2, 3}, a.requestIndex.always); diff != "" {
+		t.Fatalf("rules visited always (-want +got):\n%s", diff)
+	}
+	unindexed := mustApplication(t, spec.Rules...)
+	unindexed.requestIndex = nil
+	all := make([]criteria, len(a.request))
+	for i, rule := range a.request {
+		all[i] = rule.crit
+	}
+	requests := map[string]*Request{
+		"host":           testRequest("GET", "/z"),
+		"other host":     func() *Request { r := testRequest("GET", "/z"); r.Host = "other.example"; return r }(),
+		"uppercase host": func() *Request { r := testRequest("GET", "/z"); r.Host = "API.BANK.EXAMPLE"; return r }(),
+		"empty header":   testRequest("GET", "/z", "X-A", ""),
+		"header":         testRequest("POST", "/z", "X-A", "v"),
+		"accounts":       testRequest("GET", "/accounts/42?page=2"),
+		"accounts POST":  testRequest("POST", "/accounts/42?page=1", "X-A", "V"),
+		"service 12":     testRequest("GET", "/service-12/x"),
+		"service 123":    testRequest("GET", "/service-123/"),
+		"service 1":      testRequest("GET", "/service-1/"),
+		"short path":     testRequest("GET", "/"),
+		"x":              testRequest("GET", "/x", "X-A", "a"),
+		"no connection":  func() *Request { r := testRequest("POST", "/z"); r.Conn = nil; return r }(),
+	}
+	var out, want RequestActions
+	for name, r := range requests {
+		t.Run(name, func(t *testing.T) {
+			checkVisits(t, all, a.requestIndex, r, nil)
+			a.EvaluateRequest(r, &out)
+			unindexed.EvaluateRequest(r, &want)
+			if diff := cmp.Diff(result(&want), result(&out)); diff != "" {
+				t.Errorf("indexed result (-unindexed +indexed):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestIndexMatchesUnindexedRandom(t *testing.T) {
+	g := criteriaGen{rand.New(rand.NewPCG(3, 4))}
+	indexed := 0
+	for app := range 40 {
+		var rules []manifest.AppRule
+		for i := range 30 {
+			rules = append(rules, manifest.AppRule{
+				Name: fmt.Sprint(i), Criteria: g.criteria(),
+				Behaviors: []manifest.AppBehavior{{AddRequestHeader: fmt.Sprintf("X-Rule-%d: ${http_x_a}", i)}},
+			})
+		}
+		// Half the rules end the phase, so that the first match decides.
+		for i := 0; i < len(rules); i += 2 {
+			rules[i].Behaviors = append(rules[i].Behaviors, manifest.AppBehavior{Deny: true})
+		}
+		a := mustApplication(t, rules...)
+		if a.requestIndex != nil {
+			indexed++
+		}
+		unindexed := mustApplication(t, rules...)
+		unindexed.requestIndex = nil
+		all := make([]criteria, len(a.request))
+		for i, rule := range a.request {
+			all[i] = rule.crit
+		}
+		var out, want RequestActions
+		for range 50 {
+			r := g.request()
+			checkVisits(t, all, a.requestIndex, r, nil)
+			a.EvaluateRequest(r, &out)
+			unindexed.EvaluateRequest(r, &want)
+			if diff := cmp.Diff(result(&want), result(&out)); diff != "" {
+				t.Fatalf("application %d, %s %s host %q: (-unindexed +indexed):\n%s", app, r.HTTP.Method, r.HTTP.URL, r.Host, diff)
+			}
+		}
+	}
+	if indexed < 20 {
+		t.Errorf("%d applications of 40 are indexed; the test checks too little", indexed)
+	}
+}
+
+func TestIndexTooManyLists(t *testing.T) {
+	// Nested prefixes on several variables gather more lists than a
+	// ruleIter holds: every rule is visited, in order.
+	var rules [][][]manifest.Criterion
+	for _, v := range []string{"${uri}", "${http_x_a}", "${http_x_b}"} {
+		for l := 1; l <= maxPrefixLengths; l++ {
+			rules = append(rules, [][]manifest.Criterion{{crit("", v, "starts_with", strings.Repeat("/", l))}})
+		}
+	}
+	all := compileAll(t, rules)
+	ix := buildIndex(all, 1)
+	slash := strings.Repeat("/", maxPrefixLengths)
+	r := testRequest("GET", slash, "X-A", slash, "X-B", slash)
+	want := make([]int, len(rules))
+	for i := range want {
+		want[i] = i
+	}
+	if diff := cmp.Diff(want, visits(ix, len(rules), r, nil)); diff != "" {
+		t.Errorf("visits (-want +got):\n%s", diff)
+	}
+	checkVisits(t, all, ix, r, nil)
 }

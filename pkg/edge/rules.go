@@ -85,6 +85,8 @@ type FirewallDecision struct {
 // limiters hold the only mutable state.
 type Firewall struct {
 	rules []fwRule
+	// index selects the rules a request visits; nil visits all.
+	index *ruleIndex
 	now   func() time.Time
 }
 
@@ -106,11 +108,10 @@ type fwBehavior struct {
 // is_in_list may name.
 func CompileFirewall(spec *manifest.FirewallSpec, lists map[string]*NetworkList) (*Firewall, []FieldError) {
 	f := &Firewall{now: time.Now}
-	memo := &memoSlots{}
 	var errs []FieldError
 	for i, rule := range spec.Rules {
 		path := fmt.Sprintf("spec.rules[%d]", i)
-		crit, cerrs := compileCriteria(path, rule.Criteria, lists, engine{firewall: true, memo: memo})
+		crit, cerrs := compileCriteria(path, rule.Criteria, lists, engine{firewall: true})
 		errs = append(errs, cerrs...)
 		if len(rule.Behaviors) == 0 {
 			errs = append(errs, FieldError{Path: path + ".behaviors", Message: "a rule needs at least one behavior"})
@@ -140,6 +141,11 @@ func CompileFirewall(spec *manifest.FirewallSpec, lists map[string]*NetworkList)
 		all[i] = r.crit
 	}
 	shareConds(all)
+	for i := range f.rules {
+		f.rules[i].crit = all[i]
+	}
+	f.index = buildIndex(all, minIndexedRules)
+	assignSlots(all, nil, f.index)
 	return f, errs
 }
 
@@ -251,7 +257,13 @@ func (f *Firewall) Evaluate(r *Request) FirewallDecision {
 	}
 	r.resetMemo()
 	var now time.Time
-	for i := range f.rules {
+	var it ruleIter
+	if f.index != nil {
+		var buf ruleLists
+		it.lists = &buf
+		it.start(f.index, r, nil)
+	}
+	for i := it.next(-1); i < len(f.rules); i = it.next(i) {
 		rule := &f.rules[i]
 		if !rule.crit.match(r, nil) {
 			continue
@@ -419,6 +431,9 @@ func (s *limShard) evict(l *limiter, now int64) {
 // safe for concurrent use.
 type Application struct {
 	request, response []appRule
+	// requestIndex and responseIndex select the rules a request visits in
+	// each phase; nil visits all.
+	requestIndex, responseIndex *ruleIndex
 	// headerNames are the canonical names every request-phase rule (active
 	// or not) adds or filters.
 	headerNames []string
@@ -488,7 +503,6 @@ func (k behKind) phase() string {
 // see CompileTemplate) is compiled by the caller.
 func CompileApplication(spec *manifest.ApplicationSpec, lists map[string]*NetworkList) (*Application, []FieldError) {
 	a := &Application{}
-	memo := &memoSlots{}
 	var errs []FieldError
 	for i, rule := range spec.Rules {
 		path := fmt.Sprintf("spec.rules[%d]", i)
@@ -501,7 +515,7 @@ func CompileApplication(spec *manifest.ApplicationSpec, lists map[string]*Networ
 			errs = append(errs, FieldError{Path: path + ".phase", Message: fmt.Sprintf("unknown phase %q; use request or response", rule.Phase)})
 			continue
 		}
-		crit, cerrs := compileCriteria(path, rule.Criteria, lists, engine{phase: phase, memo: memo})
+		crit, cerrs := compileCriteria(path, rule.Criteria, lists, engine{phase: phase})
 		errs = append(errs, cerrs...)
 		if len(rule.Behaviors) == 0 {
 			errs = append(errs, FieldError{Path: path + ".behaviors", Message: "a rule needs at least one behavior"})
@@ -538,17 +552,31 @@ func CompileApplication(spec *manifest.ApplicationSpec, lists map[string]*Networ
 	if hasErrors(errs) {
 		return nil, errs
 	}
-	var all []criteria
-	for _, r := range a.request {
-		all = append(all, r.crit)
-	}
-	shareConds(all)
-	all = all[:0]
-	for _, r := range a.response {
-		all = append(all, r.crit)
-	}
-	shareConds(all)
+	a.requestIndex = indexRules(a.request)
+	a.responseIndex = indexRules(a.response)
 	return a, errs
+}
+
+// indexRules shares and compacts the comparisons of the rules of one phase
+// (see shareConds), indexes them and assigns the memo slots of the phase.
+func indexRules(rules []appRule) *ruleIndex {
+	all := make([]criteria, len(rules))
+	var tmpls []*Template
+	for i, r := range rules {
+		all[i] = r.crit
+		for _, b := range r.behaviors {
+			if b.tmpl != nil {
+				tmpls = append(tmpls, b.tmpl)
+			}
+		}
+	}
+	shareConds(all)
+	for i := range rules {
+		rules[i].crit = all[i]
+	}
+	ix := buildIndex(all, minIndexedRules)
+	assignSlots(all, tmpls, ix)
+	return ix
 }
 
 // variantKey folds case and '_' so that header spelling variants compare
@@ -863,8 +891,14 @@ func (a *Application) EvaluateRequest(r *Request, out *RequestActions) {
 		return
 	}
 	r.resetMemo()
+	var it ruleIter
+	if a.requestIndex != nil {
+		var buf ruleLists
+		it.lists = &buf
+		it.start(a.requestIndex, r, nil)
+	}
 rules:
-	for i := range a.request {
+	for i := it.next(-1); i < len(a.request); i = it.next(i) {
 		rule := &a.request[i]
 		if !rule.crit.match(r, nil) {
 			continue
@@ -920,8 +954,14 @@ func (a *Application) EvaluateResponse(r *Request, resp *ResponseView, out *Resp
 		resp = &ResponseView{}
 	}
 	r.resetMemo()
+	var it ruleIter
+	if a.responseIndex != nil {
+		var buf ruleLists
+		it.lists = &buf
+		it.start(a.responseIndex, r, resp)
+	}
 rules:
-	for i := range a.response {
+	for i := it.next(-1); i < len(a.response); i = it.next(i) {
 		rule := &a.response[i]
 		if !rule.crit.match(r, resp) {
 			continue

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"fmt"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -694,5 +695,225 @@ func BenchmarkFirewallRateLimitPerClient(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		f.Evaluate(r)
+	}
+}
+
+func TestFirewallIndexed(t *testing.T) {
+	var rules []manifest.FirewallRule
+	for i := range 10 {
+		rules = append(rules, manifest.FirewallRule{
+			Name:      fmt.Sprintf("service %d", i),
+			Criteria:  [][]manifest.Criterion{{crit("", "request_uri", "starts_with", fmt.Sprintf("/svc-%d/", i)), crit("and", "header_user_agent", "matches", "bot")}},
+			Behaviors: []manifest.FirewallBehavior{{Deny: true}},
+		})
+	}
+	rules = append(rules,
+		manifest.FirewallRule{
+			Name:      "limit partners",
+			Criteria:  [][]manifest.Criterion{{crit("", "network", "is_in_list", "partners")}},
+			Behaviors: []manifest.FirewallBehavior{{SetRateLimit: &manifest.RateLimit{Type: "minute", LimitBy: "global", AverageRateLimit: 3}}},
+		},
+		manifest.FirewallRule{
+			Name:      "teapot",
+			Criteria:  [][]manifest.Criterion{{crit("", "host", "is_equal", "Tea.Example"), crit("or", "request_uri", "is_equal", "/tea")}},
+			Behaviors: []manifest.FirewallBehavior{{SetCustomResponse: &manifest.CustomResponse{StatusCode: 418, ContentBody: "short and stout"}}},
+		},
+	)
+	f := mustFirewall(t, rules...)
+	if f.index == nil {
+		t.Fatal("not indexed")
+	}
+	// Rate limits hold state: the unindexed firewall has its own.
+	unindexed := mustFirewall(t, rules...)
+	unindexed.index = nil
+	now := time.Unix(1e9, 0)
+	f.SetClock(func() time.Time { return now })
+	unindexed.SetClock(func() time.Time { return now })
+	requests := []*Request{
+		testRequest("GET", "/svc-3/x", "User-Agent", "bot/1"),
+		testRequest("GET", "/svc-3/x", "User-Agent", "curl"),
+		testRequest("GET", "/svc-1/x", "User-Agent", "a bot"),
+		testRequest("GET", "/tea"),
+		func() *Request { r := testRequest("GET", "/"); r.Host = "tea.example"; return r }(),
+		testRequest("GET", "/svc-9/", "User-Agent", "bot"),
+		testRequest("GET", "/"),
+		testRequest("GET", "/svc-10/", "User-Agent", "bot"),
+	}
+	var got, want []FirewallDecision
+	for _, r := range requests {
+		got = append(got, f.Evaluate(r))
+		want = append(want, unindexed.Evaluate(r))
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("decisions (-unindexed +indexed):\n%s", diff)
+	}
+	if got[0].Rule != "service 3" || got[3].Rule != "teapot" || got[7].Action != RateLimited {
+		t.Errorf("decisions do not exercise the rules: %+v", got)
+	}
+}
+
+func TestEvaluateResponseIndexed(t *testing.T) {
+	var rules []manifest.AppRule
+	for i := range 10 {
+		rules = append(rules, manifest.AppRule{
+			Name:  fmt.Sprintf("status %d", 500+i),
+			Phase: "response",
+			Criteria: [][]manifest.Criterion{{
+				crit("", "${upstream_status}", "is_equal", fmt.Sprint(500+i)),
+				crit("or", "${upstream_http_x_route}", "starts_with", fmt.Sprintf("r%d-", i)),
+			}},
+			Behaviors: []manifest.AppBehavior{{AddResponseHeader: fmt.Sprintf("X-Rule: %d ${upstream_http_x_route}", i)}},
+		})
+	}
+	rules = append(rules, manifest.AppRule{
+		Name: "deliver errors", Phase: "response",
+		Criteria:  [][]manifest.Criterion{{crit("", "${status}", "starts_with", "5")}},
+		Behaviors: []manifest.AppBehavior{{Deliver: true}},
+	}, manifest.AppRule{
+		Name: "after", Phase: "response",
+		Criteria:  [][]manifest.Criterion{{crit("", "${sent_http_server}", "does_not_exist")}},
+		Behaviors: []manifest.AppBehavior{{AddResponseHeader: "X-After: 1"}},
+	})
+	a := mustApplication(t, rules...)
+	if a.responseIndex == nil {
+		t.Fatal("not indexed")
+	}
+	unindexed := mustApplication(t, rules...)
+	unindexed.responseIndex = nil
+	all := make([]criteria, len(a.response))
+	for i, rule := range a.response {
+		all[i] = rule.crit
+	}
+	views := map[string]*ResponseView{
+		"ok":              {Status: 200, UpstreamStatus: 200},
+		"503":             {Status: 503, UpstreamStatus: 503},
+		"route":           {Status: 200, UpstreamStatus: 200, UpstreamHeader: http.Header{"X-Route": {"r4-blue"}}},
+		"route and 501":   {Status: 502, UpstreamStatus: 501, UpstreamHeader: http.Header{"X-Route": {"r7-"}}, Header: http.Header{"Server": {"o"}}},
+		"no route prefix": {Status: 200, UpstreamStatus: 200, UpstreamHeader: http.Header{"X-Route": {"r1"}}},
+	}
+	var out, want ResponseActions
+	for name, resp := range views {
+		t.Run(name, func(t *testing.T) {
+			r := testRequest("GET", "/")
+			checkVisits(t, all, a.responseIndex, r, resp)
+			a.EvaluateResponse(r, resp, &out)
+			unindexed.EvaluateResponse(r, resp, &want)
+			type result struct {
+				Add    []Header
+				Filter []string
+				Rule   string
+			}
+			if diff := cmp.Diff(result{want.Add, want.Filter, want.Rule}, result{out.Add, out.Filter, out.Rule}); diff != "" {
+				t.Errorf("(-unindexed +indexed):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestPooledRequestState sends consecutive requests through one Request and
+// one RequestActions and ResponseActions, reused without clearing as the
+// serve path's pooled state may be, through a firewall and an application
+// that give their memo slots to different variables. Between requests the
+// values that the memo, the shared comparison results and the index read
+// change: every evaluation must see its own request, as a fresh state does.
+func TestPooledRequestState(t *testing.T) {
+	// The firewall reads User-Agent most (memo slot 1).
+	f := mustFirewall(t,
+		manifest.FirewallRule{Name: "bots", Criteria: [][]manifest.Criterion{{crit("", "header_user_agent", "starts_with", "bot")}}, Behaviors: []manifest.FirewallBehavior{{Deny: true}}},
+		manifest.FirewallRule{Name: "crawlers", Criteria: [][]manifest.Criterion{{crit("", "header_user_agent", "matches", "crawl")}}, Behaviors: []manifest.FirewallBehavior{{Drop: true}}},
+	)
+	// The application's request phase reads X-Tenant most (memo slot 1),
+	// shares the host comparison between its rules and is indexed on the
+	// path; its response phase reads the origin's X-Route most.
+	var rules []manifest.AppRule
+	for i := range 10 {
+		rules = append(rules, manifest.AppRule{
+			Name: fmt.Sprintf("service %d", i),
+			Criteria: [][]manifest.Criterion{{
+				crit("", "${host}", "is_equal", "api.bank.example"),
+				crit("and", "${uri}", "starts_with", fmt.Sprintf("/service-%d/", i)),
+				crit("and", "${http_x_tenant}", "does_not_start_with", "blocked"),
+			}},
+			Behaviors: []manifest.AppBehavior{{AddRequestHeader: fmt.Sprintf("X-Service-%d: ${http_x_tenant}", i)}},
+		}, manifest.AppRule{
+			Name: fmt.Sprintf("route %d", i), Phase: "response",
+			Criteria:  [][]manifest.Criterion{{crit("", "${upstream_http_x_route}", "is_equal", fmt.Sprintf("r%d", i))}},
+			Behaviors: []manifest.AppBehavior{{AddResponseHeader: "X-Route-Tenant: ${upstream_http_x_route}/${http_x_tenant}"}},
+		})
+	}
+	a := mustApplication(t, rules...)
+	if a.requestIndex == nil || a.responseIndex == nil {
+		t.Fatal("not indexed")
+	}
+
+	type step struct {
+		host, target, tenant, agent, route string
+	}
+	type outcome struct {
+		Firewall FirewallDecision
+		Request  requestResult
+		Response []Header
+	}
+	serve := func(r *Request, acts *RequestActions, resp *ResponseActions, s step) outcome {
+		var o outcome
+		o.Firewall = f.Evaluate(r)
+		if o.Firewall.Action != Allow {
+			return o
+		}
+		a.EvaluateRequest(r, acts)
+		o.Request = result(acts)
+		view := &ResponseView{Status: 200, UpstreamStatus: 200, UpstreamHeader: http.Header{"X-Route": {s.route}}}
+		a.EvaluateResponse(r, view, resp)
+		o.Response = slices.Clone(resp.Add)
+		o.Request.Add = slices.Clone(o.Request.Add)
+		return o
+	}
+	fresh := func(s step) *Request {
+		r := testRequest("GET", s.target, "X-Tenant", s.tenant, "User-Agent", s.agent)
+		r.Host = s.host
+		return r
+	}
+	steps := []step{
+		{"api.bank.example", "/service-3/x", "t-3", "curl", "r1"},
+		{"api.bank.example", "/service-5/y", "t-5", "curl", "r2"},   // another rule, tenant and route
+		{"other.example", "/service-5/y", "t-5", "curl", "r2"},      // the shared host comparison fails
+		{"api.bank.example", "/service-5/y", "blocked", "curl", ""}, // same path, tenant refused
+		{"api.bank.example", "/service-5/y", "t-6", "bot/2", "r3"},  // the firewall denies
+		{"api.bank.example", "/service-7/", "t-7", "curl", "r7"},
+		{"api.bank.example", "/nothing", "t-7", "curl", "r7"},
+	}
+	pooled := fresh(steps[0])
+	var acts RequestActions
+	var resp ResponseActions
+	var got, want []outcome
+	for _, s := range steps {
+		// Reuse the Request in place, memo and all.
+		next := fresh(s)
+		pooled.HTTP, pooled.Host = next.HTTP, next.Host
+		got = append(got, serve(pooled, &acts, &resp, s))
+		var freshActs RequestActions
+		var freshResp ResponseActions
+		want = append(want, serve(fresh(s), &freshActs, &freshResp, s))
+	}
+	if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("pooled state (-fresh +pooled):\n%s", diff)
+	}
+	wantAdds := [][]Header{
+		{{"X-Service-3", "t-3"}}, {{"X-Service-5", "t-5"}}, nil, nil, nil, {{"X-Service-7", "t-7"}}, nil,
+	}
+	wantResp := [][]Header{
+		{{"X-Route-Tenant", "r1/t-3"}}, {{"X-Route-Tenant", "r2/t-5"}}, {{"X-Route-Tenant", "r2/t-5"}}, nil, nil,
+		{{"X-Route-Tenant", "r7/t-7"}}, {{"X-Route-Tenant", "r7/t-7"}},
+	}
+	for i, o := range got {
+		if diff := cmp.Diff(wantAdds[i], o.Request.Add, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("step %d request headers (-want +got):\n%s", i, diff)
+		}
+		if diff := cmp.Diff(wantResp[i], o.Response, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("step %d response headers (-want +got):\n%s", i, diff)
+		}
+	}
+	if got[4].Firewall.Rule != "bots" {
+		t.Errorf("step 4: firewall %+v, want the bots rule", got[4].Firewall)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/textproto"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -317,17 +318,71 @@ type Request struct {
 	// time.Now()).
 	Now time.Time
 
-	// memo caches the values that cost a lookup (headers, cookies, query
-	// arguments) during one evaluation; memoSet flags the valid slots.
-	// Each Evaluate resets it: a Request is not for concurrent evaluation.
+	// memo caches the values of the variables during one evaluation, by
+	// the slot that compilation gave each variable of a firewall or
+	// application; memoSet flags the valid slots. Each Evaluate resets it
+	// (slots mean different variables in a firewall and an application): a
+	// Request is not for concurrent evaluation.
 	memoSet uint32
 	memo    [maxMemo]memoValue
 	// condKnown and condTrue cache the results of shared comparisons.
 	condKnown, condTrue uint64
 }
 
-// maxMemo is the number of memoized variables per firewall or application.
-const maxMemo = 16
+// maxMemo is the number of memoized variables per firewall or application
+// phase; it is the width of Request.memoSet.
+const maxMemo = 32
+
+// assignSlots gives the variables that one evaluation may read more than
+// once (in the criteria of its rules, the templates of their behaviors or
+// its index) a slot in the request memo, the most read first, while slots
+// last. The others are resolved where they are read: a memo costs more than
+// it saves for them, and for host, a field of the Request.
+func assignSlots(all []criteria, tmpls []*Template, ix *ruleIndex) {
+	var vars []*variable
+	for _, cr := range all {
+		for i := range cr {
+			vars = append(vars, &cr[i].x.v)
+		}
+	}
+	for _, t := range tmpls {
+		for i := range t.segs {
+			if t.segs[i].isVar {
+				vars = append(vars, &t.segs[i].v)
+			}
+		}
+	}
+	if ix != nil {
+		for i := range ix.vars {
+			vars = append(vars, &ix.vars[i].v)
+		}
+	}
+	uses := map[varKey]int{}
+	var order []varKey
+	for _, v := range vars {
+		k := varKey{v.kind, v.name}
+		if uses[k] == 0 && v.kind != vHost {
+			order = append(order, k)
+		}
+		uses[k]++
+	}
+	slices.SortStableFunc(order, func(a, b varKey) int { return uses[b] - uses[a] })
+	slots := map[varKey]uint8{}
+	for _, k := range order {
+		if uses[k] < 2 || len(slots) == maxMemo {
+			break
+		}
+		slots[k] = uint8(len(slots) + 1)
+	}
+	for _, v := range vars {
+		v.slot = slots[varKey{v.kind, v.name}]
+	}
+	for _, cr := range all {
+		for i := range cr {
+			cr[i].slot = cr[i].x.v.slot
+		}
+	}
+}
 
 type memoValue struct {
 	s  string
@@ -514,13 +569,16 @@ func (r *Request) value(v *variable, resp *ResponseView) (string, bool) {
 	if v.slot == 0 {
 		return r.resolve(v, resp)
 	}
-	bit := uint32(1) << (v.slot - 1)
-	m := &r.memo[v.slot-1]
-	if r.memoSet&bit == 0 {
-		m.s, m.ok = r.resolve(v, resp)
-		r.memoSet |= bit
+	i := (v.slot - 1) & (maxMemo - 1)
+	bit := uint32(1) << i
+	m := &r.memo[i]
+	if r.memoSet&bit != 0 {
+		return m.s, m.ok
 	}
-	return m.s, m.ok
+	s, ok := r.resolve(v, resp)
+	*m = memoValue{s, ok}
+	r.memoSet |= bit
+	return s, ok
 }
 
 // resolve computes the value of v.

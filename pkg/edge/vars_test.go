@@ -9,6 +9,8 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/hex"
+	"fmt"
+	"maps"
 	"math/big"
 	"net/http/httptest"
 	"net/netip"
@@ -18,6 +20,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/edgectl/edgectl/pkg/manifest"
 )
 
 func testCert(t *testing.T) *x509.Certificate {
@@ -128,5 +132,163 @@ func TestDaysRemaining(t *testing.T) {
 	}
 	if diff := cmp.Diff([]int{2, 0, 0, -1, -2}, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+// memoSlotsOf returns the memo slot of every memoized variable that the
+// rules of one phase read, by spelling, and fails if two reads of a
+// variable disagree.
+func memoSlotsOf(t *testing.T, rules []appRule, ix *ruleIndex) map[string]uint8 {
+	t.Helper()
+	got := map[string]uint8{}
+	add := func(v variable) {
+		k := spell(v)
+		if s, ok := got[k]; ok && s != v.slot {
+			t.Errorf("%s has slots %d and %d", k, s, v.slot)
+		}
+		got[k] = v.slot
+	}
+	for _, r := range rules {
+		for _, c := range r.crit {
+			if c.slot != c.x.v.slot {
+				t.Errorf("comparison slot %d, variable slot %d", c.slot, c.x.v.slot)
+			}
+			add(c.x.v)
+		}
+		for _, b := range r.behaviors {
+			if b.tmpl != nil {
+				for _, seg := range b.tmpl.segs {
+					if seg.isVar {
+						add(seg.v)
+					}
+				}
+			}
+		}
+	}
+	if ix != nil {
+		for _, x := range ix.vars {
+			add(x.v)
+		}
+	}
+	maps.DeleteFunc(got, func(_ string, s uint8) bool { return s == 0 })
+	return got
+}
+
+func TestAssignSlots(t *testing.T) {
+	const uri, tenant, a, b, route = "uri", "http_X-Tenant", "http_X-A", "http_X-B", "upstream_http_X-Route"
+	rule := func(phase string, groups [][]manifest.Criterion, headers ...string) manifest.AppRule {
+		r := manifest.AppRule{Name: "r", Phase: phase, Criteria: groups}
+		if len(headers) == 0 {
+			headers = []string{"X-Literal: 1"}
+		}
+		for _, h := range headers {
+			if phase == "response" {
+				r.Behaviors = append(r.Behaviors, manifest.AppBehavior{AddResponseHeader: h})
+			} else {
+				r.Behaviors = append(r.Behaviors, manifest.AppBehavior{AddRequestHeader: h})
+			}
+		}
+		return r
+	}
+	is := func(v, arg string) [][]manifest.Criterion {
+		return [][]manifest.Criterion{{crit("", v, "is_equal", arg)}}
+	}
+	// many returns n rules that each compare their own header; with
+	// echo, a template reads it too.
+	many := func(n int, echo bool) []manifest.AppRule {
+		var out []manifest.AppRule
+		for i := range n {
+			h := "X-Out: 1"
+			if echo {
+				h = fmt.Sprintf("X-Out-%d: ${http_x_%d}", i, i)
+			}
+			out = append(out, rule("", is(fmt.Sprintf("${http_x_%d}", i), "v"), h))
+		}
+		return out
+	}
+	tests := map[string]struct {
+		rules         []manifest.AppRule
+		request, resp map[string]uint8
+	}{
+		"variables read once are not memoized": {
+			rules:   []manifest.AppRule{rule("", is("${uri}", "/a"), "X: ${http_x_a}")},
+			request: map[string]uint8{},
+			resp:    map[string]uint8{},
+		},
+		"a variable read by criteria and a template": {
+			rules:   []manifest.AppRule{rule("", is("${http_x_tenant}", "t"), "X: ${http_x_tenant}")},
+			request: map[string]uint8{tenant: 1},
+			resp:    map[string]uint8{},
+		},
+		"host is a field, never memoized": {
+			rules:   []manifest.AppRule{rule("", is("${host}", "a"), "X: ${host}"), rule("", is("${host}", "b"))},
+			request: map[string]uint8{},
+			resp:    map[string]uint8{},
+		},
+		"the most read first": {
+			rules: []manifest.AppRule{
+				rule("", is("${http_x_b}", "1"), "X: ${http_x_b}"),
+				rule("", is("${http_x_a}", "1"), "X: ${http_x_a}${http_x_a}"),
+			},
+			request: map[string]uint8{a: 1, b: 2},
+			resp:    map[string]uint8{},
+		},
+		"each phase has its slots": {
+			rules: []manifest.AppRule{
+				rule("", is("${uri}", "/a")), rule("", is("${uri}", "/b")),
+				rule("response", is("${upstream_http_x_route}", "r"), "X: ${upstream_http_x_route}"),
+			},
+			request: map[string]uint8{uri: 1},
+			resp:    map[string]uint8{route: 1},
+		},
+		"index reads count": {
+			// The rules are indexed: each header is read by its rule and
+			// by the index.
+			rules:   many(minIndexedRules, false),
+			request: map[string]uint8{},
+			resp:    map[string]uint8{},
+		},
+		"slots run out": {
+			rules:   many(maxMemo+2, true),
+			request: map[string]uint8{},
+			resp:    map[string]uint8{},
+		},
+	}
+	for i := range minIndexedRules {
+		tests["index reads count"].request[fmt.Sprintf("http_X-%d", i)] = uint8(i + 1)
+	}
+	for i := range maxMemo {
+		tests["slots run out"].request[fmt.Sprintf("http_X-%d", i)] = uint8(i + 1)
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			app := mustApplication(t, tt.rules...)
+			if diff := cmp.Diff(tt.request, memoSlotsOf(t, app.request, app.requestIndex)); diff != "" {
+				t.Errorf("request phase slots (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.resp, memoSlotsOf(t, app.response, app.responseIndex)); diff != "" {
+				t.Errorf("response phase slots (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestMemoizedValues(t *testing.T) {
+	// One evaluation resolves a memoized variable once; the next
+	// evaluation of a reused Request resolves it again.
+	a := mustApplication(t,
+		manifest.AppRule{Name: "tenant", Criteria: [][]manifest.Criterion{{crit("", "${http_x_tenant}", "starts_with", "t-")}},
+			Behaviors: []manifest.AppBehavior{{AddRequestHeader: "X-Seen: ${http_x_tenant}"}}},
+	)
+	r := testRequest("GET", "/", "X-Tenant", "t-1")
+	var out RequestActions
+	a.EvaluateRequest(r, &out)
+	if r.memoSet == 0 {
+		t.Fatal("nothing memoized")
+	}
+	r.HTTP.Header.Set("X-Tenant", "t-2")
+	a.EvaluateRequest(r, &out)
+	if diff := cmp.Diff([]Header{{"X-Seen", "t-2"}}, out.Add); diff != "" {
+		t.Errorf("second evaluation (-want +got):\n%s", diff)
 	}
 }
