@@ -115,7 +115,12 @@ func (c *originConn) copyBody(w *statusWriter, body io.Reader, stream bool, time
 	defer copyBufs.Put(bp)
 	buf := *bp
 	for {
-		c.conn.SetReadDeadline(time.Now().Add(timeout))
+		if c.br.Buffered() == 0 {
+			// The next read waits for the origin. (What is buffered is
+			// read without touching the socket: small bodies arrive with
+			// their head, under the exchange's deadline.)
+			c.conn.SetReadDeadline(time.Now().Add(timeout))
+		}
 		n, err := body.Read(buf)
 		if n > 0 {
 			if _, werr = w.Write(buf[:n]); werr != nil {

@@ -242,7 +242,12 @@ func (c *conn) serve() {
 			return
 		}
 		c.lim.n = math.MaxInt64
-		c.rwc.SetReadDeadline(time.Time{})
+		if req.Body != http.NoBody {
+			// The body may be read at the client's pace. Without a body,
+			// nothing is read until the next request, whose wait sets its
+			// own deadline: the header deadline can stay.
+			c.rwc.SetReadDeadline(time.Time{})
+		}
 		if status, msg := checkRequest(req); status != 0 {
 			c.reply(status, msg)
 			return
