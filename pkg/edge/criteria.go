@@ -590,6 +590,11 @@ type indexEntry struct {
 // order. It returns nil, meaning that every rule is visited, when fewer
 // than minRules rules have a selective guard.
 func buildIndex(all []criteria, minRules int) *ruleIndex {
+	if len(all) < minRules || len(all) == 0 {
+		// Too few rules to index, whatever their guards: skip the maps
+		// (a fleet of small applications compiles faster).
+		return nil
+	}
 	// count is the number of rules that compare each atom; a guard of
 	// atoms that many rules share selects little.
 	count := map[atom]int{}
