@@ -98,7 +98,7 @@ type Origin struct {
 	HostHeader string `yaml:"hostHeader,omitempty" json:"hostHeader,omitempty"`
 	// ConnectTimeout bounds the TCP and TLS connection to the origin (default 5s).
 	ConnectTimeout Duration `yaml:"connectTimeout,omitempty" json:"connectTimeout,omitempty"`
-	// ResponseTimeout bounds the wait for the origin's response headers (default 60s).
+	// ResponseTimeout bounds the wait for the origin's response headers, and each wait for more of its body, as nginx's proxy_read_timeout does (default 60s).
 	ResponseTimeout Duration `yaml:"responseTimeout,omitempty" json:"responseTimeout,omitempty"`
 	// TLS configures how the edge verifies an https origin.
 	TLS *OriginTLS `yaml:"tls,omitempty" json:"tls,omitempty"`
