@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bufio"
 	"encoding/json"
 	"io"
 	"strconv"
@@ -12,43 +11,62 @@ import (
 	"github.com/edgectl/edgectl/pkg/edge"
 )
 
-// Access-log buffering: lines wait in a channel and a bufio.Writer, and are
-// flushed at least every flushInterval and on Close.
+// Access-log buffering: lines are appended to a buffer that a writer
+// goroutine swaps out and writes when it holds accessLogBuffer bytes, at
+// least every flushInterval, and on Close. Beyond accessLogMaxPending
+// bytes waiting (a writer that cannot keep up), lines are dropped.
 const (
-	accessLogQueue  = 8192
-	accessLogBuffer = 64 << 10
-	flushInterval   = time.Second
+	accessLogBuffer     = 64 << 10
+	accessLogMaxPending = 4 << 20
+	flushInterval       = time.Second
 )
 
-// accessEntry is what the request path hands to the writer: a copy of the
-// record, which the edge reuses once Observer.Request returns.
-type accessEntry struct {
-	at  time.Time
-	rec edge.Record
-}
-
-// accessLog writes one JSON line per request from its own goroutine. When
-// the queue is full a line is dropped (and counted) rather than slowing
-// the request down.
+// accessLog writes one JSON line per request. The request path formats its
+// line into the pending buffer under a mutex (no channel hop, no goroutine
+// wake-up per request); the writes happen on the log's own goroutine, so a
+// slow destination never slows a request down: when too much is pending, a
+// line is dropped (and counted) instead.
 type accessLog struct {
-	ch      chan accessEntry
-	w       *bufio.Writer
+	w       io.Writer
 	dropped func()
+	kick    chan struct{}
 	done    chan struct{}
-	once    sync.Once
+
+	mu      sync.Mutex
+	pending []byte
+	spare   []byte
+	closed  bool
 }
 
 func newAccessLog(w io.Writer, dropped func()) *accessLog {
-	l := &accessLog{ch: make(chan accessEntry, accessLogQueue), w: bufio.NewWriterSize(w, accessLogBuffer), dropped: dropped, done: make(chan struct{})}
+	l := &accessLog{
+		w: w, dropped: dropped,
+		kick: make(chan struct{}, 1), done: make(chan struct{}),
+		pending: make([]byte, 0, accessLogBuffer), spare: make([]byte, 0, accessLogBuffer),
+	}
 	go l.run()
 	return l
 }
 
 func (l *accessLog) log(at time.Time, rec *edge.Record) {
-	select {
-	case l.ch <- accessEntry{at: at, rec: *rec}:
-	default:
+	l.mu.Lock()
+	if l.closed || len(l.pending) >= accessLogMaxPending {
+		l.mu.Unlock()
 		l.dropped()
+		return
+	}
+	l.pending = appendAccessLine(l.pending, at, rec)
+	full := len(l.pending) >= accessLogBuffer
+	l.mu.Unlock()
+	if full {
+		l.signal()
+	}
+}
+
+func (l *accessLog) signal() {
+	select {
+	case l.kick <- struct{}{}:
+	default:
 	}
 }
 
@@ -56,35 +74,44 @@ func (l *accessLog) run() {
 	defer close(l.done)
 	tick := time.NewTicker(flushInterval)
 	defer tick.Stop()
-	buf := make([]byte, 0, 1024)
 	for {
 		select {
-		case e, ok := <-l.ch:
-			if !ok {
-				l.w.Flush()
-				return
-			}
-			buf = appendAccessLine(buf[:0], &e)
-			l.w.Write(buf)
+		case <-l.kick:
 		case <-tick.C:
-			l.w.Flush()
+		}
+		l.mu.Lock()
+		b, closed := l.pending, l.closed
+		l.pending, l.spare = l.spare[:0], nil
+		l.mu.Unlock()
+		if len(b) > 0 {
+			l.w.Write(b)
+		}
+		l.mu.Lock()
+		if cap(b) > accessLogMaxPending {
+			b = make([]byte, 0, accessLogBuffer) // do not keep a burst's buffer
+		}
+		l.spare = b[:0]
+		l.mu.Unlock()
+		if closed {
+			return
 		}
 	}
 }
 
-// Close writes the queued lines and flushes them. Log calls must have
-// stopped (the edge listener is shut down first).
+// Close writes the pending lines; lines logged afterwards are dropped.
 func (l *accessLog) Close() {
-	l.once.Do(func() { close(l.ch) })
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+	l.signal()
 	<-l.done
 }
 
 // appendAccessLine appends one JSON object and a newline. Field order is
 // fixed so that the log reads the same line after line.
-func appendAccessLine(b []byte, e *accessEntry) []byte {
-	r := &e.rec
+func appendAccessLine(b []byte, at time.Time, r *edge.Record) []byte {
 	b = append(b, `{"time":"`...)
-	b = e.at.UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z07:00")
+	b = at.UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z07:00")
 	b = append(b, '"')
 	b = appendStr(b, "domain", r.Domain)
 	b = appendStr(b, "host", r.Host)

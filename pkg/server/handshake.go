@@ -157,25 +157,14 @@ func HandshakeReason(msg string) string {
 	return ReasonOther
 }
 
-// errorLog receives http.Server's log lines: failed handshakes are counted
-// by reason (and logged at debug level, since scanners cause plenty);
-// anything else is a warning.
+// errorLog receives the HTTP/2 server's log lines (the handshakes, which
+// it does not see, are counted in serveConn) and logs them as warnings.
 type errorLog struct {
-	log     *slog.Logger
-	counted func(reason string)
+	log *slog.Logger
 }
-
-const handshakePrefix = "http: TLS handshake error from "
 
 func (e *errorLog) Write(p []byte) (int, error) {
 	line := string(bytes.TrimRight(p, "\n"))
-	if rest, ok := strings.CutPrefix(line, handshakePrefix); ok {
-		remote, msg, _ := strings.Cut(rest, ": ")
-		reason := HandshakeReason(msg)
-		e.counted(reason)
-		e.log.Debug("TLS handshake refused", "remote", remote, "reason", reason, "error", msg)
-		return len(p), nil
-	}
 	e.log.Warn(strings.TrimPrefix(line, "http: "))
 	return len(p), nil
 }

@@ -276,14 +276,14 @@ func (s *Server) Listen() error {
 		ReadHeaderTimeout: s.cfg.HeaderTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
 		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
-		ErrorLog:          log.New(&errorLog{log: s.log, counted: s.countHandshake}, "", 0),
+		ErrorLog:          log.New(&errorLog{log: s.log}, "", 0),
 	}
 	if s.adminLn != nil {
 		s.admin = &http.Server{
 			Handler:           s.adminHandler(),
 			ReadHeaderTimeout: 5 * time.Second,
 			IdleTimeout:       s.cfg.IdleTimeout,
-			ErrorLog:          log.New(&errorLog{log: s.log.With("listener", "admin"), counted: func(string) {}}, "", 0),
+			ErrorLog:          log.New(&errorLog{log: s.log.With("listener", "admin")}, "", 0),
 		}
 	}
 	return nil
