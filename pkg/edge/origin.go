@@ -130,14 +130,15 @@ func (p *originPool) dial() (*originConn, error) {
 	return c, nil
 }
 
-// get returns the most recently used idle connection, or nil when there is
-// none. With probe set, connections the origin closed while they were idle
-// are discarded: a request that cannot be replayed must not be written
-// into a dead connection.
-func (p *originPool) get(probe bool) *originConn {
+// get returns the most recently used idle connection that is still
+// usable, or nil when there is none. Every pooled connection is probed:
+// one the origin closed while it was idle is discarded, and so is one on
+// which the origin sent bytes nobody asked for (they would be read as the
+// answer to the next request, another client's).
+func (p *originPool) get() *originConn {
 	for {
 		c := p.pop()
-		if c == nil || !probe || c.alive() {
+		if c == nil || c.alive() {
 			return c
 		}
 		c.close()

@@ -27,14 +27,15 @@ func (e *staleConnError) Unwrap() error { return e.err }
 
 // roundTrip sends r to the origin and reads the head of the response, on
 // the caller's goroutine. It takes the most recently used idle connection,
-// or dials one; a replayable request (see replayable) that finds its
-// pooled connection closed by the origin is retried once on a new
-// connection. A request that is not replayable only takes a pooled
-// connection that the liveness probe found open, and is never retried.
+// or dials one. Pooled connections are probed first (see originPool.get);
+// a replayable request (see replayable) whose pooled connection still
+// fails before the first byte of the response (the origin closed it after
+// the probe) is retried once on a new connection. A request that is not
+// replayable is never retried.
 // On success the caller owns c and releases it to the pool.
 func (a *appRuntime) roundTrip(r *http.Request, st *reqState, host string) (c *originConn, resp *http.Response, err error) {
 	replay := replayable(r)
-	c = a.pool.get(!replay)
+	c = a.pool.get()
 	for {
 		reused := c != nil
 		if !reused {

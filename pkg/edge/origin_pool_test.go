@@ -83,11 +83,11 @@ func TestPoolIsLIFO(t *testing.T) {
 		p.release(c, true)
 	}
 	for i := 2; i >= 0; i-- {
-		if got := p.get(false); got != cs[i] {
+		if got := p.get(); got != cs[i] {
 			t.Fatalf("get returned connection %p, want the most recent %p", got, cs[i])
 		}
 	}
-	if p.get(false) != nil {
+	if p.get() != nil {
 		t.Fatal("an empty pool returned a connection")
 	}
 }
@@ -112,7 +112,7 @@ func TestPoolIdleTimeout(t *testing.T) {
 	// The pool works on after the janitor emptied it.
 	c := dialN(t, p, 1)[0]
 	p.release(c, true)
-	if p.get(false) != c {
+	if p.get() != c {
 		t.Fatal("the pool did not keep a connection after expiry")
 	}
 }
@@ -167,7 +167,7 @@ func TestPoolProbe(t *testing.T) {
 	for dead.alive() && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	if got := p.get(true); got != live {
+	if got := p.get(); got != live {
 		t.Fatalf("probing get returned %p, want the open connection %p", got, live)
 	}
 }

@@ -589,3 +589,51 @@ func TestMalformedRequestBody(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestUnsolicitedOriginBytes: an origin that writes a second, unasked-for
+// response on a kept-alive connection must not have it delivered as the
+// answer to the next request, which may be another client's.
+func TestUnsolicitedOriginBytes(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for conns := 0; ; conns++ {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(c net.Conn, firstConn bool) {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for first := firstConn; ; first = false {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, req.Body)
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+					if first {
+						time.Sleep(20 * time.Millisecond)
+						io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nEVIL!")
+					}
+				}
+			}(c, conns == 0)
+		}
+	}()
+	e := edgeFor(t, "http://"+ln.Addr().String(), nil)
+	if status, body := e.dial(t).get(t, "/first"); status != 200 || body != "ok" {
+		t.Fatalf("first request: %d %q", status, body)
+	}
+	time.Sleep(100 * time.Millisecond) // the unsolicited response arrives
+	for _, method := range []string{"GET", "POST"} {
+		req := method + " /second HTTP/1.1\r\nHost: api.bank.test\r\nContent-Length: 0\r\n\r\n"
+		resp := e.dial(t).raw(t, method, req)
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || string(body) != "ok" {
+			t.Fatalf("%s from another client got %d %q, want the origin's answer to it", method, resp.StatusCode, body)
+		}
+	}
+}
