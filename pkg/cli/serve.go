@@ -39,6 +39,8 @@ type ServeOptions struct {
 	HandshakeTimeout time.Duration
 	HeaderTimeout    time.Duration
 	IdleTimeout      time.Duration
+	BodyTimeout      time.Duration
+	WriteTimeout     time.Duration
 	ShutdownTimeout  time.Duration
 
 	// Hangup delivers reload requests; nil means the process's SIGHUP.
@@ -94,6 +96,8 @@ are never logged.`,
 	f.DurationVar(&opts.HandshakeTimeout, "handshake-timeout", server.DefaultHandshakeTimeout, "time a client has to complete the TLS handshake")
 	f.DurationVar(&opts.HeaderTimeout, "header-timeout", server.DefaultHeaderTimeout, "time a client has to send a request's headers")
 	f.DurationVar(&opts.IdleTimeout, "idle-timeout", server.DefaultIdleTimeout, "time an idle keep-alive connection stays open")
+	f.DurationVar(&opts.BodyTimeout, "body-timeout", server.DefaultBodyTimeout, "time a client may take between two reads of its request body (HTTP/1.x)")
+	f.DurationVar(&opts.WriteTimeout, "write-timeout", server.DefaultWriteTimeout, "time a client may take between two writes of the response to it (HTTP/1.x)")
 	f.DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "time in-flight requests get to finish on SIGTERM")
 	_ = cmd.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.MarkFlagFilename("access-log")
@@ -105,7 +109,7 @@ func runServe(ctx context.Context, opts *ServeOptions) error {
 	if opts.Listen == "" {
 		return errors.New("--listen needs an address, such as 127.0.0.1:8443")
 	}
-	for name, d := range map[string]time.Duration{"handshake-timeout": opts.HandshakeTimeout, "header-timeout": opts.HeaderTimeout, "idle-timeout": opts.IdleTimeout, "shutdown-timeout": opts.ShutdownTimeout} {
+	for name, d := range map[string]time.Duration{"handshake-timeout": opts.HandshakeTimeout, "header-timeout": opts.HeaderTimeout, "idle-timeout": opts.IdleTimeout, "body-timeout": opts.BodyTimeout, "write-timeout": opts.WriteTimeout, "shutdown-timeout": opts.ShutdownTimeout} {
 		if d <= 0 {
 			return fmt.Errorf("--%s must be positive, got %s", name, d)
 		}
@@ -146,6 +150,8 @@ func runServe(ctx context.Context, opts *ServeOptions) error {
 		HandshakeTimeout: opts.HandshakeTimeout,
 		HeaderTimeout:    opts.HeaderTimeout,
 		IdleTimeout:      opts.IdleTimeout,
+		BodyTimeout:      opts.BodyTimeout,
+		WriteTimeout:     opts.WriteTimeout,
 		ShutdownTimeout:  opts.ShutdownTimeout,
 		StateCache:       opts.StateCache,
 	})

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -48,6 +49,11 @@ func (s *Server) serveConn(c net.Conn) {
 		c.SetDeadline(time.Now().Add(d))
 	}
 	if err := tc.Handshake(); err != nil {
+		var rh tls.RecordHeaderError
+		if errors.As(err, &rh) && rh.Conn != nil && looksLikeHTTP(rh.RecordHeader[:]) {
+			// As net/http does: a plain-HTTP client learns why.
+			io.WriteString(rh.Conn, "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
+		}
 		msg := err.Error()
 		reason := HandshakeReason(msg)
 		s.countHandshake(reason)
@@ -61,6 +67,16 @@ func (s *Server) serveConn(c net.Conn) {
 		return
 	}
 	s.h1.ServeConn(tc)
+}
+
+// looksLikeHTTP reports whether the first bytes of a connection, read as a
+// TLS record header, are the start of a plain HTTP request.
+func looksLikeHTTP(hdr []byte) bool {
+	switch string(hdr) {
+	case "GET /", "HEAD ", "POST ", "PUT /", "OPTIO":
+		return true
+	}
+	return false
 }
 
 // connListener hands connections whose handshake chose HTTP/2 to

@@ -25,6 +25,8 @@ const (
 	DefaultHandshakeTimeout = 10 * time.Second
 	DefaultHeaderTimeout    = 10 * time.Second
 	DefaultIdleTimeout      = 120 * time.Second
+	DefaultBodyTimeout      = 60 * time.Second
+	DefaultWriteTimeout     = 60 * time.Second
 	DefaultShutdownTimeout  = 30 * time.Second
 	DefaultMaxHeaderBytes   = 64 << 10
 	DefaultPollInterval     = 2 * time.Second
@@ -49,8 +51,14 @@ type Config struct {
 	HandshakeTimeout time.Duration
 	HeaderTimeout    time.Duration
 	IdleTimeout      time.Duration
-	ShutdownTimeout  time.Duration
-	MaxHeaderBytes   int
+	// BodyTimeout bounds each read of an HTTP/1.x request body, and
+	// WriteTimeout each write of a response (the waits between two
+	// successive reads or writes, as nginx's client_body_timeout and
+	// send_timeout).
+	BodyTimeout     time.Duration
+	WriteTimeout    time.Duration
+	ShutdownTimeout time.Duration
+	MaxHeaderBytes  int
 	// PollInterval is how often the state file's size and modification
 	// time are compared, in case change notifications are missed; negative
 	// disables polling.
@@ -128,6 +136,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	def(&cfg.HandshakeTimeout, DefaultHandshakeTimeout)
 	def(&cfg.HeaderTimeout, DefaultHeaderTimeout)
 	def(&cfg.IdleTimeout, DefaultIdleTimeout)
+	def(&cfg.BodyTimeout, DefaultBodyTimeout)
+	def(&cfg.WriteTimeout, DefaultWriteTimeout)
 	def(&cfg.ShutdownTimeout, DefaultShutdownTimeout)
 	def(&cfg.PollInterval, DefaultPollInterval)
 	if cfg.MaxHeaderBytes == 0 {
@@ -266,6 +276,8 @@ func (s *Server) Listen() error {
 		ConnContext:       edge.ConnContext,
 		ReadHeaderTimeout: s.cfg.HeaderTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
+		BodyReadTimeout:   s.cfg.BodyTimeout,
+		WriteTimeout:      s.cfg.WriteTimeout,
 		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
 		ErrorLog:          s.log.Error,
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -127,4 +128,25 @@ func TestDefaultTimeouts(t *testing.T) {
 	if server.DefaultHandshakeTimeout != 10*time.Second || server.DefaultHeaderTimeout != 10*time.Second || server.DefaultIdleTimeout != 120*time.Second {
 		t.Fatalf("defaults: handshake %v, header %v, idle %v", server.DefaultHandshakeTimeout, server.DefaultHeaderTimeout, server.DefaultIdleTimeout)
 	}
+}
+
+// TestPlainHTTPToTLSPort: a plain-HTTP request on the edge's port is told
+// why it fails (as net/http does) and counted as not_tls.
+func TestPlainHTTPToTLSPort(t *testing.T) {
+	f := newFixture(t)
+	r := start(t, f, nil)
+	conn, err := net.Dial("tcp", r.srv.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(conn, "GET / HTTP/1.1\r\nHost: open.test\r\n\r\n")
+	got, _ := io.ReadAll(conn)
+	if !strings.HasPrefix(string(got), "HTTP/1.0 400 Bad Request\r\n") || !strings.Contains(string(got), "HTTP request to an HTTPS server") {
+		t.Fatalf("answer %q", got)
+	}
+	eventually(t, "the refusal counted as not_tls", func() bool {
+		return r.metric(t, `edgectl_tls_handshake_errors_total{reason="not_tls"}`) == "1"
+	})
 }

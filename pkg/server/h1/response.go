@@ -100,7 +100,7 @@ func (w *response) WriteHeader(code int) {
 			w.closeAfter = true
 		}
 	}
-	if req.Close || hasToken(h.Get("Connection"), "close") || w.c.srv.shutdown.Load() {
+	if req.Close || httpguts.HeaderValuesContainsToken(h["Connection"], "close") || w.c.srv.shutdown.Load() {
 		w.closeAfter = true
 	}
 	if w.continueBody.w != nil && !w.sentContinue && req.ContentLength != 0 {

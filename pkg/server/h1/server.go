@@ -34,6 +34,13 @@ type Server struct {
 	// IdleTimeout bounds the wait for the next request on a kept-alive
 	// connection; zero means ReadHeaderTimeout.
 	IdleTimeout time.Duration
+	// BodyReadTimeout bounds each read of a request body (the wait between
+	// two successive reads, as nginx's client_body_timeout); zero means no
+	// bound.
+	BodyReadTimeout time.Duration
+	// WriteTimeout bounds each write to the client (the wait between two
+	// successive writes, as nginx's send_timeout); zero means no bound.
+	WriteTimeout time.Duration
 	// MaxHeaderBytes bounds the request line and headers; larger requests
 	// are answered 431. Zero means DefaultMaxHeaderBytes.
 	MaxHeaderBytes int
@@ -132,22 +139,32 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // how many connections remain.
 func (s *Server) closeIdle() int {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	var idle []*conn
 	for c := range s.conns {
 		if c.state.CompareAndSwap(stateIdle, stateClosed) {
-			c.rwc.Close()
+			idle = append(idle, c)
 		}
 	}
-	return len(s.conns)
+	n := len(s.conns)
+	s.mu.Unlock()
+	// Outside the lock: closing a TLS connection writes close_notify.
+	for _, c := range idle {
+		c.rwc.Close()
+	}
+	return n
 }
 
 // Close closes every connection at once, requests in flight included.
 func (s *Server) Close() {
 	s.shutdown.Store(true)
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	all := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
 		c.state.Store(stateClosed)
+		all = append(all, c)
+	}
+	s.mu.Unlock()
+	for _, c := range all {
 		c.rwc.Close()
 	}
 }
@@ -164,6 +181,7 @@ type conn struct {
 	srv    *Server
 	rwc    net.Conn
 	lim    limitReader
+	out    deadlineWriter
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	ctx    context.Context
@@ -180,11 +198,12 @@ var (
 
 func newConn(s *Server, c net.Conn) *conn {
 	cn := &conn{srv: s, rwc: c, remote: c.RemoteAddr().String()}
-	cn.lim.r = c
+	cn.lim.conn, cn.lim.timeout = c, s.BodyReadTimeout
 	cn.br = readerPool.Get().(*bufio.Reader)
 	cn.br.Reset(&cn.lim)
+	cn.out.conn, cn.out.timeout = c, s.WriteTimeout
 	cn.bw = writerPool.Get().(*bufio.Writer)
-	cn.bw.Reset(c)
+	cn.bw.Reset(&cn.out)
 	cn.ctx = context.Background()
 	if s.ConnContext != nil {
 		cn.ctx = s.ConnContext(cn.ctx, c)
@@ -216,26 +235,35 @@ func (c *conn) maxHeaderBytes() int64 {
 
 func (c *conn) serve() {
 	defer c.close()
-	first := true
-	for {
-		if !first && c.br.Buffered() == 0 {
-			// Wait for the next request (or a pipelined one is there).
+	for first := true; ; first = false {
+		// The request line and headers, from their first byte, are
+		// bounded; net/http's slack lets a long request line through.
+		c.lim.n, c.lim.body = c.maxHeaderBytes()+4096, false
+		// Wait for the request's first byte, idle: Shutdown closes a
+		// connection that has not started a request. The first request's
+		// headers are due ReadHeaderTimeout after the handshake; later
+		// ones wait up to IdleTimeout, then have ReadHeaderTimeout.
+		switch {
+		case first:
+			c.setReadDeadline(c.srv.ReadHeaderTimeout)
+		case c.br.Buffered() > 0:
+			// A pipelined request is there: no wait.
+		default:
 			idle := c.srv.IdleTimeout
 			if idle == 0 {
 				idle = c.srv.ReadHeaderTimeout
 			}
 			c.setReadDeadline(idle)
-			if _, err := c.br.Peek(1); err != nil {
-				return
-			}
 		}
-		first = false
+		if _, err := c.br.Peek(1); err != nil {
+			return
+		}
 		if !c.state.CompareAndSwap(stateIdle, stateActive) {
 			return // Shutdown closed the connection.
 		}
-		c.setReadDeadline(c.srv.ReadHeaderTimeout)
-		// net/http's tolerance: the slack lets the request line through.
-		c.lim.n = c.maxHeaderBytes() + 4096
+		if !first {
+			c.setReadDeadline(c.srv.ReadHeaderTimeout)
+		}
 		req, err := http.ReadRequest(c.br)
 		if err != nil {
 			c.refuse(err)
@@ -243,9 +271,10 @@ func (c *conn) serve() {
 		}
 		c.lim.n = math.MaxInt64
 		if req.Body != http.NoBody {
-			// The body may be read at the client's pace. Without a body,
+			// Each read of the body has BodyReadTimeout. Without a body,
 			// nothing is read until the next request, whose wait sets its
 			// own deadline: the header deadline can stay.
+			c.lim.body = true
 			c.rwc.SetReadDeadline(time.Time{})
 		}
 		if status, msg := checkRequest(req); status != 0 {
@@ -354,7 +383,7 @@ func (c *conn) serveRequest(req *http.Request) (keep bool) {
 			}
 			// Whatever the handler left half-written is not sent: the
 			// client sees the connection close.
-			c.bw.Reset(c.rwc)
+			c.bw.Reset(&c.out)
 		}
 	}()
 	c.srv.Handler.ServeHTTP(w, req)
@@ -378,27 +407,17 @@ func drain(body io.ReadCloser) bool {
 }
 
 func expectsContinue(r *http.Request) bool {
-	return hasToken(r.Header.Get("Expect"), "100-continue")
+	return httpguts.HeaderValuesContainsToken(r.Header["Expect"], "100-continue")
 }
 
-// hasToken reports whether the comma-separated header value v holds token,
-// case-insensitively.
-func hasToken(v, token string) bool {
-	for v != "" {
-		var t string
-		t, v, _ = strings.Cut(v, ",")
-		if strings.EqualFold(strings.TrimSpace(t), token) {
-			return true
-		}
-	}
-	return false
-}
-
-// limitReader reads from r until n bytes are read, then reports io.EOF;
-// it bounds the request line and headers.
+// limitReader reads from the connection. Until n bytes are read it
+// reports io.EOF (it bounds the request line and headers); in a body, each
+// read has its own deadline.
 type limitReader struct {
-	r io.Reader
-	n int64
+	conn    net.Conn
+	n       int64
+	body    bool
+	timeout time.Duration
 }
 
 func (l *limitReader) Read(p []byte) (int, error) {
@@ -408,9 +427,26 @@ func (l *limitReader) Read(p []byte) (int, error) {
 	if int64(len(p)) > l.n {
 		p = p[:l.n]
 	}
-	n, err := l.r.Read(p)
+	if l.body && l.timeout > 0 {
+		l.conn.SetReadDeadline(time.Now().Add(l.timeout))
+	}
+	n, err := l.conn.Read(p)
 	l.n -= int64(n)
 	return n, err
+}
+
+// deadlineWriter writes to the connection, each write with its own
+// deadline (the bufio.Writer above it writes once per flush).
+type deadlineWriter struct {
+	conn    net.Conn
+	timeout time.Duration
+}
+
+func (w *deadlineWriter) Write(p []byte) (int, error) {
+	if w.timeout > 0 {
+		w.conn.SetWriteDeadline(time.Now().Add(w.timeout))
+	}
+	return w.conn.Write(p)
 }
 
 // continueReader sends "100 Continue" before the first read of a body

@@ -461,3 +461,67 @@ func TestTrailers(t *testing.T) {
 		t.Fatalf("the next response after trailers: %q", body)
 	}
 }
+
+func TestShutdownClosesSilentConnections(t *testing.T) {
+	srv := &h1.Server{ReadHeaderTimeout: 10 * time.Second}
+	addr := serve(t, srv, echo())
+	c, br := dial(t, addr)
+	for srv.Open() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown with a connection that never sent a byte: %v", err)
+	}
+	if !closed(c, br) {
+		t.Fatal("the silent connection stayed open")
+	}
+}
+
+func TestStalledClients(t *testing.T) {
+	srv := &h1.Server{BodyReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond}
+	handlerDone := make(chan error, 4)
+	addr := serve(t, srv, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/read":
+			_, err := io.ReadAll(r.Body)
+			handlerDone <- err
+		case "/big":
+			chunk := make([]byte, 64<<10)
+			var err error
+			for i := 0; i < 4096 && err == nil; i++ {
+				_, err = w.Write(chunk)
+			}
+			handlerDone <- err
+		}
+	}))
+	for name, raw := range map[string]string{
+		"a body that stops, read by the handler":   "POST /read HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc",
+		"a body that stops, left for the drain":    "POST /ignore HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc",
+		"a chunked body that stops mid-chunk":      "POST /read HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\na\r\nabc",
+		"a client that does not read the response": "GET /big HTTP/1.1\r\nHost: a\r\n\r\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if tc, ok := c.(*net.TCPConn); ok {
+				tc.SetReadBuffer(4 << 10)
+			}
+			io.WriteString(c, raw)
+			began := time.Now()
+			for srv.Open() == 0 {
+				time.Sleep(time.Millisecond)
+			}
+			for srv.Open() != 0 {
+				if time.Since(began) > 5*time.Second {
+					t.Fatal("the stalled connection is still served after 5s")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
+	}
+}
