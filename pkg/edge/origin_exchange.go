@@ -88,7 +88,7 @@ func (a *appRuntime) exchange(c *originConn, r *http.Request, st *reqState, host
 		}
 		return c.readResponse(r)
 	}
-	err := c.writeBody(r, bodyLen, timeout)
+	err := c.writeBody(r, bodyLen, timeout, func() http.Header { return a.forwardedTrailers(r, st.acts.Filter) })
 	if err == nil {
 		err = c.bw.Flush()
 	}

@@ -64,7 +64,7 @@ func (a *appRuntime) writeHead(bw *bufio.Writer, r *http.Request, st *reqState, 
 			return err
 		}
 	}
-	writeFraming(bw, r, bodyLen)
+	writeFraming(bw, r, bodyLen, a.forwardedTrailers(r, filter))
 	bw.WriteString("\r\n")
 	return nil
 }
@@ -273,11 +273,32 @@ func writeField(bw *bufio.Writer, name, value string) error {
 	return nil
 }
 
+// forwardedTrailers returns the client's trailers that may reach the
+// origin, by the rules of its headers: no hop-by-hop, framing or
+// forwarding fields, none the request phase filters, and none of the
+// names the application's rules set (so a trailer cannot forge an
+// identity header either). Before the body is read it holds the announced
+// names; after, their values.
+func (a *appRuntime) forwardedTrailers(r *http.Request, filter []string) http.Header {
+	if len(r.Trailer) == 0 {
+		return nil
+	}
+	t := make(http.Header, len(r.Trailer))
+	conn := r.Header["Connection"]
+	for k, vv := range r.Trailer {
+		if httpguts.ValidHeaderFieldName(k) && httpguts.ValidTrailerHeader(k) && forwardable(k, conn, filter) {
+			t[k] = vv
+		}
+	}
+	a.app.StripHeaders(t)
+	return t
+}
+
 // writeFraming writes how the body is delimited: Content-Length for a body
 // of known length (and, as http.Transport does, "Content-Length: 0" for a
 // POST, PUT or PATCH without one), chunked encoding otherwise, declaring
-// the client's announced trailers.
-func writeFraming(bw *bufio.Writer, r *http.Request, bodyLen int64) {
+// the trailers that will follow it.
+func writeFraming(bw *bufio.Writer, r *http.Request, bodyLen int64, trailer http.Header) {
 	switch {
 	case bodyLen > 0:
 		bw.WriteString("Content-Length: ")
@@ -285,10 +306,10 @@ func writeFraming(bw *bufio.Writer, r *http.Request, bodyLen int64) {
 		bw.WriteString("\r\n")
 	case bodyLen < 0:
 		bw.WriteString("Transfer-Encoding: chunked\r\n")
-		if len(r.Trailer) > 0 {
+		if len(trailer) > 0 {
 			bw.WriteString("Trailer: ")
 			sep := ""
-			for k := range r.Trailer {
+			for k := range trailer {
 				bw.WriteString(sep)
 				bw.WriteString(k)
 				sep = ", "
@@ -325,8 +346,8 @@ func (e *clientBodyError) Unwrap() error { return e.err }
 // writeBody copies the request body to the origin: exactly bodyLen bytes,
 // or chunked (flushing every chunk, so that a streamed upload streams)
 // when bodyLen is -1. Each write to the origin must complete within
-// timeout.
-func (c *originConn) writeBody(r *http.Request, bodyLen int64, timeout time.Duration) error {
+// timeout. trailer returns the trailers to send after a chunked body.
+func (c *originConn) writeBody(r *http.Request, bodyLen int64, timeout time.Duration, trailer func() http.Header) error {
 	if bodyLen == 0 {
 		return nil
 	}
@@ -351,7 +372,7 @@ func (c *originConn) writeBody(r *http.Request, bodyLen int64, timeout time.Dura
 		}
 		switch {
 		case rerr == io.EOF && chunked:
-			return c.endChunked(r.Trailer)
+			return c.endChunked(trailer())
 		case rerr == io.EOF && remaining > 0:
 			return &clientBodyError{io.ErrUnexpectedEOF}
 		case rerr != nil && rerr != io.EOF:
