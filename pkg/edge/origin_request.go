@@ -79,7 +79,7 @@ func (a *appRuntime) writeTarget(bw *bufio.Writer, r *http.Request, rewritten st
 		writePath(bw, &u)
 		if query != "" || r.URL.ForceQuery {
 			bw.WriteByte('?')
-			bw.WriteString(query)
+			writeQuery(bw, query)
 		}
 		return
 	}
@@ -91,11 +91,37 @@ func (a *appRuntime) writeTarget(bw *bufio.Writer, r *http.Request, rewritten st
 		return
 	}
 	bw.WriteByte('?')
-	bw.WriteString(base)
+	writeQuery(bw, base)
 	if base != "" && query != "" {
 		bw.WriteByte('&')
 	}
-	bw.WriteString(query)
+	writeQuery(bw, query)
+}
+
+// writeQuery writes a query, percent-encoding every byte that may not
+// appear in the query of a request target (RFC 3986: space, '#', '"',
+// control bytes, non-ASCII...), so that a rewritten query (templates may
+// render such bytes) cannot change the request line. Existing escapes are
+// kept.
+func writeQuery(bw *bufio.Writer, q string) {
+	const hex = "0123456789ABCDEF"
+	for i := 0; i < len(q); i++ {
+		if c := q[i]; queryByte(c) {
+			bw.WriteByte(c)
+		} else {
+			bw.Write([]byte{'%', hex[c>>4], hex[c&15]})
+		}
+	}
+}
+
+// queryByte reports whether c may appear as is in a query: unreserved,
+// sub-delims, ':', '@', '/', '?' and '%' (of an escape).
+func queryByte(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("-._~!$&'()*+,;=:@/?%", c) >= 0
 }
 
 func writePath(bw *bufio.Writer, u *url.URL) {

@@ -664,3 +664,24 @@ func TestTrailersCannotForgeHeaders(t *testing.T) {
 		t.Fatalf("trailers at the origin (-want +got):\n%s", diff)
 	}
 }
+
+// TestRewrittenQueryCannotSplitTheRequestLine: a rewrite that renders a
+// space or '#' into the query (here through ${uri}, which is decoded)
+// reaches the origin escaped, in one well-formed request line.
+func TestRewrittenQueryCannotSplitTheRequestLine(t *testing.T) {
+	got := make(chan string, 1)
+	o := newCountingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Method + " " + r.RequestURI + " " + r.Proto + " " + r.URL.Query().Get("x")
+	})
+	e := edgeFor(t, o.URL, func(app *manifest.ApplicationSpec) {
+		app.Rules = append(app.Rules, manifest.AppRule{Name: "v2", Behaviors: []manifest.AppBehavior{{RewriteRequest: "/v2${uri}"}}})
+	})
+	status, _ := e.dial(t).get(t, "/a%3Fx=1%20HTTP/1.1%0D%0AX-Injected:%201%23frag")
+	if status != 200 {
+		t.Fatalf("status %d", status)
+	}
+	want := "GET /v2/a?x=1%20HTTP/1.1%0D%0AX-Injected:%201%23frag HTTP/1.1 1 HTTP/1.1\r\nX-Injected: 1#frag"
+	if line := <-got; line != want {
+		t.Fatalf("the origin got\n%q\nwant\n%q", line, want)
+	}
+}
