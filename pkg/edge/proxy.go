@@ -30,7 +30,7 @@ type fieldErrs struct{ errs []FieldError }
 
 func (e *fieldErrs) Error() string { return fmt.Sprint(e.errs) }
 
-func compileApp(name string, spec *manifest.ApplicationSpec, lists map[string]*NetworkList, _ *Runtime) (*appRuntime, error) {
+func compileApp(name string, spec *manifest.ApplicationSpec, lists map[string]*NetworkList) (*appRuntime, error) {
 	app, errs := CompileApplication(spec, lists)
 	hostHeader := manifest.DefaultHostHeader
 	if spec.Origin.HostHeader != "" {

@@ -150,7 +150,7 @@ func Compile(snap *state.Snapshot, opts Options) (*Runtime, error) {
 		firewalls[name] = fw
 	}
 	for name, r := range byKind[manifest.KindApplication] {
-		app, err := compileApp(name, r.Spec.(*manifest.ApplicationSpec), lists, rt)
+		app, err := compileApp(name, r.Spec.(*manifest.ApplicationSpec), lists)
 		if err != nil {
 			if ce, ok := err.(*fieldErrs); ok {
 				c.fieldErrors(r, ce.errs)
