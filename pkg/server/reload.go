@@ -18,9 +18,6 @@ const (
 	// settle lets a burst of file events (a truncate and a write) end
 	// before the file is read.
 	settle = 50 * time.Millisecond
-	// lateClose closes the idle origin connections that requests still
-	// running on a replaced runtime return to its pool.
-	lateClose = 30 * time.Second
 )
 
 // Reload reads the store, compiles its snapshot and swaps it in, even if
@@ -76,8 +73,9 @@ func (s *Server) update(snap *state.Snapshot, force bool) error {
 	} else {
 		s.log.Info("reloaded", "serial", rt.Serial(), "previous", old.Serial(), "domains", len(rt.Domains()))
 	}
+	// Requests still running on the old runtime finish on it; the origin
+	// connections they release to its closed pools are closed then.
 	old.Close()
-	time.AfterFunc(lateClose, old.Close)
 	s.writeCache(snap)
 	return nil
 }
