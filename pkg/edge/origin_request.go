@@ -214,11 +214,10 @@ func writeClientHeaders(bw *bufio.Writer, h http.Header, filter []string) error 
 
 // forwardable reports whether the client's header k may reach the origin.
 func forwardable(k string, conn, filter []string) bool {
-	switch k {
-	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
-		// Hop-by-hop.
+	if hopByHop(k, conn) {
 		return false
+	}
+	switch k {
 	case "Host", "Content-Length":
 		// The edge frames the origin request itself.
 		return false
@@ -226,25 +225,19 @@ func forwardable(k string, conn, filter []string) bool {
 		// The edge sets these; a client's value is never trusted.
 		return false
 	}
-	if len(conn) > 0 && namedIn(conn, k) {
-		return false
-	}
 	return !filtered(filter, k)
 }
 
-// namedIn reports whether the Connection header values conn name the
-// header k.
-func namedIn(conn []string, k string) bool {
-	for _, v := range conn {
-		for v != "" {
-			var tok string
-			tok, v, _ = strings.Cut(v, ",")
-			if strings.EqualFold(textproto.TrimString(tok), k) {
-				return true
-			}
-		}
+// hopByHop reports whether the header k (canonical) of a message is
+// hop-by-hop: one of RFC 9110 section 7.6.1's, or named in the message's
+// Connection header values conn.
+func hopByHop(k string, conn []string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
 	}
-	return false
+	return len(conn) > 0 && httpguts.HeaderValuesContainsToken(conn, k)
 }
 
 // filtered reports whether the request phase filters the header k.

@@ -3,7 +3,6 @@ package edge
 import (
 	"io"
 	"net/http"
-	"net/textproto"
 	"strings"
 	"sync"
 	"time"
@@ -57,23 +56,11 @@ func relay(w *statusWriter, st *reqState, c *originConn, resp *http.Response, ti
 // removeHopByHop removes the hop-by-hop headers of an origin response,
 // and those its Connection header names.
 func removeHopByHop(h http.Header) {
-	for _, v := range h["Connection"] {
-		for v != "" {
-			var tok string
-			tok, v, _ = strings.Cut(v, ",")
-			if tok = textproto.TrimString(tok); tok == "" {
-				continue
-			}
-			for k := range h {
-				if strings.EqualFold(k, tok) {
-					delete(h, k)
-				}
-			}
+	conn := h["Connection"]
+	for k := range h {
+		if hopByHop(k, conn) {
+			delete(h, k)
 		}
-	}
-	for _, k := range [...]string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"} {
-		delete(h, k)
 	}
 }
 

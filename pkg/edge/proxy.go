@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/edgectl/edgectl/pkg/manifest"
 )
 
@@ -132,7 +134,7 @@ func (a *appRuntime) forward(w *statusWriter, r *http.Request, st *reqState) {
 
 // isUpgrade reports whether r asks to switch protocols.
 func isUpgrade(r *http.Request) bool {
-	return r.Header.Get("Upgrade") != "" && namedIn(r.Header["Connection"], "Upgrade")
+	return r.Header.Get("Upgrade") != "" && httpguts.HeaderValuesContainsToken(r.Header["Connection"], "Upgrade")
 }
 
 // proxyError answers 504 when the origin timed out and 502 otherwise, with a
