@@ -42,6 +42,9 @@ var (
 	// MaxHeaderBytes (431).
 	ErrHeaderTooLarge = errors.New("request header fields too large")
 	// ErrVersion is a request whose major version is not 1 (505).
+	// Stricter than net/http only for the HTTP/2 preface "PRI *
+	// HTTP/2.0", which net/http hands to its handler (for h2c): HTTP/2 is
+	// negotiated by ALPN here, never over an HTTP/1.x connection.
 	ErrVersion = errors.New("unsupported protocol version")
 	// ErrMissingHost is an HTTP/1.1 request without a Host header field
 	// (400, RFC 9112 §3.2), absolute-form targets included. Stricter than
@@ -76,6 +79,11 @@ var (
 	// ErrUnsupportedTransferEncoding is a Transfer-Encoding other than a
 	// single "chunked" (501).
 	ErrUnsupportedTransferEncoding = errors.New("unsupported transfer encoding")
+	// ErrExpectation is an Expect header field whose members are not
+	// exactly the one token 100-continue (417, RFC 9110 §10.1.1). Stricter
+	// than net/http, which finds the token inside a longer value
+	// ("100-continue 00") and serves the request.
+	ErrExpectation = errors.New("unsupported expectation")
 )
 
 func protocolError(status int, err error) *ProtocolError {

@@ -393,6 +393,9 @@ func (c *conn) checkRequest(req *http.Request) *ProtocolError {
 			}
 		}
 	}
+	if !expectsContinue(req) && req.Header.Get("Expect") != "" {
+		return protocolError(http.StatusExpectationFailed, ErrExpectation)
+	}
 	if s.lengths > 0 && s.encodings > 0 {
 		req.Close = true
 	}
@@ -419,17 +422,9 @@ func (c *conn) serveRequest(req *http.Request) (keep bool) {
 	req = req.WithContext(c.ctx)
 	w := &c.res
 	w.reset(req)
-	if expectsContinue(req) {
-		if req.ProtoAtLeast(1, 1) && req.ContentLength != 0 {
-			w.continueBody.rc, w.continueBody.w = req.Body, w
-			req.Body = &w.continueBody
-		}
-	} else if req.Header.Get("Expect") != "" {
-		w.closeAfter = true
-		w.header.Set("Content-Type", "text/plain; charset=utf-8")
-		w.WriteHeader(http.StatusExpectationFailed)
-		w.finish()
-		return false
+	if expectsContinue(req) && req.ProtoAtLeast(1, 1) && req.ContentLength != 0 {
+		w.continueBody.rc, w.continueBody.w = req.Body, w
+		req.Body = &w.continueBody
 	}
 	w.body = req.Body
 	defer func() {
