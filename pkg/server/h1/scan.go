@@ -1,6 +1,10 @@
 package h1
 
-import "golang.org/x/net/http/httpguts"
+import (
+	"bytes"
+
+	"golang.org/x/net/http/httpguts"
+)
 
 // headerScan watches the raw bytes of a request's line and header fields
 // as the connection delivers them, for what http.ReadRequest does not
@@ -58,15 +62,31 @@ var validHostByte = func() (t [256]bool) {
 	return t
 }()
 
-// feed scans p, the next bytes of the request.
+// feed scans p, the next bytes of the request. Bytes that cannot change
+// the results (the target, values of other fields) are skipped with
+// bytes.IndexByte.
 func (s *headerScan) feed(p []byte) {
-	for _, b := range p {
-		if s.done {
-			return
+	for i := 0; i < len(p) && !s.done; i++ {
+		if n := s.skippable(p[i:]); n > 0 {
+			s.col += n
+			s.cr = p[i+n-1] == '\r'
+			if i += n; i == len(p) {
+				return
+			}
 		}
+		b := p[i]
 		if b == '\n' {
 			s.endLine()
 			continue
+		}
+		if s.line > 0 && s.col == 0 && b != ' ' && b != '\t' {
+			// A field name whole in p is classified at once.
+			if n := s.wholeName(p[i:]); n > 0 {
+				s.col += n
+				s.cr = false
+				i += n - 1
+				continue
+			}
 		}
 		if s.line == 0 {
 			s.requestLineByte(b)
@@ -76,6 +96,30 @@ func (s *headerScan) feed(p []byte) {
 		s.col++
 		s.cr = b == '\r'
 	}
+}
+
+// skippable returns how many bytes at the start of p the scanner can skip:
+// in the request line before its second space, those up to the next space
+// or LF; in the value of a field it does not watch (or a folded line),
+// those up to the next LF.
+func (s *headerScan) skippable(p []byte) int {
+	switch {
+	case s.line == 0 && s.spaces < 2:
+		end := bytes.IndexByte(p, '\n')
+		if end < 0 {
+			end = len(p)
+		}
+		if sp := bytes.IndexByte(p[:end], ' '); sp >= 0 {
+			return sp
+		}
+		return end
+	case s.line > 0 && s.col > 0 && !s.inName && s.field == fieldOther:
+		if end := bytes.IndexByte(p, '\n'); end >= 0 {
+			return end
+		}
+		return len(p)
+	}
+	return 0
 }
 
 func (s *headerScan) requestLineByte(b byte) {
@@ -104,14 +148,7 @@ func (s *headerScan) fieldByte(b byte) {
 		if b == ':' {
 			s.inName = false
 			s.field = s.fieldKind()
-			switch s.field {
-			case fieldHost:
-				s.hosts++
-			case fieldLength:
-				s.lengths++
-			case fieldEncoding:
-				s.encodings++
-			}
+			s.countField()
 			return
 		}
 		if s.nameLen < len(s.name) {
@@ -182,16 +219,57 @@ func (s *headerScan) endLine() {
 	s.col, s.cr = 0, false
 }
 
-func (s *headerScan) fieldKind() int {
-	switch string(s.name[:s.nameLen]) {
-	case "host":
-		return fieldHost
-	case "content-length":
-		return fieldLength
-	case "transfer-encoding":
-		return fieldEncoding
+// wholeName handles a field line's name and colon when both are in p, and
+// returns how many bytes that was (0 if they are not).
+func (s *headerScan) wholeName(p []byte) int {
+	colon := bytes.IndexByte(p, ':')
+	if colon < 0 {
+		return 0
 	}
-	return fieldOther
+	if lf := bytes.IndexByte(p[:colon], '\n'); lf >= 0 {
+		return 0
+	}
+	s.inName, s.started, s.space, s.valLen = false, false, false, 0
+	s.field = nameKind(p[:colon])
+	s.countField()
+	return colon + 1
+}
+
+func (s *headerScan) countField() {
+	switch s.field {
+	case fieldHost:
+		s.hosts++
+	case fieldLength:
+		s.lengths++
+	case fieldEncoding:
+		s.encodings++
+	}
+}
+
+func (s *headerScan) fieldKind() int {
+	return nameKind(s.name[:s.nameLen])
+}
+
+// nameKind returns which watched field name is, in any case.
+func nameKind(name []byte) int {
+	var want string
+	kind := fieldOther
+	switch len(name) {
+	case len("host"):
+		want, kind = "host", fieldHost
+	case len("content-length"):
+		want, kind = "content-length", fieldLength
+	case len("transfer-encoding"):
+		want, kind = "transfer-encoding", fieldEncoding
+	default:
+		return fieldOther
+	}
+	for i, b := range name {
+		if lower(b) != want[i] {
+			return fieldOther
+		}
+	}
+	return kind
 }
 
 // atLeast11 reports whether the request line's version is HTTP/1.1 or
