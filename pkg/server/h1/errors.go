@@ -51,7 +51,9 @@ var (
 	// net/http only in name: net/http refuses the same requests.
 	ErrMissingHost = errors.New("missing required Host header")
 	// ErrHost is a Host header field or target authority with bytes no
-	// host can have (400).
+	// host can have (400). Stricter than net/http for the authority of an
+	// absolute-form target, which takes the place of Host (RFC 9112
+	// §3.2.2): net/http checks only the Host field.
 	ErrHost = errors.New("malformed Host header")
 	// ErrHeaderName is a header field name that is not a token (400).
 	ErrHeaderName = errors.New("invalid header name")

@@ -93,7 +93,7 @@ func (s *Server) ServeConn(c net.Conn) error {
 	}
 	defer s.untrack(cn)
 	if err := cn.serve(); err != nil {
-		return err
+		return err // not a nil *ProtocolError in an error
 	}
 	return nil
 }
