@@ -16,7 +16,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/edgectl/edgectl/pkg/server"
-	"github.com/edgectl/edgectl/pkg/state"
 )
 
 // ServeOptions are the inputs of edgectl serve.
@@ -125,7 +124,7 @@ func runServe(ctx context.Context, opts *ServeOptions) error {
 		return err
 	}
 	defer closeStore(store)
-	if _, ok := store.(state.Watcher); opts.StateCache != "" && !ok {
+	if _, remote := store.(io.Closer); opts.StateCache != "" && !remote {
 		return fmt.Errorf("state store %s: --state-cache applies only to an etcd:// state store", store)
 	}
 	var accessLog io.Writer

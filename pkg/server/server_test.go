@@ -470,3 +470,33 @@ func TestListenBusyPort(t *testing.T) {
 		t.Fatalf("want address already in use, got %v", err)
 	}
 }
+
+// TestReadyzWithoutDomain: a node whose state has no Domain refuses every
+// handshake, so /readyz sends the load balancer elsewhere, and says why.
+func TestReadyzWithoutDomain(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	r := start(t, f, nil)
+	if code, body := r.admin(t, "/readyz"); code != 200 {
+		t.Fatalf("/readyz with domains = %d %q, want 200", code, body)
+	}
+	empty := f.snapshot(2, "v2")
+	kept := empty.Resources[:0]
+	for _, res := range empty.Resources {
+		if res.Kind != manifest.KindDomain {
+			kept = append(kept, res)
+		}
+	}
+	empty.Resources = kept
+	f.write(t, empty)
+	eventually(t, "serial 2 to be served", func() bool { return r.srv.Runtime().Serial() == 2 })
+	code, body := r.admin(t, "/readyz")
+	if code != http.StatusServiceUnavailable || body != "not ready: serial 2 has no Domain, so every handshake is refused\n" {
+		t.Errorf("/readyz without a Domain = %d %q, want 503 naming the reason", code, body)
+	}
+	f.write(t, f.snapshot(3, "v3"))
+	eventually(t, "serial 3 to be served", func() bool { return r.srv.Runtime().Serial() == 3 })
+	if code, body := r.admin(t, "/readyz"); code != 200 || !strings.Contains(body, "ready: serving serial 3") {
+		t.Errorf("/readyz with domains again = %d %q, want 200", code, body)
+	}
+}

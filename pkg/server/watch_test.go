@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -27,7 +28,12 @@ type watchedStore struct {
 var (
 	_ state.Store   = (*watchedStore)(nil)
 	_ state.Watcher = (*watchedStore)(nil)
+	_ io.Closer     = (*watchedStore)(nil)
 )
+
+// Close is a no-op: as the etcd store, watchedStore holds a connection
+// (io.Closer is how the server tells a store that may not answer).
+func (w *watchedStore) Close() error { return nil }
 
 func (w *watchedStore) Read(context.Context) (*state.Snapshot, error) {
 	w.mu.Lock()
