@@ -500,3 +500,18 @@ func TestReadyzWithoutDomain(t *testing.T) {
 		t.Errorf("/readyz with domains again = %d %q, want 200", code, body)
 	}
 }
+
+// TestFixedState serves one snapshot that no one can write: the source of
+// edgectl test's in-process edge.
+func TestFixedState(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	store := server.FixedState("built from the manifests", f.snapshot(4, "v4"))
+	if err := store.Write(context.Background(), f.snapshot(5, "v5"), "", 4); err == nil || !strings.Contains(err.Error(), "built from the manifests is fixed") {
+		t.Errorf("Write = %v, want a refusal naming the state", err)
+	}
+	r := start(t, f, func(c *server.Config) { c.Store, c.PollInterval = store, -1 })
+	if _, v, _, err := get(r.client(f, "open.test", nil, false), "open.test", "/"); err != nil || v != "v4" {
+		t.Errorf("version %q, %v; want v4", v, err)
+	}
+}
