@@ -97,6 +97,7 @@ func (w *blockedWriter) Write(p []byte) (int, error) {
 }
 
 func TestAccessLogDropsInsteadOfBlocking(t *testing.T) {
+	t.Parallel()
 	w := &blockedWriter{release: make(chan struct{})}
 	var dropped atomic.Int64
 	l := newAccessLog(w, func() { dropped.Add(1) })
@@ -116,6 +117,7 @@ func TestAccessLogDropsInsteadOfBlocking(t *testing.T) {
 }
 
 func TestAccessLineEscapes(t *testing.T) {
+	t.Parallel()
 	at := time.Date(2026, 1, 2, 3, 4, 5, 6e6, time.UTC)
 	rec := &edge.Record{Domain: "api", Host: "a\"b", Path: "/\n<x>é", Status: 200, Duration: 1500 * time.Microsecond}
 	got := string(appendAccessLine(nil, at, rec))
@@ -126,6 +128,7 @@ func TestAccessLineEscapes(t *testing.T) {
 }
 
 func TestErrorLogWarns(t *testing.T) {
+	t.Parallel()
 	var logged strings.Builder
 	e := &errorLog{log: newTestLogger(&logged)}
 	io.WriteString(e, "http: superfluous response.WriteHeader call\n")
@@ -157,15 +160,17 @@ func (w *lockedBuffer) String() string {
 }
 
 func TestAccessLogWritesInOrder(t *testing.T) {
+	t.Parallel()
 	w := &lockedBuffer{}
 	var dropped atomic.Int64
-	l := newAccessLog(w, func() { dropped.Add(1) })
+	const flush = 20 * time.Millisecond
+	l := newAccessLogFlushing(w, func() { dropped.Add(1) }, flush)
 	// A line logged alone is written within the flush interval.
 	l.log(time.Now(), &edge.Record{Path: "/first"})
-	deadline := time.Now().Add(flushInterval + time.Second)
+	deadline := time.Now().Add(flush + time.Second)
 	for !strings.Contains(w.String(), `"path":"/first"`) {
 		if time.Now().After(deadline) {
-			t.Fatalf("a line was not written within %v", flushInterval)
+			t.Fatalf("a line was not written within %v", flush)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

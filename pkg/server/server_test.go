@@ -23,6 +23,7 @@ import (
 )
 
 func TestServesFromState(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := start(t, f, nil)
 	tests := map[string]struct {
@@ -64,6 +65,7 @@ func TestServesFromState(t *testing.T) {
 }
 
 func TestHTTP2(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := start(t, f, nil)
 	c := r.client(f, "api.test", f.valid, true)
@@ -91,6 +93,7 @@ func TestHTTP2(t *testing.T) {
 }
 
 func TestReloadSwapsRuntime(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := start(t, f, nil)
 	c := r.client(f, "open.test", nil, false)
@@ -127,6 +130,7 @@ func TestReloadSwapsRuntime(t *testing.T) {
 }
 
 func TestFailedReloadKeepsServing(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := start(t, f, nil)
 	c := r.client(f, "api.test", f.valid, false)
@@ -182,6 +186,7 @@ func TestFailedReloadKeepsServing(t *testing.T) {
 }
 
 func TestAdminEndpoints(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := start(t, f, nil)
 	if code, body := r.admin(t, "/healthz"); code != 200 || body != "ok\n" {
@@ -210,6 +215,7 @@ func TestAdminEndpoints(t *testing.T) {
 }
 
 func TestMetrics(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := start(t, f, nil)
 	get(r.client(f, "api.test", f.valid, false), "api.test", "/")
@@ -249,6 +255,7 @@ func TestMetrics(t *testing.T) {
 }
 
 func TestAccessLog(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := start(t, f, nil)
 	get(r.client(f, "api.test", f.valid, false), "api.test", "/accounts?secret=1")
@@ -306,6 +313,7 @@ func TestAccessLog(t *testing.T) {
 }
 
 func TestShutdownDrainsInFlight(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := start(t, f, func(c *server.Config) { c.ShutdownTimeout = 5 * time.Second })
 	c := r.client(f, "open.test", nil, false)
@@ -354,6 +362,7 @@ func TestShutdownDrainsInFlight(t *testing.T) {
 }
 
 func TestReloadDuringInFlightRequest(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := start(t, f, nil)
 	c := r.client(f, "open.test", nil, false)
@@ -381,6 +390,7 @@ func TestReloadDuringInFlightRequest(t *testing.T) {
 }
 
 func TestHandshakeTimeout(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := start(t, f, func(c *server.Config) {
 		c.HandshakeTimeout = 200 * time.Millisecond
@@ -412,6 +422,7 @@ func TestHandshakeTimeout(t *testing.T) {
 }
 
 func TestStartupErrors(t *testing.T) {
+	t.Parallel()
 	tests := map[string]struct {
 		write   func(*testing.T, *fixture)
 		is      error
@@ -454,6 +465,7 @@ func TestStartupErrors(t *testing.T) {
 }
 
 func TestListenBusyPort(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
