@@ -124,6 +124,9 @@ func (s *Server) follow(ctx context.Context, w state.Watcher) {
 			continue // drain until the watcher closes the channel
 		}
 		s.storeEvent(ev)
+		if s.cfg.handled != nil {
+			s.cfg.handled(ev)
+		}
 	}
 }
 

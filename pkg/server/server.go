@@ -74,6 +74,10 @@ type Config struct {
 	// Compile carries ReadFile, LookupEnv and Now to edge.Compile; the
 	// server sets its TicketSecret and Observer.
 	Compile edge.Options
+
+	// handled, when set, is called after each event of a watched store
+	// has been handled (tests synchronise on it; see export_test.go).
+	handled func(state.WatchEvent)
 }
 
 // Server serves the edge from a state store. Create it with New, bind its

@@ -95,7 +95,17 @@ func TestHTTP2(t *testing.T) {
 func TestReloadSwapsRuntime(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	r := start(t, f, nil)
+	handled := make(chan int64, 64)
+	r := start(t, f, func(c *server.Config) {
+		server.OnEventHandled(c, func(ev state.WatchEvent) {
+			if ev.Snapshot != nil {
+				select {
+				case handled <- ev.Snapshot.Serial:
+				default:
+				}
+			}
+		})
+	})
 	c := r.client(f, "open.test", nil, false)
 	if _, v, _, err := get(c, "open.test", "/"); err != nil || v != "v1" {
 		t.Fatalf("before reload: version %q, %v", v, err)
@@ -114,9 +124,20 @@ func TestReloadSwapsRuntime(t *testing.T) {
 	if got := r.metric(t, "edgectl_state_serial"); got != "2" {
 		t.Errorf("edgectl_state_serial = %q, want 2", got)
 	}
-	// Writing the same serial again does not recompile.
+	// Writing the same serial again does not recompile: once the server
+	// has handled the file's change, nothing was reloaded.
+	for len(handled) > 0 {
+		<-handled
+	}
 	f.write(t, f.snapshot(2, "v2"))
-	time.Sleep(300 * time.Millisecond)
+	select {
+	case serial := <-handled:
+		if serial != 2 {
+			t.Fatalf("handled serial %d, want 2", serial)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the rewritten state file was not noticed")
+	}
 	if got := r.metric(t, `edgectl_reloads_total{result="success"}`); got != "1" {
 		t.Errorf("an unchanged serial was reloaded: success = %q", got)
 	}
