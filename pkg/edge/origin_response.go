@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/edgectl/edgectl/pkg/rules"
 )
 
 // copyBufs holds the buffers that copy bodies between the client and the
@@ -69,7 +71,7 @@ func removeHopByHop(h http.Header) {
 func applyResponsePhase(st *reqState, resp *http.Response) {
 	st.rec.Upstream = time.Since(st.sentAt)
 	st.rec.UpstreamStatus = resp.StatusCode
-	view := ResponseView{Status: resp.StatusCode, Header: resp.Header, UpstreamStatus: resp.StatusCode, UpstreamHeader: resp.Header}
+	view := rules.ResponseView{Status: resp.StatusCode, Header: resp.Header, UpstreamStatus: resp.StatusCode, UpstreamHeader: resp.Header}
 	st.domain.app.app.EvaluateResponse(&st.req, &view, &st.resp)
 	for _, name := range st.resp.Filter {
 		resp.Header.Del(name)

@@ -16,31 +16,33 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/edgectl/edgectl/pkg/manifest"
+
+	"github.com/edgectl/edgectl/pkg/rules"
 )
 
 // appRuntime is a compiled application: its rules and its origin client.
 type appRuntime struct {
 	name            string
-	app             *Application
+	app             *rules.Application
 	origin          *url.URL
-	hostHeader      *Template
+	hostHeader      *rules.Template
 	responseTimeout time.Duration
 	pool            *originPool
 }
 
-type fieldErrs struct{ errs []FieldError }
+type fieldErrs struct{ errs []rules.FieldError }
 
 func (e *fieldErrs) Error() string { return fmt.Sprint(e.errs) }
 
-func compileApp(name string, spec *manifest.ApplicationSpec, lists map[string]*NetworkList) (*appRuntime, error) {
-	app, errs := CompileApplication(spec, lists)
+func compileApp(name string, spec *manifest.ApplicationSpec, lists map[string]*rules.NetworkList) (*appRuntime, error) {
+	app, errs := rules.CompileApplication(spec, lists)
 	hostHeader := manifest.DefaultHostHeader
 	if spec.Origin.HostHeader != "" {
 		hostHeader = spec.Origin.HostHeader
 	}
-	tmpl, terrs := CompileTemplate("spec.origin.hostHeader", hostHeader, manifest.PhaseRequest)
+	tmpl, terrs := rules.CompileTemplate("spec.origin.hostHeader", hostHeader, manifest.PhaseRequest)
 	errs = append(errs, terrs...)
-	if hasErrors(errs) {
+	if rules.HasErrors(errs) {
 		return nil, &fieldErrs{errs: errs}
 	}
 	u, err := url.Parse(spec.Origin.URL)

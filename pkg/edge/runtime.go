@@ -14,6 +14,8 @@ import (
 	"github.com/edgectl/edgectl/pkg/manifest"
 	"github.com/edgectl/edgectl/pkg/pki"
 	"github.com/edgectl/edgectl/pkg/state"
+
+	"github.com/edgectl/edgectl/pkg/rules"
 )
 
 // Options are the outside facts a compile needs, injected so that this
@@ -59,7 +61,7 @@ type Domain struct {
 	Name      string
 	Hostnames []string
 	tls       *tlsPolicy
-	firewall  *Firewall
+	firewall  *rules.Firewall
 	app       *appRuntime
 }
 
@@ -127,9 +129,9 @@ func Compile(snap *state.Snapshot, opts Options) (*Runtime, error) {
 		}
 		byKind[r.Kind][r.Name] = r
 	}
-	lists := map[string]*NetworkList{}
+	lists := map[string]*rules.NetworkList{}
 	for name, r := range byKind[manifest.KindNetworkList] {
-		nl, errs := CompileNetworkList(r.Spec.(*manifest.NetworkListSpec))
+		nl, errs := rules.CompileNetworkList(r.Spec.(*manifest.NetworkListSpec))
 		c.fieldErrors(r, errs)
 		lists[name] = nl
 	}
@@ -143,9 +145,9 @@ func Compile(snap *state.Snapshot, opts Options) (*Runtime, error) {
 		}
 		trusts[name] = t
 	}
-	firewalls := map[string]*Firewall{}
+	firewalls := map[string]*rules.Firewall{}
 	for name, r := range byKind[manifest.KindFirewall] {
-		fw, errs := CompileFirewall(r.Spec.(*manifest.FirewallSpec), lists)
+		fw, errs := rules.CompileFirewall(r.Spec.(*manifest.FirewallSpec), lists)
 		c.fieldErrors(r, errs)
 		firewalls[name] = fw
 	}
@@ -242,7 +244,7 @@ func (c *compiler) add(r *state.Resource, path, msg string) {
 	c.errs.Problems = append(c.errs.Problems, Problem{Kind: r.Kind, Name: r.Name, Path: path, Message: msg})
 }
 
-func (c *compiler) fieldErrors(r *state.Resource, errs []FieldError) {
+func (c *compiler) fieldErrors(r *state.Resource, errs []rules.FieldError) {
 	for _, fe := range errs {
 		if !fe.Warning {
 			c.add(r, fe.Path, fe.Message)

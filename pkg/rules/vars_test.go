@@ -1,4 +1,4 @@
-package edge
+package rules
 
 import (
 	"crypto/ecdsa"
@@ -91,7 +91,7 @@ func TestVariableValues(t *testing.T) {
 		HTTP: h,
 		Host: "api.bank.example",
 		Conn: NewConn(netip.MustParseAddrPort("[::ffff:203.0.113.9]:50000"), netip.MustParseAddrPort("[2001:db8::1]:8443"),
-			&tls.ConnectionState{ServerName: "api.bank.example", Version: tls.VersionTLS13, CipherSuite: tls.TLS_AES_128_GCM_SHA256},
+			&TLS{ServerName: "api.bank.example", Protocol: "TLSv1.3", Cipher: "TLS_AES_128_GCM_SHA256"},
 			NewClientCert(cert, VerifySuccess, StatusSuccess)),
 		Now: time.Date(2025, 12, 1, 3, 4, 5, 0, time.UTC),
 	}

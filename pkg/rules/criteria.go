@@ -1,4 +1,4 @@
-package edge
+package rules
 
 import (
 	"fmt"
@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/edgectl/edgectl/pkg/diag"
 	"github.com/edgectl/edgectl/pkg/manifest"
 )
 
@@ -247,7 +248,7 @@ func compileCond(path string, first bool, c manifest.Criterion, lists map[string
 			names = append(names, n)
 		}
 		m := fmt.Sprintf("unknown operator %q", c.Operator)
-		if best := Closest(c.Operator, names); best != "" {
+		if best := diag.Closest(c.Operator, names); best != "" {
 			m += fmt.Sprintf("; did you mean %q?", best)
 		}
 		bad("operator", "%s", m)
@@ -293,7 +294,7 @@ func compileCond(path string, first bool, c manifest.Criterion, lists map[string
 			}
 			slices.Sort(names)
 			m := fmt.Sprintf("unknown NetworkList %q", arg)
-			if best := Closest(arg, names); best != "" {
+			if best := diag.Closest(arg, names); best != "" {
 				m += fmt.Sprintf("; did you mean %q?", best)
 			}
 			bad("argument", "%s", m)

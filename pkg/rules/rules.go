@@ -1,4 +1,4 @@
-package edge
+package rules
 
 import (
 	"fmt"
@@ -133,7 +133,7 @@ func CompileFirewall(spec *manifest.FirewallSpec, lists map[string]*NetworkList)
 			f.rules = append(f.rules, fr)
 		}
 	}
-	if hasErrors(errs) {
+	if HasErrors(errs) {
 		return nil, errs
 	}
 	all := make([]criteria, len(f.rules))
@@ -149,7 +149,9 @@ func CompileFirewall(spec *manifest.FirewallSpec, lists map[string]*NetworkList)
 	return f, errs
 }
 
-func hasErrors(errs []FieldError) bool {
+// HasErrors reports whether errs holds a problem that prevents serving, as
+// opposed to warnings only.
+func HasErrors(errs []FieldError) bool {
 	for _, e := range errs {
 		if !e.Warning {
 			return true
@@ -549,7 +551,7 @@ func CompileApplication(spec *manifest.ApplicationSpec, lists map[string]*Networ
 	for _, n := range a.headerNames {
 		a.stripKeys = append(a.stripKeys, variantKey(n))
 	}
-	if hasErrors(errs) {
+	if HasErrors(errs) {
 		return nil, errs
 	}
 	a.requestIndex = indexRules(a.request)

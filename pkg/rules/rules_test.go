@@ -1,4 +1,4 @@
-package edge
+package rules
 
 import (
 	"fmt"
@@ -90,7 +90,7 @@ func TestCompileFirewallErrors(t *testing.T) {
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("errors (-want +got):\n%s", diff)
 			}
-			if (f == nil) != hasErrors(got) {
+			if (f == nil) != HasErrors(got) {
 				t.Errorf("firewall = %v with errors %v", f, got)
 			}
 		})
@@ -100,7 +100,7 @@ func TestCompileFirewallErrors(t *testing.T) {
 func mustFirewall(t testing.TB, rules ...manifest.FirewallRule) *Firewall {
 	t.Helper()
 	f, errs := CompileFirewall(&manifest.FirewallSpec{Rules: rules}, testLists)
-	if hasErrors(errs) {
+	if HasErrors(errs) {
 		t.Fatal(errs)
 	}
 	return f
@@ -460,7 +460,7 @@ func TestCompileApplicationErrors(t *testing.T) {
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("errors (-want +got):\n%s", diff)
 			}
-			if (a == nil) != hasErrors(got) {
+			if (a == nil) != HasErrors(got) {
 				t.Errorf("application = %v with errors %v", a, got)
 			}
 		})
@@ -470,7 +470,7 @@ func TestCompileApplicationErrors(t *testing.T) {
 func mustApplication(t testing.TB, rules ...manifest.AppRule) *Application {
 	t.Helper()
 	a, errs := CompileApplication(&manifest.ApplicationSpec{Rules: rules}, testLists)
-	if hasErrors(errs) {
+	if HasErrors(errs) {
 		t.Fatal(errs)
 	}
 	return a
