@@ -14,6 +14,7 @@ import (
 
 	"github.com/edgectl/edgectl/pkg/pki"
 
+	"github.com/edgectl/edgectl/pkg/proxy"
 	"github.com/edgectl/edgectl/pkg/rules"
 )
 
@@ -156,6 +157,7 @@ type reqState struct {
 	req    rules.Request
 	acts   rules.RequestActions
 	resp   rules.ResponseActions
+	out    proxy.Outbound
 	domain *Domain
 	w      statusWriter
 	rec    Record

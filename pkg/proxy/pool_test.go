@@ -1,7 +1,8 @@
-package edge
+package proxy
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -67,7 +68,7 @@ func dialN(t *testing.T, p *originPool, n int) []*originConn {
 	t.Helper()
 	var cs []*originConn
 	for range n {
-		c, err := p.dial()
+		c, err := p.dial(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
