@@ -11,18 +11,6 @@ import (
 	"github.com/edgectl/edgectl/pkg/manifest"
 )
 
-// FieldError is a problem found while compiling, at a field path relative to
-// the resource document, such as "spec.rules[0].criteria[0][1].argument".
-type FieldError struct {
-	Path    string
-	Message string
-	// Warning marks a problem that does not prevent serving.
-	Warning bool
-}
-
-// Error implements error.
-func (e FieldError) Error() string { return e.Path + ": " + e.Message }
-
 // opKind is a compiled operator.
 type opKind uint8
 
