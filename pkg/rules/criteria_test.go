@@ -42,8 +42,8 @@ func testRequest(method, target string, headers ...string) *Request {
 }
 
 var testLists = map[string]*NetworkList{
-	"partners": NewNetworkList(netip.MustParsePrefix("203.0.113.0/24"), netip.MustParsePrefix("2001:db8::/32")),
-	"office":   NewNetworkList(netip.MustParsePrefix("10.0.0.0/8")),
+	"partners": newNetworkList(netip.MustParsePrefix("203.0.113.0/24"), netip.MustParsePrefix("2001:db8::/32")),
+	"office":   newNetworkList(netip.MustParsePrefix("10.0.0.0/8")),
 }
 
 func TestCriteriaCompileErrors(t *testing.T) {

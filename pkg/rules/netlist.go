@@ -43,17 +43,6 @@ func CompileNetworkList(spec *manifest.NetworkListSpec) (*NetworkList, []FieldEr
 	return l, errs
 }
 
-// NewNetworkList returns a list of the given prefixes (for tests and callers
-// that build lists without a manifest).
-func NewNetworkList(prefixes ...netip.Prefix) *NetworkList {
-	l := &NetworkList{}
-	for _, p := range prefixes {
-		l.prefixes = append(l.prefixes, normalizePrefix(p))
-	}
-	l.build()
-	return l
-}
-
 func parseNetwork(item string) (netip.Prefix, string, bool) {
 	if strings.Contains(item, "%") {
 		return netip.Prefix{}, fmt.Sprintf("%q: zoned addresses are not allowed", item), false

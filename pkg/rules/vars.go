@@ -681,7 +681,6 @@ func (r *Request) resolve(v *variable, resp *ResponseView) (string, bool) {
 // daysRemaining is whole days until expiry, rounded down (negative once
 // expired), as pkg/pki's DaysRemaining.
 func daysRemaining(expiry, now time.Time) int {
-	const day = 24 * time.Hour
 	secs := expiry.Unix() - now.Unix()
 	days := secs / 86400
 	if secs < 0 && secs%86400 != 0 {
