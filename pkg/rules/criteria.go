@@ -2,7 +2,6 @@ package rules
 
 import (
 	"fmt"
-	"math"
 	"regexp"
 	"slices"
 	"strings"
@@ -186,76 +185,115 @@ func (cr criteria) link() {
 	}
 }
 
+// compileCond compiles one comparison of a criteria group; first is set for
+// the first comparison of its group.
 func compileCond(path string, first bool, c manifest.Criterion, lists map[string]*NetworkList, eng engine) (cond, []FieldError) {
-	var errs []FieldError
-	bad := func(field, format string, args ...any) {
-		p := path
-		if field != "" {
-			p += "." + field
-		}
-		errs = append(errs, FieldError{Path: p, Message: fmt.Sprintf(format, args...)})
-	}
+	cc := condCompiler{path: path, c: c, eng: eng}
 	out := cond{x: &condInfo{}}
-	switch c.Conditional {
-	case "", "if":
-		if !first {
-			if c.Conditional == "" {
-				bad("", "missing conditional: every comparison after the first of a group needs conditional and or or")
-			} else {
-				bad("conditional", "conditional \"if\" is only for the first comparison of a group; use and or or")
-			}
-		}
-	case "and", "or":
-		if first {
-			bad("conditional", "the first comparison of a group takes conditional if (or none), not %q", c.Conditional)
-		}
-		out.or = c.Conditional == "or"
-	default:
-		bad("conditional", "unknown conditional %q; use if, and or or", c.Conditional)
-	}
-
-	// Variable.
-	var msg string
-	v := &out.x.v
-	if eng.firewall {
-		*v, msg = lookupFirewallVar(c.Variable)
-	} else {
-		*v, msg = appCriteriaVar(c.Variable, eng.phase)
-	}
-	varOK := msg == ""
-	out.kind = v.kind
-	if !varOK {
-		bad("variable", "%s", msg)
-	}
-
-	// Operator and argument.
-	op, ok := operators[c.Operator]
+	out.or = cc.conditional(first)
+	varOK := cc.variable(&out)
+	op, ok := cc.operator()
 	if !ok {
-		names := make([]string, 0, len(operators))
-		for n := range operators {
-			names = append(names, n)
-		}
-		m := fmt.Sprintf("unknown operator %q", c.Operator)
-		if best := diag.Closest(c.Operator, names); best != "" {
-			m += fmt.Sprintf("; did you mean %q?", best)
-		}
-		bad("operator", "%s", m)
-		return out, errs
+		return out, cc.errs
 	}
 	out.op = op
 	switch op {
 	case opExists, opNotExists:
 		if c.Argument != nil {
-			bad("argument", "operator %s takes no argument", c.Operator)
+			cc.bad("argument", "operator %s takes no argument", c.Operator)
 		}
-		return out, errs
+		return out, cc.errs
 	}
 	if c.Argument == nil {
-		bad("", "operator %s requires an argument", c.Operator)
-		return out, errs
+		cc.bad("", "operator %s requires an argument", c.Operator)
+		return out, cc.errs
 	}
-	arg := *c.Argument
-	switch op {
+	out.arg = cc.argument(&out, *c.Argument, varOK, lists)
+	return out, cc.errs
+}
+
+// condCompiler collects the problems of one comparison, positioned under
+// its path.
+type condCompiler struct {
+	path string
+	c    manifest.Criterion
+	eng  engine
+	errs []FieldError
+}
+
+func (cc *condCompiler) bad(field, format string, args ...any) {
+	p := cc.path
+	if field != "" {
+		p += "." + field
+	}
+	cc.errs = append(cc.errs, FieldError{Path: p, Message: fmt.Sprintf(format, args...)})
+}
+
+// conditional checks the comparison's conditional and reports whether it
+// is "or".
+func (cc *condCompiler) conditional(first bool) (or bool) {
+	switch cc.c.Conditional {
+	case "", "if":
+		if !first {
+			if cc.c.Conditional == "" {
+				cc.bad("", "missing conditional: every comparison after the first of a group needs conditional and or or")
+			} else {
+				cc.bad("conditional", "conditional \"if\" is only for the first comparison of a group; use and or or")
+			}
+		}
+	case "and", "or":
+		if first {
+			cc.bad("conditional", "the first comparison of a group takes conditional if (or none), not %q", cc.c.Conditional)
+		}
+		return cc.c.Conditional == "or"
+	default:
+		cc.bad("conditional", "unknown conditional %q; use if, and or or", cc.c.Conditional)
+	}
+	return false
+}
+
+// variable resolves the comparison's variable into out and reports whether
+// it is known.
+func (cc *condCompiler) variable(out *cond) bool {
+	var msg string
+	v := &out.x.v
+	if cc.eng.firewall {
+		*v, msg = lookupFirewallVar(cc.c.Variable)
+	} else {
+		*v, msg = appCriteriaVar(cc.c.Variable, cc.eng.phase)
+	}
+	out.kind = v.kind
+	if msg != "" {
+		cc.bad("variable", "%s", msg)
+		return false
+	}
+	return true
+}
+
+// operator resolves the comparison's operator.
+func (cc *condCompiler) operator() (opKind, bool) {
+	op, ok := operators[cc.c.Operator]
+	if ok {
+		return op, true
+	}
+	names := make([]string, 0, len(operators))
+	for n := range operators {
+		names = append(names, n)
+	}
+	m := fmt.Sprintf("unknown operator %q", cc.c.Operator)
+	if best := diag.Closest(cc.c.Operator, names); best != "" {
+		m += fmt.Sprintf("; did you mean %q?", best)
+	}
+	cc.bad("operator", "%s", m)
+	return 0, false
+}
+
+// argument compiles the argument of an operator that takes one: a regular
+// expression, a network list, or a value to compare (lowercase for host).
+// It returns the argument to compare with.
+func (cc *condCompiler) argument(out *cond, arg string, varOK bool, lists map[string]*NetworkList) string {
+	v := &out.x.v
+	switch out.op {
 	case opMatches, opNotMatches:
 		expr := arg
 		if v.kind == vHost {
@@ -263,38 +301,42 @@ func compileCond(path string, first bool, c manifest.Criterion, lists map[string
 		}
 		re, err := regexp.Compile(expr)
 		if err != nil {
-			bad("argument", "invalid regular expression %q: %v", arg, strings.TrimPrefix(err.Error(), "error parsing regexp: "))
+			cc.bad("argument", "invalid regular expression %q: %v", arg, strings.TrimPrefix(err.Error(), "error parsing regexp: "))
 		}
 		out.x.re = re
 	case opInList, opNotInList:
 		if varOK && v.kind != vRemoteAddr {
 			want := "${remote_addr}"
-			if eng.firewall {
+			if cc.eng.firewall {
 				want = "network"
 			}
-			bad("operator", "operator %s tests the client address: use it with the variable %s, not %q", c.Operator, want, c.Variable)
+			cc.bad("operator", "operator %s tests the client address: use it with the variable %s, not %q", cc.c.Operator, want, cc.c.Variable)
 		}
-		l, found := lists[arg]
-		if !found {
-			names := make([]string, 0, len(lists))
-			for n := range lists {
-				names = append(names, n)
-			}
-			slices.Sort(names)
-			m := fmt.Sprintf("unknown NetworkList %q", arg)
-			if best := diag.Closest(arg, names); best != "" {
-				m += fmt.Sprintf("; did you mean %q?", best)
-			}
-			bad("argument", "%s", m)
-		}
-		out.x.list = l
+		out.x.list = cc.list(arg, lists)
 	default:
 		if v.kind == vHost {
 			arg = strings.ToLower(arg)
 		}
 	}
-	out.arg = arg
-	return out, errs
+	return arg
+}
+
+// list returns the network list name, nil (with a problem) when unknown.
+func (cc *condCompiler) list(name string, lists map[string]*NetworkList) *NetworkList {
+	l, found := lists[name]
+	if !found {
+		names := make([]string, 0, len(lists))
+		for n := range lists {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		m := fmt.Sprintf("unknown NetworkList %q", name)
+		if best := diag.Closest(name, names); best != "" {
+			m += fmt.Sprintf("; did you mean %q?", best)
+		}
+		cc.bad("argument", "%s", m)
+	}
+	return l
 }
 
 // appCriteriaVar resolves the variable of an application criterion, which
@@ -491,335 +533,4 @@ func (cr criteria) refsClientCert() bool {
 		}
 	}
 	return false
-}
-
-// ---------------------------------------------------------------------------
-// Rule index
-
-// Limits of the rule index.
-const (
-	// minIndexedRules is the number of rules with a guard below which
-	// evaluating every rule costs less than consulting an index.
-	minIndexedRules = 8
-	// maxPrefixLengths is the number of starts_with argument lengths per
-	// variable that the index looks up: a request costs one map lookup per
-	// length.
-	maxPrefixLengths = 16
-	// maxRuleLists bounds the rule lists that one request gathers from an
-	// index; beyond it the evaluation visits every rule.
-	maxRuleLists = 32
-)
-
-// atom is a comparison that an index evaluates for every rule at once: a
-// variable equal to a literal, or starting with one.
-type atom struct {
-	kind   varKind
-	name   string
-	prefix bool
-	arg    string
-}
-
-// varKey identifies a variable without its memo slot.
-type varKey struct {
-	kind varKind
-	name string
-}
-
-// atomOf returns the atom that c compares, if c is one.
-func atomOf(c *cond) (atom, bool) {
-	switch c.op {
-	case opEqual, opStartsWith:
-	default:
-		return atom{}, false
-	}
-	switch c.x.v.kind {
-	case vInvalid, vRequest, vClientVRemain:
-		// Built per request: the index would pay for it on every request.
-		return atom{}, false
-	}
-	return atom{kind: c.x.v.kind, name: c.x.v.name, prefix: c.op == opStartsWith, arg: c.arg}, true
-}
-
-// ruleIndex lets an evaluation skip the rules whose criteria cannot hold.
-//
-// Each indexed rule has a guard: comparisons "variable is_equal literal" or
-// "variable starts_with literal" of which at least one holds whenever the
-// rule's criteria hold. The guard takes one comparison from each
-// conjunction of one of the rule's groups: the group must hold, so one of
-// its conjunctions holds, and with it every comparison of that conjunction.
-// A request visits the rules one of whose guard comparisons holds, found by
-// looking the variable's value, and its prefixes of the indexed lengths, up
-// in a map, and the rules without a guard. Visits keep rule order, and
-// criteria have no side effects, so skipping a rule that cannot match
-// changes nothing but time.
-type ruleIndex struct {
-	// always are the rules without a guard, ascending.
-	always []int32
-	vars   []varIndex
-}
-
-// varIndex is the part of a rule index on one variable.
-type varIndex struct {
-	v variable
-	// keys maps literals to the rules whose guard compares v with them.
-	keys map[string]*indexEntry
-	// eq is set when some guard compares v with is_equal.
-	eq bool
-	// lens are the lengths of the starts_with literals, ascending.
-	lens []int
-}
-
-// indexEntry lists, ascending, the rules whose guard holds when the
-// variable equals the entry's literal (eq) or starts with it (prefix).
-type indexEntry struct {
-	eq, prefix []int32
-}
-
-// buildIndex indexes the criteria of a firewall's or phase's rules, in
-// order. It returns nil, meaning that every rule is visited, when fewer
-// than minRules rules have a selective guard.
-func buildIndex(all []criteria, minRules int) *ruleIndex {
-	if len(all) < minRules || len(all) == 0 {
-		// Too few rules to index, whatever their guards: skip the maps
-		// (a fleet of small applications compiles faster).
-		return nil
-	}
-	// count is the number of rules that compare each atom; a guard of
-	// atoms that many rules share selects little.
-	count := map[atom]int{}
-	last := map[atom]int{}
-	lenRules := map[varKey]map[int]int{}
-	vars := map[varKey]variable{}
-	for ri, cr := range all {
-		for i := range cr {
-			a, ok := atomOf(&cr[i])
-			if !ok || last[a] == ri+1 {
-				continue
-			}
-			last[a] = ri + 1
-			count[a]++
-			vk := varKey{a.kind, a.name}
-			if _, ok := vars[vk]; !ok {
-				vars[vk] = cr[i].x.v
-			}
-			if a.prefix {
-				if lenRules[vk] == nil {
-					lenRules[vk] = map[int]int{}
-				}
-				lenRules[vk][len(a.arg)]++
-			}
-		}
-	}
-	lens := prefixLengths(lenRules)
-	usable := func(a atom) bool {
-		return !a.prefix || slices.Contains(lens[varKey{a.kind, a.name}], len(a.arg))
-	}
-
-	guards := make([][]atom, len(all))
-	indexed := 0
-	for ri, cr := range all {
-		g := chooseGuard(cr, usable, count)
-		if g == nil || slices.ContainsFunc(g, func(a atom) bool { return count[a]*2 > len(all) }) {
-			// A comparison that most rules share rarely excludes one.
-			continue
-		}
-		guards[ri] = g
-		indexed++
-	}
-	if indexed < minRules || indexed == 0 {
-		return nil
-	}
-
-	ix := &ruleIndex{}
-	pos := map[varKey]int{}
-	for ri, g := range guards {
-		if g == nil {
-			ix.always = append(ix.always, int32(ri))
-			continue
-		}
-		for _, a := range g {
-			vk := varKey{a.kind, a.name}
-			p, ok := pos[vk]
-			if !ok {
-				p = len(ix.vars)
-				pos[vk] = p
-				ix.vars = append(ix.vars, varIndex{v: vars[vk], keys: map[string]*indexEntry{}})
-			}
-			x := &ix.vars[p]
-			e := x.keys[a.arg]
-			if e == nil {
-				e = &indexEntry{}
-				x.keys[a.arg] = e
-			}
-			list := &e.eq
-			if a.prefix {
-				list = &e.prefix
-				if !slices.Contains(x.lens, len(a.arg)) {
-					x.lens = append(x.lens, len(a.arg))
-				}
-			} else {
-				x.eq = true
-			}
-			if n := len(*list); n == 0 || (*list)[n-1] != int32(ri) {
-				*list = append(*list, int32(ri))
-			}
-		}
-	}
-	for i := range ix.vars {
-		slices.Sort(ix.vars[i].lens)
-	}
-	return ix
-}
-
-// prefixLengths chooses, per variable, the starts_with argument lengths
-// that the index looks up: the maxPrefixLengths lengths that the most
-// rules use.
-func prefixLengths(lenRules map[varKey]map[int]int) map[varKey][]int {
-	out := map[varKey][]int{}
-	for vk, byLen := range lenRules {
-		ls := make([]int, 0, len(byLen))
-		for l := range byLen {
-			ls = append(ls, l)
-		}
-		slices.SortFunc(ls, func(a, b int) int {
-			if byLen[a] != byLen[b] {
-				return byLen[b] - byLen[a]
-			}
-			return a - b
-		})
-		out[vk] = ls[:min(len(ls), maxPrefixLengths)]
-	}
-	return out
-}
-
-// chooseGuard returns the guard of cr with the lowest cost (the number of
-// rules that share its atoms, summed), or nil when no group of cr has one,
-// as criteria without groups, or whose every group has a conjunction of
-// comparisons the index cannot evaluate.
-func chooseGuard(cr criteria, usable func(atom) bool, count map[atom]int) []atom {
-	var best []atom
-	bestCost := 0
-	for gs := 0; gs < len(cr); {
-		ge := gs + 1
-		for ge < len(cr) && !cr[ge].group {
-			ge++
-		}
-		var g []atom
-		cost := 0
-		for cs := gs; cs < ge; {
-			ce := cs + 1
-			for ce < ge && !cr[ce].or {
-				ce++
-			}
-			pick, found := atom{}, false
-			for i := cs; i < ce; i++ {
-				a, ok := atomOf(&cr[i])
-				if ok && usable(a) && (!found || count[a] < count[pick]) {
-					pick, found = a, true
-				}
-			}
-			if !found {
-				g = nil
-				break
-			}
-			g = append(g, pick)
-			cost += count[pick]
-			cs = ce
-		}
-		if g != nil && (best == nil || cost < bestCost) {
-			best, bestCost = g, cost
-		}
-		gs = ge
-	}
-	return best
-}
-
-// ruleIter yields, in order, the rules that one evaluation visits; its
-// zero value visits every rule. An evaluation with an index declares a
-// ruleLists, points lists at it and calls start: the storage is cleared
-// only then, and the iterator's methods write through lists without
-// storing its address, so that it stays on the evaluation's stack.
-type ruleIter struct {
-	// lists[:k] are the ascending rule lists to merge; nil visits every
-	// rule.
-	lists *ruleLists
-	k     int
-}
-
-// ruleLists is the storage of a ruleIter's lists.
-type ruleLists [maxRuleLists][]int32
-
-// noRule is what ruleIter.next returns after the last rule to visit.
-const noRule = math.MaxInt32
-
-// start prepares the visits of the rules for r (and resp in the response
-// phase) under ix.
-func (it *ruleIter) start(ix *ruleIndex, r *Request, resp *ResponseView) {
-	it.k = 0
-	full := !it.add(ix.always)
-	for i := range ix.vars {
-		x := &ix.vars[i]
-		s, _ := r.value(&x.v, resp)
-		var whole *indexEntry
-		if x.eq {
-			if whole = x.keys[s]; whole != nil {
-				full = full || !it.add(whole.eq)
-			}
-		}
-		for _, l := range x.lens {
-			if l > len(s) {
-				break
-			}
-			e := whole
-			if l < len(s) || !x.eq {
-				e = x.keys[s[:l]]
-			}
-			if e != nil {
-				full = full || !it.add(e.prefix)
-			}
-		}
-	}
-	if full {
-		it.lists = nil // more lists than storage: visit every rule
-	}
-}
-
-// add adds a list to merge, reporting false when the storage is full.
-func (it *ruleIter) add(l []int32) bool {
-	switch {
-	case len(l) == 0:
-	case it.k == len(it.lists):
-		return false
-	default:
-		it.lists[it.k] = l
-		it.k++
-	}
-	return true
-}
-
-// next returns the rule to visit after rule i (-1 for the first one), or
-// noRule after the last.
-func (it *ruleIter) next(i int) int {
-	if it.lists == nil {
-		return i + 1
-	}
-	return it.merge()
-}
-
-// merge returns the lowest rule of the lists, removing it from each, or
-// noRule when they are empty.
-func (it *ruleIter) merge() int {
-	lists := it.lists[:it.k]
-	low := int32(noRule)
-	for _, l := range lists {
-		if len(l) > 0 && l[0] < low {
-			low = l[0]
-		}
-	}
-	for j, l := range lists {
-		if len(l) > 0 && l[0] == low {
-			lists[j] = l[1:]
-		}
-	}
-	return int(low)
 }
