@@ -170,12 +170,66 @@ func variantKey(name string) string {
 }
 
 func compileAppBehavior(path string, b manifest.AppBehavior, phase string) (appBehavior, []FieldError) {
-	type field struct {
-		kind behKind
-		set  bool
-		arg  string
+	f, err := chosenBehavior(path, b)
+	if err != nil {
+		return appBehavior{}, []FieldError{*err}
 	}
-	fields := []field{
+	key := behaviorNames[f.kind]
+	kpath := path + "." + key
+	var errs []FieldError
+	bad := func(format string, args ...any) {
+		errs = append(errs, FieldError{Path: kpath, Message: fmt.Sprintf(format, args...)})
+	}
+	if p := f.kind.phase(); p != "" && p != phase {
+		bad("%s is a %s-phase behavior; this rule runs in the %s phase", key, p, phase)
+		return appBehavior{kind: f.kind}, errs
+	}
+	out := appBehavior{kind: f.kind}
+	var tmpl string
+	switch f.kind {
+	case bAddRequestHeader, bAddResponseHeader, bFilterRequestHeader, bFilterResponseHeader:
+		name, value, msg := headerBehavior(f.kind, key, f.arg)
+		if msg != "" {
+			bad("%s", msg)
+			return out, errs
+		}
+		out.name, out.key = textproto.CanonicalMIMEHeaderKey(name), variantKey(name)
+		if f.kind != bAddRequestHeader && f.kind != bAddResponseHeader {
+			return out, errs
+		}
+		tmpl = value
+	case bRewriteRequest:
+		if !strings.HasPrefix(f.arg, "/") && !strings.HasPrefix(f.arg, "${") {
+			bad("rewriteRequest must be a path starting with \"/\", not %q", f.arg)
+			return out, errs
+		}
+		tmpl = f.arg
+	case bRedirect301, bRedirect302:
+		if !strings.HasPrefix(f.arg, "https://") && !strings.HasPrefix(f.arg, "http://") && !strings.HasPrefix(f.arg, "/") && !strings.HasPrefix(f.arg, "${") {
+			bad("%s must be an http(s) URL or a path starting with \"/\", not %q", key, f.arg)
+			return out, errs
+		}
+		tmpl = f.arg
+	default:
+		return out, errs
+	}
+	t, terrs := CompileTemplate(kpath, tmpl, phase)
+	errs = append(errs, terrs...)
+	out.tmpl = t
+	return out, errs
+}
+
+// behaviorField is the one key a behavior sets, with its argument.
+type behaviorField struct {
+	kind behKind
+	set  bool
+	arg  string
+}
+
+// chosenBehavior returns the one key that b sets, or the problem when it
+// sets none or several.
+func chosenBehavior(path string, b manifest.AppBehavior) (behaviorField, *FieldError) {
+	fields := []behaviorField{
 		{bAddRequestHeader, b.AddRequestHeader != "", b.AddRequestHeader},
 		{bFilterRequestHeader, b.FilterRequestHeader != "", b.FilterRequestHeader},
 		{bRewriteRequest, b.RewriteRequest != "", b.RewriteRequest},
@@ -189,87 +243,50 @@ func compileAppBehavior(path string, b manifest.AppBehavior, phase string) (appB
 		{bAddResponseHeader, b.AddResponseHeader != "", b.AddResponseHeader},
 		{bFilterResponseHeader, b.FilterResponseHeader != "", b.FilterResponseHeader},
 	}
-	var chosen []field
+	var chosen []behaviorField
 	for _, f := range fields {
 		if f.set {
 			chosen = append(chosen, f)
 		}
 	}
-	if len(chosen) != 1 {
-		names := make([]string, len(chosen))
-		for i, f := range chosen {
-			names[i] = behaviorNames[f.kind]
-		}
-		msg := "a behavior sets exactly one key (argument-less behaviors take true); this one sets none"
-		if len(chosen) > 1 {
-			msg = fmt.Sprintf("a behavior sets exactly one key; this one sets %s", strings.Join(names, ", "))
-		}
-		return appBehavior{}, []FieldError{{Path: path, Message: msg}}
+	if len(chosen) == 1 {
+		return chosen[0], nil
 	}
-	f := chosen[0]
-	key := behaviorNames[f.kind]
-	kpath := path + "." + key
-	var errs []FieldError
-	bad := func(format string, args ...any) {
-		errs = append(errs, FieldError{Path: kpath, Message: fmt.Sprintf(format, args...)})
+	names := make([]string, len(chosen))
+	for i, f := range chosen {
+		names[i] = behaviorNames[f.kind]
 	}
-	if p := f.kind.phase(); p != "" && p != phase {
-		bad("%s is a %s-phase behavior; this rule runs in the %s phase", key, p, phase)
-		return appBehavior{kind: f.kind}, errs
+	msg := "a behavior sets exactly one key (argument-less behaviors take true); this one sets none"
+	if len(chosen) > 1 {
+		msg = fmt.Sprintf("a behavior sets exactly one key; this one sets %s", strings.Join(names, ", "))
 	}
-	out := appBehavior{kind: f.kind}
-	switch f.kind {
-	case bAddRequestHeader, bAddResponseHeader, bFilterRequestHeader, bFilterResponseHeader:
-		if n := utf8.RuneCountInString(f.arg); n > MaxHeaderArgument {
-			bad("the argument is %d characters long; the limit is %d", n, MaxHeaderArgument)
-			return out, errs
-		}
-		add := f.kind == bAddRequestHeader || f.kind == bAddResponseHeader
-		name, value := f.arg, ""
-		if add {
-			var ok bool
-			name, value, ok = strings.Cut(f.arg, ":")
-			if !ok {
-				bad("%q is not a header \"Name: value\"", f.arg)
-				return out, errs
-			}
-			value = strings.TrimLeft(value, " \t")
-		} else if strings.Contains(name, ":") {
-			bad("%s takes a header name only, not %q", key, f.arg)
-			return out, errs
-		}
-		if !validHeaderName(name) {
-			bad("invalid header name %q: use letters, digits, - and _", name)
-			return out, errs
-		}
-		if reservedHeaders[variantKey(name)] {
-			bad("header %q cannot be added or filtered: the edge manages it", name)
-			return out, errs
-		}
-		out.name, out.key = textproto.CanonicalMIMEHeaderKey(name), variantKey(name)
-		if add {
-			t, terrs := CompileTemplate(kpath, value, phase)
-			errs = append(errs, terrs...)
-			out.tmpl = t
-		}
-	case bRewriteRequest:
-		if !strings.HasPrefix(f.arg, "/") && !strings.HasPrefix(f.arg, "${") {
-			bad("rewriteRequest must be a path starting with \"/\", not %q", f.arg)
-			return out, errs
-		}
-		t, terrs := CompileTemplate(kpath, f.arg, phase)
-		errs = append(errs, terrs...)
-		out.tmpl = t
-	case bRedirect301, bRedirect302:
-		if !strings.HasPrefix(f.arg, "https://") && !strings.HasPrefix(f.arg, "http://") && !strings.HasPrefix(f.arg, "/") && !strings.HasPrefix(f.arg, "${") {
-			bad("%s must be an http(s) URL or a path starting with \"/\", not %q", key, f.arg)
-			return out, errs
-		}
-		t, terrs := CompileTemplate(kpath, f.arg, phase)
-		errs = append(errs, terrs...)
-		out.tmpl = t
+	return behaviorField{}, &FieldError{Path: path, Message: msg}
+}
+
+// headerBehavior parses the argument of a behavior that adds ("Name:
+// value") or filters ("Name") a header. msg is the problem, if any.
+func headerBehavior(kind behKind, key, arg string) (name, value, msg string) {
+	if n := utf8.RuneCountInString(arg); n > MaxHeaderArgument {
+		return "", "", fmt.Sprintf("the argument is %d characters long; the limit is %d", n, MaxHeaderArgument)
 	}
-	return out, errs
+	name = arg
+	if kind == bAddRequestHeader || kind == bAddResponseHeader {
+		var ok bool
+		name, value, ok = strings.Cut(arg, ":")
+		if !ok {
+			return "", "", fmt.Sprintf("%q is not a header \"Name: value\"", arg)
+		}
+		value = strings.TrimLeft(value, " \t")
+	} else if strings.Contains(name, ":") {
+		return "", "", fmt.Sprintf("%s takes a header name only, not %q", key, arg)
+	}
+	if !validHeaderName(name) {
+		return "", "", fmt.Sprintf("invalid header name %q: use letters, digits, - and _", name)
+	}
+	if reservedHeaders[variantKey(name)] {
+		return "", "", fmt.Sprintf("header %q cannot be added or filtered: the edge manages it", name)
+	}
+	return name, value, ""
 }
 
 func validHeaderName(s string) bool {

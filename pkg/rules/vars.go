@@ -543,6 +543,19 @@ func (r *Request) value(v *variable, resp *ResponseView) (string, bool) {
 
 // resolve computes the value of v.
 func (r *Request) resolve(v *variable, resp *ResponseView) (string, bool) {
+	switch {
+	case v.kind >= vStatus:
+		return responseValue(v, resp)
+	case v.kind >= vClientVerify:
+		return r.clientValue(v)
+	case v.kind >= vRemoteAddr && v.kind != vRequest:
+		return r.connValue(v)
+	}
+	return r.requestValue(v)
+}
+
+// requestValue resolves a variable of the client's request.
+func (r *Request) requestValue(v *variable) (string, bool) {
 	var s string
 	h := r.HTTP
 	switch v.kind {
@@ -581,6 +594,19 @@ func (r *Request) resolve(v *variable, resp *ResponseView) (string, bool) {
 		if h != nil {
 			s = cookieValue(h.Header, v.name)
 		}
+	case vRequest:
+		if h != nil {
+			uri, _ := r.value(&variable{kind: vRequestURI}, nil)
+			s = h.Method + " " + uri + " " + h.Proto
+		}
+	}
+	return s, s != ""
+}
+
+// connValue resolves a variable of the connection: addresses and TLS.
+func (r *Request) connValue(v *variable) (string, bool) {
+	var s string
+	switch v.kind {
 	case vRemoteAddr:
 		c := r.conn()
 		s = c.remoteAddr
@@ -605,17 +631,21 @@ func (r *Request) resolve(v *variable, resp *ResponseView) (string, bool) {
 		if s == "" && c.Local.IsValid() {
 			s = strconv.Itoa(int(c.Local.Port()))
 		}
-	case vRequest:
-		if h != nil {
-			uri, _ := r.value(&variable{kind: vRequestURI}, nil)
-			s = h.Method + " " + uri + " " + h.Proto
-		}
 	case vSSLServerName:
 		s = r.conn().ServerName
 	case vSSLProtocol:
 		s = r.conn().Protocol
 	case vSSLCipher:
 		s = r.conn().Cipher
+	}
+	return s, s != ""
+}
+
+// clientValue resolves a variable of the client certificate and its
+// verification.
+func (r *Request) clientValue(v *variable) (string, bool) {
+	var s string
+	switch v.kind {
 	case vClientVerify:
 		s = r.client().Verify
 	case vClientEscapedCert:
@@ -658,6 +688,15 @@ func (r *Request) resolve(v *variable, resp *ResponseView) (string, bool) {
 		}
 	case vVerificationStatus:
 		s = r.client().Status
+	}
+	return s, s != ""
+}
+
+// responseValue resolves a response-phase variable; resp is nil in the
+// request phase.
+func responseValue(v *variable, resp *ResponseView) (string, bool) {
+	var s string
+	switch v.kind {
 	case vStatus:
 		if resp != nil {
 			s = statusString(resp.Status)
