@@ -10,6 +10,7 @@ import (
 )
 
 func TestCompileNetworkList(t *testing.T) {
+	t.Parallel()
 	tests := map[string]struct {
 		spec       manifest.NetworkListSpec
 		wantErrs   []FieldError
@@ -50,6 +51,7 @@ func TestCompileNetworkList(t *testing.T) {
 }
 
 func TestNetworkListContains(t *testing.T) {
+	t.Parallel()
 	l, errs := CompileNetworkList(&manifest.NetworkListSpec{Type: "ipCidr", Items: []string{
 		"10.0.0.0/8", "10.1.0.0/16", "192.0.2.7", "192.0.2.8/31", "2001:db8::/32", "2001:db8:1::/48", "::1", "0.0.0.0/32",
 	}})

@@ -17,6 +17,7 @@ import (
 )
 
 func TestCompileFirewallErrors(t *testing.T) {
+	t.Parallel()
 	host := [][]manifest.Criterion{{crit("", "host", "is_equal", "api.bank.example")}}
 	tests := map[string]struct {
 		rules []manifest.FirewallRule
@@ -107,6 +108,7 @@ func mustFirewall(t testing.TB, rules ...manifest.FirewallRule) *Firewall {
 }
 
 func TestFirewallEvaluate(t *testing.T) {
+	t.Parallel()
 	f := mustFirewall(t,
 		manifest.FirewallRule{Name: "inactive", Active: ptr(false), Behaviors: []manifest.FirewallBehavior{{Drop: true}}},
 		manifest.FirewallRule{
@@ -182,6 +184,7 @@ func fromAddr(addr string) *Request {
 }
 
 func TestRateLimit(t *testing.T) {
+	t.Parallel()
 	type step struct {
 		advance time.Duration
 		from    string
@@ -255,6 +258,7 @@ func TestRateLimit(t *testing.T) {
 }
 
 func TestRateLimitThenDeny(t *testing.T) {
+	t.Parallel()
 	// Within the limit, the rule's next behaviors and the next rules still
 	// run: a rate limit never lets a request skip later deny rules.
 	f := mustFirewall(t,
@@ -267,6 +271,7 @@ func TestRateLimitThenDeny(t *testing.T) {
 }
 
 func TestRateLimitEviction(t *testing.T) {
+	t.Parallel()
 	l := newLimiter(1, 1, false)
 	now := int64(1e18)
 	for i := range limiterShards * maxBucketsPerShd * 2 {
@@ -295,6 +300,7 @@ func TestRateLimitEviction(t *testing.T) {
 }
 
 func TestCanDenyUnverified(t *testing.T) {
+	t.Parallel()
 	verification := [][]manifest.Criterion{{crit("", "ssl_verification_status", "is_not_equal", "SUCCESS")}}
 	tests := map[string]struct {
 		rules []manifest.FirewallRule
@@ -327,6 +333,7 @@ func TestCanDenyUnverified(t *testing.T) {
 }
 
 func TestCompileApplicationErrors(t *testing.T) {
+	t.Parallel()
 	rule := func(phase string, bs ...manifest.AppBehavior) manifest.AppRule {
 		return manifest.AppRule{Name: "r", Phase: phase, Behaviors: bs}
 	}
@@ -490,6 +497,7 @@ func result(a *RequestActions) requestResult {
 }
 
 func TestEvaluateRequest(t *testing.T) {
+	t.Parallel()
 	add := func(s string) manifest.AppBehavior { return manifest.AppBehavior{AddRequestHeader: s} }
 	when := func(uri string) [][]manifest.Criterion {
 		return [][]manifest.Criterion{{crit("", "${uri}", "starts_with", uri)}}
@@ -577,6 +585,7 @@ func TestEvaluateRequest(t *testing.T) {
 }
 
 func TestEvaluateResponse(t *testing.T) {
+	t.Parallel()
 	a := mustApplication(t,
 		manifest.AppRule{Name: "status", Phase: "response", Behaviors: []manifest.AppBehavior{
 			{AddResponseHeader: "X-Edge-Status: ${status} from ${upstream_status}"},
@@ -625,6 +634,7 @@ func TestEvaluateResponse(t *testing.T) {
 }
 
 func TestHeaderNames(t *testing.T) {
+	t.Parallel()
 	a := mustApplication(t,
 		manifest.AppRule{Name: "a", Behaviors: []manifest.AppBehavior{{AddRequestHeader: "client-cert: ${ssl_client_cert}"}, {FilterRequestHeader: "X-Internal"}}},
 		manifest.AppRule{Name: "b", Active: ptr(false), Behaviors: []manifest.AppBehavior{{AddRequestHeader: "Client-Cert-Subject: ${ssl_client_s_dn}"}, {AddRequestHeader: "Client-Cert: again"}}},
@@ -699,6 +709,7 @@ func BenchmarkFirewallRateLimitPerClient(b *testing.B) {
 }
 
 func TestFirewallIndexed(t *testing.T) {
+	t.Parallel()
 	var rules []manifest.FirewallRule
 	for i := range 10 {
 		rules = append(rules, manifest.FirewallRule{
@@ -753,6 +764,7 @@ func TestFirewallIndexed(t *testing.T) {
 }
 
 func TestEvaluateResponseIndexed(t *testing.T) {
+	t.Parallel()
 	var rules []manifest.AppRule
 	for i := range 10 {
 		rules = append(rules, manifest.AppRule{
@@ -817,6 +829,7 @@ func TestEvaluateResponseIndexed(t *testing.T) {
 // values that the memo, the shared comparison results and the index read
 // change: every evaluation must see its own request, as a fresh state does.
 func TestPooledRequestState(t *testing.T) {
+	t.Parallel()
 	// The firewall reads User-Agent most (memo slot 1).
 	f := mustFirewall(t,
 		manifest.FirewallRule{Name: "bots", Criteria: [][]manifest.Criterion{{crit("", "header_user_agent", "starts_with", "bot")}}, Behaviors: []manifest.FirewallBehavior{{Deny: true}}},
