@@ -539,7 +539,9 @@ func TestOriginStallsMidBody(t *testing.T) {
 		w.(http.Flusher).Flush()
 		<-r.Context().Done()
 	})
-	e := edgeFor(t, o.URL, nil) // response timeout 2s
+	e := edgeFor(t, o.URL, func(a *manifest.ApplicationSpec) {
+		a.Origin.ResponseTimeout = "300ms" // short: the stall is not waited out
+	})
 	c := e.dial(t)
 	start := time.Now()
 	io.WriteString(c, "GET /stall HTTP/1.1\r\nHost: api.bank.test\r\n\r\n")
