@@ -299,18 +299,18 @@ func validHeaderName(s string) bool {
 	return s != ""
 }
 
-// HeaderNames returns the canonical names of every header a request-phase
+// strippedNames returns the canonical names of every header a request-phase
 // rule adds or filters, inactive rules included, sorted. The serve path
 // removes them, in every case and '_'/'-' spelling, from client requests
 // (see StripHeaders) so that clients cannot spoof identity headers.
-func (a *Application) HeaderNames() []string {
+func (a *Application) strippedNames() []string {
 	if a == nil {
 		return nil
 	}
 	return slices.Clone(a.headerNames)
 }
 
-// StripHeaders deletes from h every header of HeaderNames, whatever its case
+// StripHeaders deletes from h every header of strippedNames, whatever its case
 // and '_'/'-' spelling. It does not allocate.
 func (a *Application) StripHeaders(h http.Header) {
 	if a == nil || len(a.stripKeys) == 0 {

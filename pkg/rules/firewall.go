@@ -208,9 +208,9 @@ func compileFirewallBehavior(path string, b manifest.FirewallBehavior) (fwBehavi
 	}
 }
 
-// SetClock replaces the clock of the rate limiters (default time.Now); call
+// setClock replaces the clock of the rate limiters (default time.Now); call
 // it before the firewall serves.
-func (f *Firewall) SetClock(now func() time.Time) { f.now = now }
+func (f *Firewall) setClock(now func() time.Time) { f.now = now }
 
 // Evaluate runs the active rules in order and returns the first decision:
 // deny, drop and custom responses end the firewall; a rate limit ends it

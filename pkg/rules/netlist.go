@@ -134,11 +134,3 @@ func (l *NetworkList) Contains(a netip.Addr) bool {
 	}
 	return lo > 0 && a.Compare(rs[lo-1].last) <= 0 && a.BitLen() == rs[lo-1].last.BitLen()
 }
-
-// Prefixes returns the list's networks, normalized, in manifest order.
-func (l *NetworkList) Prefixes() []netip.Prefix {
-	if l == nil {
-		return nil
-	}
-	return slices.Clone(l.prefixes)
-}

@@ -40,7 +40,7 @@ func TestCompileNetworkList(t *testing.T) {
 				t.Errorf("errors (-want +got):\n%s", diff)
 			}
 			var got []string
-			for _, p := range l.Prefixes() {
+			for _, p := range l.prefixes {
 				got = append(got, p.String())
 			}
 			if diff := cmp.Diff(tt.wantPrefix, got); diff != "" {

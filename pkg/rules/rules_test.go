@@ -236,7 +236,7 @@ func TestRateLimit(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			f := mustFirewall(t, tt.rule)
 			clock := &fakeClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
-			f.SetClock(clock.now)
+			f.setClock(clock.now)
 			var want, got []string
 			for _, s := range tt.steps {
 				clock.advance(s.advance)
@@ -642,8 +642,8 @@ func TestHeaderNames(t *testing.T) {
 		manifest.AppRule{Name: "d", Phase: "response", Behaviors: []manifest.AppBehavior{{AddResponseHeader: "X-Response: 1"}}},
 	)
 	want := []string{"Client-Cert", "Client-Cert-Subject", "X-Internal", "X_spiffe_id"}
-	if diff := cmp.Diff(want, a.HeaderNames()); diff != "" {
-		t.Errorf("HeaderNames (-want +got):\n%s", diff)
+	if diff := cmp.Diff(want, a.strippedNames()); diff != "" {
+		t.Errorf("strippedNames (-want +got):\n%s", diff)
 	}
 	h := http.Header{
 		"Client-Cert": {"forged"}, "CLIENT_CERT": {"forged"}, "Client_cert_subject": {"forged"}, "X-Spiffe-Id": {"forged"},
@@ -655,7 +655,7 @@ func TestHeaderNames(t *testing.T) {
 		t.Errorf("StripHeaders (-want +got):\n%s", diff)
 	}
 	var nilApp *Application
-	if nilApp.HeaderNames() != nil {
+	if nilApp.strippedNames() != nil {
 		t.Error("nil application has no header names")
 	}
 }
@@ -738,8 +738,8 @@ func TestFirewallIndexed(t *testing.T) {
 	unindexed := mustFirewall(t, rules...)
 	unindexed.index = nil
 	now := time.Unix(1e9, 0)
-	f.SetClock(func() time.Time { return now })
-	unindexed.SetClock(func() time.Time { return now })
+	f.setClock(func() time.Time { return now })
+	unindexed.setClock(func() time.Time { return now })
 	requests := []*Request{
 		testRequest("GET", "/svc-3/x", "User-Agent", "bot/1"),
 		testRequest("GET", "/svc-3/x", "User-Agent", "curl"),
