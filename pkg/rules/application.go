@@ -299,17 +299,6 @@ func validHeaderName(s string) bool {
 	return s != ""
 }
 
-// strippedNames returns the canonical names of every header a request-phase
-// rule adds or filters, inactive rules included, sorted. The serve path
-// removes them, in every case and '_'/'-' spelling, from client requests
-// (see StripHeaders) so that clients cannot spoof identity headers.
-func (a *Application) strippedNames() []string {
-	if a == nil {
-		return nil
-	}
-	return slices.Clone(a.headerNames)
-}
-
 // StripHeaders deletes from h every header of strippedNames, whatever its case
 // and '_'/'-' spelling. It does not allocate.
 func (a *Application) StripHeaders(h http.Header) {

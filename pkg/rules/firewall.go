@@ -208,10 +208,6 @@ func compileFirewallBehavior(path string, b manifest.FirewallBehavior) (fwBehavi
 	}
 }
 
-// setClock replaces the clock of the rate limiters (default time.Now); call
-// it before the firewall serves.
-func (f *Firewall) setClock(now func() time.Time) { f.now = now }
-
 // Evaluate runs the active rules in order and returns the first decision:
 // deny, drop and custom responses end the firewall; a rate limit ends it
 // only when it rejects the request, else the next behaviors and rules run.
