@@ -50,7 +50,24 @@ type Record struct {
 	Remote         string
 	// Error is why the origin could not answer, for the log.
 	Error string
+	// Limit names the limit or policy that refused the request (one of the
+	// Limit constants), empty when none did.
+	Limit string
 }
+
+// The limits and policies that refuse requests, as Record.Limit names them.
+const (
+	// LimitBodySize: the request body is over maxRequestBodySize (413).
+	LimitBodySize = "request_body_size"
+	// LimitOriginQueueFull: all origin connections busy, queue full (503).
+	LimitOriginQueueFull = "origin_queue_full"
+	// LimitOriginQueueTimeout: all origin connections busy for the whole
+	// queue timeout (503).
+	LimitOriginQueueTimeout = "origin_queue_timeout"
+	// LimitEscapedSlash: an encoded slash or backslash in the path under
+	// paths.escapedSlashes: reject (400).
+	LimitEscapedSlash = "escaped_slash"
+)
 
 type nopObserver struct{}
 
@@ -221,6 +238,10 @@ func (rt *Runtime) serve(w *statusWriter, r *http.Request, st *reqState) {
 	if conn.Client != nil {
 		st.rec.Verify, st.rec.Fingerprint = conn.Client.Verify, conn.Client.FingerprintSHA256
 	}
+	// Header names with '_' are dropped (nginx's underscores_in_headers
+	// off) unless the application accepts them, and the protected
+	// families always.
+	dropUnderscoreHeaders(r.Header, d.app.underscores)
 	// Clients can neither forge nor remove the headers the edge sets.
 	d.app.app.StripHeaders(r.Header)
 	st.req = rules.Request{HTTP: r, Host: host, Scheme: "https", Conn: conn, Now: st.started}

@@ -75,7 +75,14 @@ func (o *Origin) writeHead(bw *bufio.Writer, r *http.Request, out *Outbound, hos
 // writeTarget writes the request target: the rewritten path when the
 // request phase rewrote it, else the origin's base path joined with the
 // client's path, escaped as url.URL.RequestURI escapes it.
+//
+// The asterisk form of "OPTIONS *" (RFC 9112 section 3.2.4), which asks
+// about the server rather than a resource, is sent as is.
 func (o *Origin) writeTarget(bw *bufio.Writer, r *http.Request, rewritten string) {
+	if rewritten == "" && r.Method == http.MethodOptions && r.URL.Path == "*" && r.URL.RawQuery == "" {
+		bw.WriteByte('*')
+		return
+	}
 	if rewritten != "" {
 		path, query, _ := strings.Cut(rewritten, "?")
 		u := url.URL{Path: singleJoin(o.url.Path, path)}
