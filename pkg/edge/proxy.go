@@ -155,8 +155,8 @@ func compileLimits(spec *manifest.ApplicationSpec) (limits, error) {
 		size = b.Size
 	}
 	buf, err := size.Parse()
-	if err != nil || buf > maxBufferSize {
-		return l, fmt.Errorf("invalid requestBuffering.size %q (at most %d bytes)", size, maxBufferSize)
+	if err != nil || buf > manifest.MaxRequestBufferingSize {
+		return l, fmt.Errorf("invalid requestBuffering.size %q (at most %d bytes)", size, manifest.MaxRequestBufferingSize)
 	}
 	if l.maxBody > 0 {
 		buf = min(buf, l.maxBody)
@@ -164,9 +164,6 @@ func compileLimits(spec *manifest.ApplicationSpec) (limits, error) {
 	l.buffer = int(buf)
 	return l, nil
 }
-
-// maxBufferSize bounds requestBuffering.size: buffers are memory.
-const maxBufferSize = 64 << 20
 
 // originTLS is the TLS client configuration of an https origin: its own CA
 // bundle (else the system roots) and server name (else the URL's host).

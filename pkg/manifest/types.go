@@ -122,6 +122,8 @@ const (
 	DefaultMaxConnections = 1024
 	// DefaultMaxQueue is Envoy's default limit of pending requests per upstream cluster.
 	DefaultMaxQueue = 1024
+	// MaxRequestBufferingSize is the largest requestBuffering.size: buffers are memory, one per request being uploaded.
+	MaxRequestBufferingSize = 64 << 20
 )
 
 // RequestBuffering configures request-body buffering.
