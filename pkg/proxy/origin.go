@@ -69,6 +69,13 @@ func New(c Config) *Origin {
 	}
 }
 
+// Queued returns how many requests wait for a connection.
+func (o *Origin) Queued() int {
+	o.pool.mu.Lock()
+	defer o.pool.mu.Unlock()
+	return len(o.pool.waiters)
+}
+
 // Open returns how many connections to the origin are open or being
 // dialed; it is counted only when MaxConns bounds them.
 func (o *Origin) Open() int {
