@@ -1,13 +1,20 @@
 package edge_test
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -369,5 +376,276 @@ func waitQueued(t *testing.T, e *edgeServer, n int) {
 			t.Fatalf("%d requests queued, want %d", edge.QueuedRequests(e.rt, "api"), n)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// needTool skips t when name is not installed, or fails it when CI is
+// "true" (make tools installs it).
+func needTool(t *testing.T, name string) string {
+	t.Helper()
+	bin, err := exec.LookPath(name)
+	if err == nil {
+		return bin
+	}
+	msg := name + " is not installed (apt-get install " + name + ", or make tools)"
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// curl runs curl as the "valid" partner against api.bank.test on the
+// edge, with args before the URL of path, and returns its output (-w
+// writes the status last).
+func (e *edgeServer) curl(t *testing.T, path string, args ...string) string {
+	t.Helper()
+	bin := needTool(t, "curl")
+	dir := t.TempDir()
+	files := map[string][]byte{
+		"ca.pem":   e.p.edgeRoot.Cert.Raw,
+		"cert.pem": e.p.clients["valid"].ChainPEM(),
+		"key.pem":  e.p.clients["valid"].KeyPEM(),
+	}
+	files["ca.pem"] = pemCert(e.p.edgeRoot.Cert.Raw)
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, port, _ := net.SplitHostPort(e.addr)
+	all := append([]string{"-sS", "--http1.1", "--max-time", "20",
+		"--cacert", filepath.Join(dir, "ca.pem"), "--cert", filepath.Join(dir, "cert.pem"), "--key", filepath.Join(dir, "key.pem"),
+		"--resolve", "api.bank.test:" + port + ":127.0.0.1", "-w", "\n%{http_code}"}, args...)
+	all = append(all, "https://api.bank.test:"+port+path)
+	out, err := exec.Command(bin, all...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("curl %s: %v\n%s", strings.Join(all, " "), err, out)
+	}
+	return string(out)
+}
+
+func pemCert(der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+// TestRequestBodyLimit: a body over maxRequestBodySize is answered 413:
+// before the origin is contacted when its Content-Length says so or when
+// buffering reads it first, as soon as the limit is crossed otherwise; a
+// body at the limit is served.
+func TestRequestBodyLimit(t *testing.T) {
+	var reached atomic.Int64
+	origin := newCountingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		reached.Add(1)
+		b, err := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "got %d bytes, err %v", len(b), err)
+	})
+	obs := &limitObserver{}
+	e := edgeObserved(t, origin.URL, obs, func(a *manifest.ApplicationSpec) { a.MaxRequestBodySize = "1KiB" })
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big")
+	os.WriteFile(big, bytes.Repeat([]byte("x"), 1025), 0o600)
+	exact := filepath.Join(dir, "exact")
+	os.WriteFile(exact, bytes.Repeat([]byte("x"), 1024), 0o600)
+
+	t.Run("Content-Length over the limit", func(t *testing.T) {
+		out := e.curl(t, "/upload", "--data-binary", "@"+big)
+		if !strings.HasSuffix(out, "\n413") || !strings.Contains(out, "content too large") {
+			t.Errorf("curl: %q, want 413", out)
+		}
+	})
+	t.Run("chunked over the limit", func(t *testing.T) {
+		out := e.curl(t, "/upload", "-H", "Transfer-Encoding: chunked", "--data-binary", "@"+big)
+		if !strings.HasSuffix(out, "\n413") {
+			t.Errorf("curl: %q, want 413", out)
+		}
+	})
+	if n := reached.Load(); n != 0 {
+		t.Errorf("the origin was reached %d times by bodies over the limit", n)
+	}
+	t.Run("at the limit", func(t *testing.T) {
+		out := e.curl(t, "/upload", "-H", "Transfer-Encoding: chunked", "--data-binary", "@"+exact)
+		if !strings.HasSuffix(out, "got 1024 bytes, err <nil>\n200") {
+			t.Errorf("curl: %q, want the origin to get 1024 bytes", out)
+		}
+	})
+	if got := obs.count(edge.LimitBodySize); got != 2 {
+		t.Errorf("%d refusals counted as %s, want 2", got, edge.LimitBodySize)
+	}
+}
+
+// TestRequestBodyLimitStreaming: without buffering, a chunked body is
+// streamed to the origin and cut with 413 as soon as it crosses the limit;
+// the origin never gets a complete request.
+func TestRequestBodyLimitStreaming(t *testing.T) {
+	bodyErr := make(chan error, 1)
+	origin := newCountingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		_, err := io.ReadAll(r.Body)
+		bodyErr <- err
+	})
+	off := false
+	e := edgeObserved(t, origin.URL, nil, func(a *manifest.ApplicationSpec) {
+		a.MaxRequestBodySize = "100KiB"
+		a.RequestBuffering = &manifest.RequestBuffering{Enabled: &off}
+	})
+	c := e.dial(t)
+	head := "POST /upload HTTP/1.1\r\nHost: api.bank.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+	chunk := fmt.Sprintf("%x\r\n%s\r\n", 40<<10, bytes.Repeat([]byte("y"), 40<<10))
+	io.WriteString(c, head+chunk+chunk)
+	// The origin has started receiving the body (the edge streams it).
+	time.Sleep(50 * time.Millisecond)
+	io.WriteString(c, chunk+"0\r\n\r\n")
+	resp, err := http.ReadResponse(c.br, &http.Request{Method: "POST"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 413 || !resp.Close {
+		t.Errorf("status %d, close %v: want 413 and the connection closed", resp.StatusCode, resp.Close)
+	}
+	select {
+	case err := <-bodyErr:
+		if err == nil {
+			t.Error("the origin read a complete body")
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("the origin's request never ended")
+	}
+}
+
+// TestSlowUploaderHoldsNoOriginConnection: with one origin connection and
+// no queue, a client that sends its body one byte at a time holds no
+// origin connection while buffering is on, so other clients are served
+// meanwhile; with buffering off the same uploader pins the only
+// connection and the others are refused (the defence is what serves them).
+func TestSlowUploaderHoldsNoOriginConnection(t *testing.T) {
+	for _, buffering := range []bool{true, false} {
+		t.Run(fmt.Sprintf("buffering=%v", buffering), func(t *testing.T) {
+			origin := newCountingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+				b, err := io.ReadAll(r.Body)
+				fmt.Fprintf(w, "got %q, err %v", b, err)
+			})
+			e := edgeObserved(t, origin.URL, nil, func(a *manifest.ApplicationSpec) {
+				a.Origin.MaxConnections, a.Origin.MaxQueue, a.Origin.ResponseTimeout = intp(1), intp(0), "30s"
+				a.RequestBuffering = &manifest.RequestBuffering{Enabled: &buffering}
+			})
+			up := e.dial(t)
+			const body = "slow"
+			io.WriteString(up, fmt.Sprintf("POST /upload HTTP/1.1\r\nHost: api.bank.test\r\nContent-Length: %d\r\n\r\n", len(body)))
+			client := e.h1Client()
+			for i := range len(body) {
+				time.Sleep(300 * time.Millisecond) // the uploader's pace
+				io.WriteString(up, body[i:i+1])
+				if i == len(body)-1 {
+					break
+				}
+				resp, err := client.Get("https://api.bank.test/other")
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				want := 200
+				if !buffering {
+					want = 503
+				}
+				if resp.StatusCode != want {
+					t.Errorf("another client during the upload: %d, want %d", resp.StatusCode, want)
+				}
+			}
+			resp, err := http.ReadResponse(up.br, &http.Request{Method: "POST"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != 200 || string(got) != `got "slow", err <nil>` {
+				t.Errorf("uploader: %d %q", resp.StatusCode, got)
+			}
+		})
+	}
+}
+
+// headerOrigin answers with the header names it received, lowercased and
+// sorted, one "name: value" a line.
+func headerOrigin(t *testing.T) *countingOrigin {
+	return newCountingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		var lines []string
+		for k, vv := range r.Header {
+			lines = append(lines, strings.ToLower(k)+": "+strings.Join(vv, ","))
+		}
+		sort.Strings(lines)
+		io.WriteString(w, strings.Join(lines, "\n"))
+	})
+}
+
+// TestUnderscoreHeaders: header names with '_' never reach the origin by
+// default (nginx's underscores_in_headers off), so CGI-style origins
+// cannot read X_Forwarded_For as X-Forwarded-For; with underscoresInHeaders
+// they are forwarded, except the forwarding, framing and identity families.
+func TestUnderscoreHeaders(t *testing.T) {
+	origin := headerOrigin(t)
+	spoof := "X_Forwarded_For: 6.6.6.6\r\nX_Forwarded_Proto: http\r\nContent_Length: 5\r\nTransfer_Encoding: chunked\r\n" +
+		"Client_Cert_Subject: forged\r\nX_SSL_Client_Verify: SUCCESS\r\nSsl_Client_S_Dn: forged\r\nX_Tenant_Id: t-1\r\n"
+	for _, allow := range []bool{false, true} {
+		t.Run(fmt.Sprintf("underscoresInHeaders=%v", allow), func(t *testing.T) {
+			e := edgeFor(t, origin.URL, func(a *manifest.ApplicationSpec) { a.UnderscoresInHeaders = allow })
+			c := e.dial(t)
+			status, body := c.get(t, "/h", spoof)
+			if status != 200 {
+				t.Fatalf("status %d: %s", status, body)
+			}
+			for _, forged := range []string{"x_forwarded", "content_length", "transfer_encoding", "client_cert", "ssl_client", "6.6.6.6", "forged"} {
+				if strings.Contains(body, forged) {
+					t.Errorf("the origin received %q:\n%s", forged, body)
+				}
+			}
+			if got := strings.Contains(body, "x_tenant_id: t-1"); got != allow {
+				t.Errorf("X_Tenant_Id forwarded: %v, want %v:\n%s", got, allow, body)
+			}
+			if !strings.Contains(body, "x-forwarded-for: 127.0.0.1") {
+				t.Errorf("the edge's own X-Forwarded-For is missing:\n%s", body)
+			}
+		})
+	}
+}
+
+// TestOptionsAsterisk: "OPTIONS *" reaches the origin as "OPTIONS *", not
+// as a path, also when the origin URL has a base path.
+func TestOptionsAsterisk(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	lines := make(chan string, 4)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					lines <- req.Method + " " + req.RequestURI
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nAllow: GET, OPTIONS\r\nContent-Length: 0\r\n\r\n")
+				}
+			}()
+		}
+	}()
+	for _, base := range []string{"", "/base"} {
+		e := edgeFor(t, "http://"+ln.Addr().String()+base, nil)
+		c := e.dial(t)
+		resp := c.raw(t, "OPTIONS", "OPTIONS * HTTP/1.1\r\nHost: api.bank.test\r\n\r\n")
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Header.Get("Allow") != "GET, OPTIONS" {
+			t.Errorf("base %q: status %d, Allow %q", base, resp.StatusCode, resp.Header.Get("Allow"))
+		}
+		if got := <-lines; got != "OPTIONS *" {
+			t.Errorf("base %q: the origin received %q, want OPTIONS *", base, got)
+		}
 	}
 }

@@ -158,9 +158,8 @@ func compileLimits(spec *manifest.ApplicationSpec) (limits, error) {
 	if err != nil || buf > manifest.MaxRequestBufferingSize {
 		return l, fmt.Errorf("invalid requestBuffering.size %q (at most %d bytes)", size, manifest.MaxRequestBufferingSize)
 	}
-	if l.maxBody > 0 {
-		buf = min(buf, l.maxBody)
-	}
+	// A buffer larger than the body limit is never filled past the limit
+	// (and one byte, to see it crossed).
 	l.buffer = int(buf)
 	return l, nil
 }
