@@ -178,6 +178,9 @@ type reqState struct {
 	domain *Domain
 	w      statusWriter
 	rec    Record
+	// normalPath is the escaped path the origin is sent when normalisation
+	// changed the client's, else empty (see normalizePath).
+	normalPath string
 	// dropped is set when a firewall drop closed the connection.
 	dropped bool
 	started time.Time
@@ -244,6 +247,10 @@ func (rt *Runtime) serve(w *statusWriter, r *http.Request, st *reqState) {
 	dropUnderscoreHeaders(r.Header, d.app.underscores)
 	// Clients can neither forge nor remove the headers the edge sets.
 	d.app.app.StripHeaders(r.Header)
+	if !normalizePath(r, d.app, st) {
+		respond(w, http.StatusBadRequest, "bad request: the path holds an encoded slash or a backslash, which this application refuses\n")
+		return
+	}
 	st.req = rules.Request{HTTP: r, Host: host, Scheme: "https", Conn: conn, Now: st.started}
 	st.domain = d
 
@@ -289,6 +296,31 @@ func (rt *Runtime) serve(w *statusWriter, r *http.Request, st *reqState) {
 		return
 	}
 	d.app.forward(w, r, st)
+}
+
+// normalizePath normalises r's path (rules.NormalizePath) under the
+// application's policy: r.URL.Path becomes the normalised, decoded path
+// that the rules see, and, unless the application sends the origin the
+// path as received, st.normalPath the escaped form the origin is sent
+// (when it differs from the client's; the client's escaped path with
+// paths.origin: original). The raw request target stays in
+// r.RequestURI. It returns false when the policy rejects the path.
+func normalizePath(r *http.Request, a *appRuntime, st *reqState) bool {
+	raw := r.URL.EscapedPath()
+	escaped, decoded, err := rules.NormalizePath(raw, a.slashes)
+	if err != nil {
+		st.rec.Limit = LimitEscapedSlash
+		return false
+	}
+	if escaped == raw && decoded == r.URL.Path {
+		return true
+	}
+	st.normalPath = escaped
+	if a.rawOriginPath {
+		st.normalPath = raw
+	}
+	r.URL.Path, r.URL.RawPath = decoded, ""
+	return true
 }
 
 func respond(w http.ResponseWriter, status int, body string) {

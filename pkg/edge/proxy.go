@@ -34,9 +34,11 @@ type appRuntime struct {
 	// underscores accepts header names with '_' (but never the protected
 	// families, see dropUnderscoreHeaders).
 	underscores bool
-	// escapedSlashes and originPath are the application's path policy.
-	escapedSlashes string
-	originPath     string
+	// slashes and rawOriginPath are the application's path policy: what
+	// NormalizePath does with escaped slashes, and whether the origin
+	// receives the client's path as sent rather than normalised.
+	slashes       rules.EscapedSlashes
+	rawOriginPath bool
 }
 
 type fieldErrs struct{ errs []rules.FieldError }
@@ -103,11 +105,17 @@ func compileApp(name string, spec *manifest.ApplicationSpec, lists map[string]*r
 			MaxConns:      lim.maxConns, MaxQueue: lim.maxQueue, QueueTimeout: queueTimeout,
 			MaxBodySize: lim.maxBody, BufferSize: lim.buffer,
 		}),
-		retryAfter:     strconv.Itoa(max(1, int((queueTimeout+time.Second-1)/time.Second))),
-		underscores:    spec.UnderscoresInHeaders,
-		escapedSlashes: paths.EscapedSlashes,
-		originPath:     paths.Origin,
+		retryAfter:    strconv.Itoa(max(1, int((queueTimeout+time.Second-1)/time.Second))),
+		underscores:   spec.UnderscoresInHeaders,
+		slashes:       slashPolicies[paths.EscapedSlashes],
+		rawOriginPath: paths.Origin == manifest.OriginPathOriginal,
 	}, nil
+}
+
+var slashPolicies = map[string]rules.EscapedSlashes{
+	manifest.EscapedSlashesUnescape: rules.UnescapeSlashes,
+	manifest.EscapedSlashesKeep:     rules.KeepSlashes,
+	manifest.EscapedSlashesReject:   rules.RejectSlashes,
 }
 
 func cmpOr(v, def string) string {
@@ -214,8 +222,9 @@ func (a *appRuntime) forward(w *statusWriter, r *http.Request, st *reqState) {
 		return
 	}
 	st.out = proxy.Outbound{
-		Host:   a.hostHeader.Render(&st.req, nil),
-		Path:   st.acts.Path,
+		Host:       a.hostHeader.Render(&st.req, nil),
+		Path:       st.acts.Path,
+		NormalPath: st.normalPath,
 		Filter: st.acts.Filter,
 		Add:    (*addedHeaders)(&st.acts.Add),
 	}

@@ -110,6 +110,11 @@ type Outbound struct {
 	// Path is the rewritten path (with its query) joined to the origin's
 	// path; empty joins the client's.
 	Path string
+	// NormalPath, when not empty, is the client's path as the edge
+	// normalised it, escaped and without query; it is joined to the
+	// origin's path instead of the client's own. The query is the
+	// client's.
+	NormalPath string
 	// Filter holds the canonical names of the client's headers that are
 	// not forwarded.
 	Filter []string
