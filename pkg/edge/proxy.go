@@ -225,8 +225,8 @@ func (a *appRuntime) forward(w *statusWriter, r *http.Request, st *reqState) {
 		Host:       a.hostHeader.Render(&st.req, nil),
 		Path:       st.acts.Path,
 		NormalPath: st.normalPath,
-		Filter: st.acts.Filter,
-		Add:    (*addedHeaders)(&st.acts.Add),
+		Filter:     st.acts.Filter,
+		Add:        (*addedHeaders)(&st.acts.Add),
 	}
 	st.sentAt = time.Now()
 	x, err := a.origin.RoundTrip(r.Context(), r, &st.out)
