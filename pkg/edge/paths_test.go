@@ -106,6 +106,32 @@ func TestFirewallSeesNormalisedPath(t *testing.T) {
 	}
 }
 
+// TestFirewallSeesNormalisedPathHTTP2: the same over HTTP/2, where the
+// path arrives in :path.
+func TestFirewallSeesNormalisedPathHTTP2(t *testing.T) {
+	e, seen := adminFirewallEdge(t, nil)
+	cc := e.h2Conn(t)
+	get := func(path string) int {
+		req, _ := http.NewRequest("GET", "https://api.bank.test/", nil)
+		req.URL.Opaque = path // sent as :path, byte for byte
+		resp, err := cc.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, path := range []string{"/admin", "/./admin", "/x/../admin", "/%2e/admin", "/%2fadmin", "/x//..//admin"} {
+		if got := get(path); got != 403 {
+			t.Errorf("%s: status %d, want 403 (the origin got %q)", path, got, seen())
+		}
+	}
+	if got := get("/x/../public/./a"); got != 200 || seen() != "/public/a" {
+		t.Errorf("/x/../public/./a: status %d", got)
+	}
+}
+
 // TestEscapedSlashPolicies: under keep, %2F and %5C stay encoded and never
 // separate segments (the firewall sees /%2Fadmin, not /admin, and the
 // origin receives the same); under reject they, and '\', are answered 400
