@@ -39,6 +39,10 @@ type Document struct {
 	// Spec is a pointer to the typed spec of Kind (such as *DomainSpec), or nil
 	// when the kind is unknown or the spec could not be decoded.
 	Spec any
+	// SpecErr is why the spec of a known kind does not decode strictly, such
+	// as a field its Go type lacks, or nil. Validation reports it when the
+	// schema did not already.
+	SpecErr error
 }
 
 // Name returns metadata.name.
@@ -400,9 +404,45 @@ func (d *Document) decodeEnvelope() {
 	if spec == nil || env.Spec.Kind != yaml.MappingNode {
 		return
 	}
-	if env.Spec.Decode(spec) == nil {
-		d.Spec = spec
+	if err := env.Spec.Decode(spec); err != nil {
+		d.SpecErr = err
+		return
 	}
+	// Spec stays set so that the other checks still run and every problem
+	// shows at once; SpecErr makes validation fail.
+	d.Spec = spec
+	d.SpecErr = knownFields(&env.Spec, NewSpec(d.Kind))
+}
+
+// knownFields decodes n again into v, a new value of the spec's type, with
+// yaml's KnownFields, so that a field the Go type lacks is an error rather
+// than silently dropped: the JSON Schema and the Go types cannot disagree
+// without a diagnostic.
+func knownFields(n *yaml.Node, v any) error {
+	b, err := yaml.Marshal(n)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	var te *yaml.TypeError
+	if err := dec.Decode(v); !errors.As(err, &te) {
+		// Anything but unknown fields was already decided by the lax decode
+		// (an alias to an anchor outside the spec cannot be re-encoded alone).
+		return nil
+	}
+	var unknown []string
+	for _, e := range te.Errors {
+		// "line 3: field x not found in type manifest.DomainSpec": the line
+		// is that of the re-encoded spec, not of the file.
+		if _, msg, ok := strings.Cut(e, ": "); ok && strings.Contains(msg, " not found in type ") {
+			unknown = append(unknown, msg)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s", strings.Join(unknown, "; "))
 }
 
 // NewSpec returns a pointer to a new zero spec of kind, or nil for an unknown kind.
