@@ -82,8 +82,8 @@ func NewRootCmd(streams *IO) *cobra.Command {
 		Long: `edgectl runs an mTLS edge from YAML manifests kept in Git.
 
 Write manifests (Certificate, TrustedCA, NetworkList, Application, Firewall,
-Domain, TestSuite), check them with "edgectl validate", and see
-https://github.com/edgectl/edgectl for the manifest language.`,
+Domain, TestSuite), check them with "edgectl validate", and read the
+manifest language offline with "edgectl explain".`,
 		Version:       Version(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -102,5 +102,6 @@ https://github.com/edgectl/edgectl for the manifest language.`,
 	root.AddCommand(newServeCmd(streams))
 	root.AddCommand(newTestCmd(streams))
 	root.AddCommand(newVersionCmd(streams))
+	root.AddCommand(newExplainCmd(streams))
 	return root
 }

@@ -1,0 +1,130 @@
+package reference
+
+import (
+	"fmt"
+	"io"
+	"strings"
+)
+
+// wrap breaks s into lines of at most width characters, each prefixed by indent.
+func wrap(s, indent string, width int) string {
+	var b strings.Builder
+	for _, para := range strings.Split(s, "\n") {
+		line := indent
+		for _, w := range strings.Fields(para) {
+			if len(line) > len(indent) && len(line)+1+len(w) > width {
+				b.WriteString(line + "\n")
+				line = indent
+			}
+			if len(line) > len(indent) {
+				line += " "
+			}
+			line += w
+		}
+		b.WriteString(line + "\n")
+	}
+	return b.String()
+}
+
+// typeLabel is a field's type as explain prints it, such as "<[]Object>".
+func typeLabel(f *Field) string { return "<" + f.Type + ">" }
+
+// ExplainField writes the explanation of field (the kind's root when path
+// is the kind alone): what kubectl explain prints, plus allowed values,
+// default, example and constraints. recursive lists every descendant
+// instead of the direct children only.
+func (m *Model) ExplainField(w io.Writer, kind, field *Field, path string, recursive bool) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "KIND:       %s\nVERSION:    %s\n\n", kind.Name, m.APIVersion)
+	if field != kind {
+		name := path[strings.LastIndex(path, ".")+1:]
+		fmt.Fprintf(&b, "FIELD:      %s %s", name, typeLabel(field))
+		if field.Required {
+			b.WriteString(" -required-")
+		}
+		fmt.Fprintf(&b, "\nPATH:       %s\n\n", path)
+	}
+	b.WriteString("DESCRIPTION:\n")
+	b.WriteString(wrap(field.Description, "    ", 80))
+	if field.Ref != "" {
+		fmt.Fprintf(&b, "\nREFERENCES:\n    the metadata.name of a %s (edgectl explain %s)\n", field.Ref, field.Ref)
+	}
+	if len(field.Enum) > 0 {
+		b.WriteString("\nALLOWED VALUES:\n")
+		for _, v := range field.Enum {
+			if v == field.Default {
+				v += " (default)"
+			}
+			b.WriteString("    " + v + "\n")
+		}
+	}
+	if field.Default != "" {
+		fmt.Fprintf(&b, "\nDEFAULT:\n    %s\n", field.Default)
+	}
+	if len(field.Phases) > 0 {
+		fmt.Fprintf(&b, "\nPHASES:\n    %s\n", strings.Join(field.Phases, ", "))
+	}
+	if len(field.Constraints) > 0 {
+		b.WriteString("\nCONSTRAINTS:\n")
+		for _, c := range field.Constraints {
+			b.WriteString(wrap(c, "    ", 80))
+		}
+	}
+	if field.Example != "" && field != kind {
+		b.WriteString("\nEXAMPLE:\n")
+		name := path[strings.LastIndex(path, ".")+1:]
+		ex := field.Example
+		if strings.HasPrefix(ex, "|") {
+			b.WriteString("    " + name + ": " + strings.ReplaceAll(ex, "\n", "\n    ") + "\n")
+		} else {
+			b.WriteString("    " + name + ": " + ex + "\n")
+		}
+	}
+	if len(field.Fields) > 0 {
+		b.WriteString("\nFIELDS:\n")
+		if recursive {
+			writeTree(&b, field.Fields, "  ")
+		} else {
+			for _, c := range field.Fields {
+				fmt.Fprintf(&b, "  %s\t%s", c.Name, typeLabel(c))
+				if c.Required {
+					b.WriteString(" -required-")
+				}
+				if len(c.Phases) > 0 {
+					fmt.Fprintf(&b, " (phase: %s)", strings.Join(c.Phases, ", "))
+				}
+				b.WriteString("\n")
+				b.WriteString(wrap(c.Description, "    ", 80))
+				b.WriteString("\n")
+			}
+		}
+	}
+	_, err := io.WriteString(w, strings.TrimRight(b.String(), "\n")+"\n")
+	return err
+}
+
+func writeTree(b *strings.Builder, fs []*Field, indent string) {
+	for _, c := range fs {
+		fmt.Fprintf(b, "%s%s\t%s", indent, c.Name, typeLabel(c))
+		if c.Required {
+			b.WriteString(" -required-")
+		}
+		b.WriteString("\n")
+		writeTree(b, c.Fields, indent+"  ")
+	}
+}
+
+// Overview writes what explain prints without arguments.
+func (m *Model) Overview(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "The edgectl manifest language (apiVersion %s).\n\nKINDS:\n", m.APIVersion)
+	for _, k := range m.Kinds {
+		fmt.Fprintf(&b, "  %s\n", k.Name)
+		b.WriteString(wrap(k.Description, "    ", 80))
+	}
+	b.WriteString("\nUSAGE:\n")
+	b.WriteString("  edgectl explain KIND[.field.path]   a kind or a field: type, description, allowed values, default, example\n")
+	b.WriteString("  edgectl explain KIND --recursive     every field of a kind, as a tree\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
