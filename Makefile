@@ -8,7 +8,7 @@ EXAMPLE := examples/open-banking
 # Test packages run in parallel; the suite is sized for 2 cores.
 TESTFLAGS ?= -race -count=1 -timeout 15m
 
-.PHONY: all build test demo certs lint vet fmt bench fuzz tools demo-tools install-missing clean release release-check generate bench-peers
+.PHONY: bench-check all build test demo certs lint vet fmt bench fuzz tools demo-tools install-missing clean release release-check generate bench-peers
 
 all: build
 
@@ -16,7 +16,7 @@ build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/edgectl
 
 ## test: vet, then every test (with the race detector).
-test: tools vet
+test: tools vet bench-check
 	$(GO) test $(TESTFLAGS) ./...
 
 ## demo: build, reuse or regenerate the demo PKI, then validate, plan, apply and serve the
@@ -67,6 +67,21 @@ install-missing:
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 		else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi; \
 	fi
+
+## bench-peers: the side-by-side harness of bench/ (nginx, HAProxy, Caddy, a plain Go proxy
+## and edgectl on loopback): builds edgectl, installs the peers when missing, runs the matrix
+## and writes bench/results/<timestamp>/ (results.json, table.md, table.txt). Takes minutes.
+BENCH_TARGETS ?= nginx haproxy caddy gobase edgectl
+BENCH_ARGS    ?= -a ecdsa -r 2
+BENCH_PEERS   := nginx:nginx haproxy:haproxy caddy:caddy wrk:wrk taskset:util-linux openssl:openssl
+bench-peers: build
+	@$(MAKE) --no-print-directory install-missing PROGRAMS="$(BENCH_PEERS)"
+	cd bench && EDGECTL=$(abspath $(BIN)) ./run.sh -t "$(BENCH_TARGETS)" $(BENCH_ARGS)
+
+## bench-check: a smoke check of the harness: shell syntax, and its Go programs vet and test.
+bench-check:
+	@for f in bench/*.sh bench/lib/*.sh bench/targets/*.sh; do bash -n $$f || exit 1; done
+	cd bench && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 ## release: checksummed, reproducible binaries for linux and darwin on amd64 and arm64 in
 ## DIST (dist/VERSION/edgectl-VERSION-OS-ARCH and SHA256SUMS). Static (CGO_ENABLED=0),
