@@ -8,7 +8,7 @@ EXAMPLE := examples/open-banking
 # Test packages run in parallel; the suite is sized for 2 cores.
 TESTFLAGS ?= -race -count=1 -timeout 15m
 
-.PHONY: bench-check all build test demo certs lint vet fmt bench fuzz tools demo-tools install-missing clean release release-check generate bench-peers
+.PHONY: editor-tools bench-check all build test demo certs lint vet fmt bench fuzz tools demo-tools install-missing clean release release-check generate bench-peers
 
 all: build
 
@@ -51,12 +51,20 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	done
 
-## tools: install the programs tests drive (curl, openssl, etcd from Debian's etcd-server) when missing.
+## tools: install the programs tests drive (curl, openssl, etcd from Debian's etcd-server, node
+## and npm) when missing, then the editor engine the schema tests drive (editor-tools).
 ## demo-tools: only what the demo drives (curl, openssl).
-TOOLS      := curl:curl openssl:openssl etcd:etcd-server
+TOOLS      := curl:curl openssl:openssl etcd:etcd-server node:nodejs npm:npm
 DEMO_TOOLS := curl:curl openssl:openssl
 tools:
 	@$(MAKE) --no-print-directory install-missing PROGRAMS="$(TOOLS)"
+	@$(MAKE) --no-print-directory editor-tools
+
+## editor-tools: yaml-language-server (the engine of the VS Code YAML extension), pinned by
+## tools/editor/package-lock.json, into tools/editor/node_modules (npm ci, when out of date).
+editor-tools:
+	@[ tools/editor/node_modules/.package-lock.json -nt tools/editor/package-lock.json ] || \
+		npm ci --prefix tools/editor --no-audit --no-fund
 demo-tools:
 	@$(MAKE) --no-print-directory install-missing PROGRAMS="$(DEMO_TOOLS)"
 install-missing:
