@@ -15,6 +15,36 @@ type Model struct {
 	APIVersion string `json:"apiVersion"`
 	// Kinds are the manifest kinds in dependency order; each is the root of its fields.
 	Kinds []*Field `json:"kinds"`
+	// Variables are the variables of both rules engines, the firewall's first.
+	Variables []Variable `json:"variables"`
+	// Operators are the operators of criteria.
+	Operators []Operator `json:"operators"`
+}
+
+// Variable is one variable of one rules engine.
+type Variable struct {
+	// Name as written without ${}; a family such as "http_<header>".
+	Name string `json:"name"`
+	// Engine is firewall or application.
+	Engine string `json:"engine"`
+	// Phases are the rule phases the variable exists in.
+	Phases []string `json:"phases"`
+	// Format is the exact form of the value.
+	Format string `json:"format"`
+	// Example is a value.
+	Example string `json:"example"`
+	// Origin is where the variable comes from: Azion, nginx or edgectl.
+	Origin string `json:"origin"`
+}
+
+// Operator is one operator of criteria.
+type Operator struct {
+	// Name is the operator as written.
+	Name string `json:"name"`
+	// Argument describes the argument it takes.
+	Argument string `json:"argument"`
+	// Description says when the comparison is true.
+	Description string `json:"description"`
 }
 
 // Field is one kind or one field of a manifest.

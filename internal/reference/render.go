@@ -3,6 +3,7 @@ package reference
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 )
 
@@ -125,6 +126,71 @@ func (m *Model) Overview(w io.Writer) error {
 	b.WriteString("\nUSAGE:\n")
 	b.WriteString("  edgectl explain KIND[.field.path]   a kind or a field: type, description, allowed values, default, example\n")
 	b.WriteString("  edgectl explain KIND --recursive     every field of a kind, as a tree\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// FilterVariables returns the variables of engine ("" for both) that exist
+// in phase ("" for any), in the model's order.
+func (m *Model) FilterVariables(engine, phase string) []Variable {
+	var out []Variable
+	for _, v := range m.Variables {
+		if engine != "" && v.Engine != engine {
+			continue
+		}
+		if phase != "" && !slices.Contains(v.Phases, phase) {
+			continue
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// ExplainVariables writes the variables of engine ("" for both) in phase
+// ("" for any) with their formats and examples.
+func (m *Model) ExplainVariables(w io.Writer, engine, phase string) error {
+	var b strings.Builder
+	for _, eng := range []string{"firewall", "application"} {
+		if engine != "" && engine != eng {
+			continue
+		}
+		vs := m.FilterVariables(eng, phase)
+		if len(vs) == 0 {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteString("\n")
+		}
+		if eng == "firewall" {
+			b.WriteString("FIREWALL VARIABLES (written bare in criteria: variable: host)\n\n")
+		} else {
+			b.WriteString("APPLICATION VARIABLES (written ${name} in criteria and behavior arguments)\n\n")
+		}
+		for _, v := range vs {
+			name := v.Name
+			if eng == "application" {
+				name = "${" + name + "}"
+			}
+			fmt.Fprintf(&b, "  %s", name)
+			if eng == "application" {
+				fmt.Fprintf(&b, "  [%s]", strings.Join(v.Phases, ", "))
+			}
+			if v.Origin == "edgectl" {
+				b.WriteString("  (beyond Azion)")
+			}
+			b.WriteString("\n")
+			b.WriteString(wrap(v.Format, "    ", 80))
+			b.WriteString("    example: " + v.Example + "\n\n")
+		}
+	}
+	if b.Len() == 0 {
+		return fmt.Errorf("no variables for engine %q in phase %q", engine, phase)
+	}
+	b.WriteString("OPERATORS\n\n")
+	for _, o := range m.Operators {
+		fmt.Fprintf(&b, "  %s (argument: %s)\n", o.Name, o.Argument)
+		b.WriteString(wrap(o.Description, "    ", 80))
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }

@@ -18,6 +18,8 @@ var Outputs = map[string]string{
 	"schemas":            "*.json",
 	"docs/reference":     "*.md",
 	"internal/reference": "model.json",
+	"docs/cli":           "*.md",
+	"docs/cli/man":       "*.1",
 }
 
 // Files generates every output from the repository at root and returns
@@ -128,6 +130,9 @@ func Files(root string) (map[string][]byte, error) {
 	}
 	out["internal/reference/model.json"] = append(mj, '\n')
 	out["docs/reference/manifests.md"] = manifestsMarkdown(model)
+	if err := cliFiles(out); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 

@@ -2,10 +2,15 @@ package generate
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"testing"
+
+	"github.com/edgectl/edgectl/internal/reference"
+	"github.com/edgectl/edgectl/pkg/manifest"
 )
 
 // TestGeneratedFilesAreFresh fails when a generated file differs from what
@@ -66,6 +71,37 @@ func TestDescribe(t *testing.T) {
 	for name, in := range tests {
 		if got := describe(in[0], in[1]); got != want[name] {
 			t.Errorf("%s: describe(%q, %q) = %q, want %q", name, in[0], in[1], got, want[name])
+		}
+	}
+}
+
+// TestDefaultsMatchTheCode: a default written as a marker must be the
+// value the code uses when the field is absent.
+func TestDefaultsMatchTheCode(t *testing.T) {
+	root, _ := filepath.Abs("../../..")
+	files, err := Files(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m reference.Model
+	if err := json.Unmarshal(files["internal/reference/model.json"], &m); err != nil {
+		t.Fatal(err)
+	}
+	tests := map[string]string{
+		"TrustedCA.spec.verifyDepth":              strconv.Itoa(manifest.DefaultVerifyDepth),
+		"Application.spec.origin.hostHeader":      manifest.DefaultHostHeader,
+		"Application.spec.origin.connectTimeout":  string(manifest.DefaultConnectTimeout),
+		"Application.spec.origin.responseTimeout": string(manifest.DefaultResponseTimeout),
+		"Application.spec.rules.phase":            manifest.PhaseRequest,
+		"Domain.spec.mtls.verification":           manifest.VerificationEnforce,
+	}
+	for path, want := range tests {
+		_, f, _, err := m.Lookup(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Default != want {
+			t.Errorf("%s: default marker %q, but the code uses %q", path, f.Default, want)
 		}
 	}
 }
