@@ -76,6 +76,11 @@ install-missing:
 		else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi; \
 	fi
 
+## generate: regenerate what is generated from the code (JSON Schemas, docs/reference/,
+## docs/cli/, the model of edgectl explain); a test fails when it is stale.
+generate:
+	$(GO) generate ./...
+
 ## bench-peers: the side-by-side harness of bench/ (nginx, HAProxy, Caddy, a plain Go proxy
 ## and edgectl on loopback): builds edgectl, installs the peers when missing, runs the matrix
 ## and writes bench/results/<timestamp>/ (results.json, table.md, table.txt). Takes minutes.
