@@ -126,6 +126,8 @@ func (m *Model) Overview(w io.Writer) error {
 	b.WriteString("\nUSAGE:\n")
 	b.WriteString("  edgectl explain KIND[.field.path]   a kind or a field: type, description, allowed values, default, example\n")
 	b.WriteString("  edgectl explain KIND --recursive     every field of a kind, as a tree\n")
+	b.WriteString("  edgectl explain variables            the rules engines' variables, their formats and examples;\n")
+	b.WriteString("                                       --engine firewall|application, --phase request|response\n")
 	_, err := io.WriteString(w, b.String())
 	return err
 }
