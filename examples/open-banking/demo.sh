@@ -93,8 +93,8 @@ run go build -o bin/echo-origin "./$EXAMPLE/origin"
 say "bin/echo-origin -listen $ORIGIN &"
 bin/echo-origin -listen "$ORIGIN" >"$DEMO/origin.log" 2>&1 &
 pids+=($!)
-say "$EDGECTL serve --state $STATE --listen 127.0.0.1:$EDGE_PORT --admin $ADMIN --access-log $DEMO/access.log &"
-"$EDGECTL" serve --state "$STATE" --listen "127.0.0.1:$EDGE_PORT" --admin "$ADMIN" --access-log "$DEMO/access.log" >"$DEMO/serve.log" 2>&1 &
+say "$EDGECTL serve --state $STATE --key-dir $EXAMPLE --listen 127.0.0.1:$EDGE_PORT --admin $ADMIN --access-log $DEMO/access.log &"
+"$EDGECTL" serve --state "$STATE" --key-dir "$EXAMPLE" --listen "127.0.0.1:$EDGE_PORT" --admin "$ADMIN" --access-log "$DEMO/access.log" >"$DEMO/serve.log" 2>&1 &
 serve_pid=$!
 pids+=("$serve_pid")
 for _ in $(seq 100); do

@@ -156,7 +156,7 @@ func desiredResources(streams *IO, files []string) ([]state.Resource, error) {
 		fmt.Fprintf(streams.ErrOut, "invalid: %s; nothing was planned or changed\n", counts(diags))
 		return nil, errSilent(ExitError)
 	}
-	return res.Desired(), nil
+	return res.StateResources(), nil
 }
 
 // openStateStore opens the state store chosen by --state, EDGECTL_STATE or

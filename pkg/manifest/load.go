@@ -28,6 +28,12 @@ type Document struct {
 	File string
 	// Dir is the absolute directory that relative file references resolve against.
 	Dir string
+	// RootDir is the absolute manifest root: the directory given with -f
+	// that the file was found in, or the file's own directory when the file
+	// itself was given (the working directory for stdin). Relative private-key
+	// references are stored relative to it, so that a plan does not depend on
+	// where a checkout sits.
+	RootDir string
 	// Index is the 0-based position of the document in its file.
 	Index int
 	// Root is the document's top-level node (normally a mapping).
@@ -50,6 +56,24 @@ func (d *Document) Resolve(ref string) string {
 		return ref
 	}
 	return filepath.Join(d.Dir, ref)
+}
+
+// Portable returns a file reference as it is stored in the state: an
+// absolute reference unchanged, a relative one made relative to the manifest
+// root (RootDir) with forward slashes, such as "certs/server-key.pem".
+func (d *Document) Portable(ref string) string {
+	if ref == "" || filepath.IsAbs(ref) {
+		return ref
+	}
+	root := d.RootDir
+	if root == "" {
+		root = d.Dir
+	}
+	rel, err := filepath.Rel(root, d.Resolve(ref))
+	if err != nil {
+		return filepath.ToSlash(filepath.Clean(ref))
+	}
+	return filepath.ToSlash(rel)
 }
 
 // Pos returns the source position of the field at path (such as
@@ -166,7 +190,7 @@ func Load(inputs []string, stdin io.Reader) ([]*Document, diag.List) {
 			docs, diags = append(docs, d...), append(diags, ds...)
 			continue
 		}
-		files, err := expand(in)
+		files, root, err := expand(in)
 		if err != nil {
 			diags.Errorf(diag.Pos{File: in}, "", "%v", err)
 			continue
@@ -182,23 +206,34 @@ func Load(inputs []string, stdin io.Reader) ([]*Document, diag.List) {
 			}
 			seen[key] = true
 			d, ds := ReadFile(f)
+			if root != "" {
+				for _, doc := range d {
+					doc.RootDir = root
+				}
+			}
 			docs, diags = append(docs, d...), append(diags, ds...)
 		}
 	}
 	return docs, diags
 }
 
-// expand turns an input into the list of manifest files it names.
-func expand(in string) ([]string, error) {
+// expand turns an input into the list of manifest files it names, and the
+// manifest root of a directory (its absolute path; "" for a file, whose root
+// is its own directory).
+func expand(in string) ([]string, string, error) {
 	info, err := os.Stat(in)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("no such file or directory")
+			return nil, "", fmt.Errorf("no such file or directory")
 		}
-		return nil, err
+		return nil, "", err
 	}
 	if !info.IsDir() {
-		return []string{in}, nil
+		return []string{in}, "", nil
+	}
+	root, err := filepath.Abs(in)
+	if err != nil {
+		return nil, "", err
 	}
 	var files []string
 	err = filepath.WalkDir(in, func(p string, e fs.DirEntry, err error) error {
@@ -217,13 +252,13 @@ func expand(in string) ([]string, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if len(files) == 0 {
-		return nil, fmt.Errorf("directory holds no *.yaml or *.yml file")
+		return nil, "", fmt.Errorf("directory holds no *.yaml or *.yml file")
 	}
 	sort.Strings(files)
-	return files, nil
+	return files, root, nil
 }
 
 // ReadFile reads and parses one manifest file.
@@ -285,7 +320,7 @@ func Parse(file, dir string, data []byte) ([]*Document, diag.List) {
 			diags.Errorf(diag.Pos{File: file, Line: n.Line, Column: n.Column}, "", "a manifest document must be a mapping with apiVersion, kind, metadata and spec")
 			continue
 		}
-		doc := &Document{File: file, Dir: dir, Index: len(docs), Root: n}
+		doc := &Document{File: file, Dir: dir, RootDir: dir, Index: len(docs), Root: n}
 		doc.decodeEnvelope()
 		docs = append(docs, doc)
 	}
