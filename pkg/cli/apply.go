@@ -24,6 +24,9 @@ type ApplyOptions struct {
 	StateFlags
 	// NoColor turns colors off on a terminal.
 	NoColor bool
+	// AllowDestroy applies a plan that leaves no Domain while the deployed
+	// state has some (--allow-destroy).
+	AllowDestroy bool
 	// Now overrides the clock that stamps the snapshot (tests).
 	Now time.Time
 }
@@ -41,7 +44,11 @@ the store's lock. Resources absent from the manifests are deleted.
 and refuses with "plan is stale" if the state moved since the plan was made.
 
 Nothing is written when the manifests do not validate, when the plan is
-stale, or when there are no changes (the serial stays the same).`,
+stale, or when there are no changes (the serial stays the same).
+
+A plan that leaves no Domain while the deployed state has some (such as an
+empty input) would make every node refuse every handshake: apply refuses it
+unless --allow-destroy is given.`,
 		Example: `  edgectl apply -f manifests/
   edgectl plan -f manifests/ --out plan.json && edgectl apply plan.json`,
 		Args: cobra.MaximumNArgs(1),
@@ -54,6 +61,7 @@ stale, or when there are no changes (the serial stays the same).`,
 	}
 	cmd.Flags().StringArrayVarP(&opts.Files, "filename", "f", nil, "manifest file, directory (recursive) or - for stdin; repeatable")
 	cmd.Flags().BoolVar(&opts.NoColor, "no-color", false, "never color the text output")
+	cmd.Flags().BoolVar(&opts.AllowDestroy, "allow-destroy", false, "apply a plan that deletes every deployed Domain")
 	addStateFlags(cmd, &opts.StateFlags)
 	_ = cmd.MarkFlagFilename("filename", "yaml", "yml")
 	return cmd
@@ -114,6 +122,9 @@ func runApply(ctx context.Context, opts *ApplyOptions) (err error) {
 		fmt.Fprintf(opts.IO.Out, "Apply complete: nothing to change (serial %d).\n", serial)
 		return nil
 	}
+	if err := checkDestroy(p, opts.AllowDestroy); err != nil {
+		return err
+	}
 	now := opts.Now
 	if now.IsZero() {
 		now = time.Now()
@@ -124,5 +135,14 @@ func runApply(ctx context.Context, opts *ApplyOptions) (err error) {
 	}
 	fmt.Fprintf(opts.IO.Out, "Apply complete: %d created, %d updated, %d deleted (serial %d)\n",
 		p.Summary.Create, p.Summary.Update, p.Summary.Delete, next.Serial)
+	return nil
+}
+
+// checkDestroy refuses a plan that deletes every deployed Domain unless
+// allowed: nothing would be left to serve.
+func checkDestroy(p *plan.Plan, allow bool) error {
+	if msg := p.DestroyMessage(); msg != "" && !allow {
+		return fmt.Errorf("refusing to apply: %s; nothing was written. If that is what you want, run again with --allow-destroy", msg)
+	}
 	return nil
 }
