@@ -278,11 +278,11 @@ func TestDestroyGuard(t *testing.T) {
 		want    []string
 	}{
 		"empty input against deployed domains": {deployed, nil, []string{"api", "portal"}},
-		"only the domains removed":              {deployed, []state.Resource{netList("n", "10.0.0.0/8")}, []string{"api", "portal"}},
-		"one domain left":                       {deployed, []state.Resource{domain("portal", nil)}, nil},
-		"a new domain replaces the old ones":    {deployed, []state.Resource{domain("shop", nil)}, nil},
+		"only the domains removed":             {deployed, []state.Resource{netList("n", "10.0.0.0/8")}, []string{"api", "portal"}},
+		"one domain left":                      {deployed, []state.Resource{domain("portal", nil)}, nil},
+		"a new domain replaces the old ones":   {deployed, []state.Resource{domain("shop", nil)}, nil},
 		"empty input against an empty state":   {nil, nil, nil},
-		"no domain deployed, none desired":      {snapshot(1, netList("n", "10.0.0.0/8")), nil, nil},
+		"no domain deployed, none desired":     {snapshot(1, netList("n", "10.0.0.0/8")), nil, nil},
 	} {
 		t.Run(name, func(t *testing.T) {
 			p, err := New(tc.prior, tc.desired)
