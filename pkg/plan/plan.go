@@ -323,13 +323,15 @@ func encodeDoc(r *state.Resource) ([]byte, error) {
 
 // Snapshot returns the snapshot that applying the plan writes: the desired
 // resources, the plan's lineage (a new one when the plan was made against an
-// empty store) and the prior serial plus one.
+// empty store), the prior serial plus one, and the plan's change counts.
 func (p *Plan) Snapshot(now time.Time) *state.Snapshot {
 	var prior *state.Snapshot
 	if p.Lineage != "" || p.PriorSerial != 0 {
 		prior = &state.Snapshot{Lineage: p.Lineage, Serial: p.PriorSerial}
 	}
-	return state.Next(prior, p.Desired, now)
+	next := state.Next(prior, p.Desired, now)
+	next.Changes = &state.ChangeCounts{Create: p.Summary.Create, Update: p.Summary.Update, Delete: p.Summary.Delete}
+	return next
 }
 
 // Verify checks that the saved plan p can be applied to the deployed

@@ -265,7 +265,7 @@ func (f *FileStore) History(ctx context.Context) ([]*Snapshot, error) {
 	}
 	var kept []*Snapshot
 	for _, n := range serials {
-		if n >= cur.Serial || n <= cur.Serial-int64(historyLimit(f.HistoryLimit)) {
+		if n >= cur.Serial {
 			continue
 		}
 		data, err := os.ReadFile(f.historyPath(n))
