@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 
@@ -302,7 +303,7 @@ func Parse(file, dir string, data []byte) ([]*Document, diag.List) {
 	for _, chunk := range splitDocuments(data) {
 		var root yaml.Node
 		if err := yaml.Unmarshal(chunk.data, &root); err != nil {
-			d := yamlError(file, err)
+			d := yamlError(file, err, chunk.data)
 			if d.Line > 0 {
 				d.Line += chunk.line - 1
 			} else {
@@ -372,8 +373,10 @@ func shiftLines(n *yaml.Node, by int) {
 	}
 }
 
-// yamlError turns a YAML error into a positioned diagnostic.
-func yamlError(file string, err error) diag.Diagnostic {
+// yamlError turns a YAML error in data into a positioned diagnostic. A tab
+// where YAML expects indentation or a token is reported as such, at the
+// tab's column.
+func yamlError(file string, err error, data []byte) diag.Diagnostic {
 	d := diag.Diagnostic{Severity: diag.Error, Pos: diag.Pos{File: file}}
 	msg := err.Error()
 	msg = strings.TrimPrefix(msg, "yaml: ")
@@ -386,8 +389,45 @@ func yamlError(file string, err error) diag.Diagnostic {
 	if errors.As(err, &te) && len(te.Errors) > 0 {
 		msg = te.Errors[0]
 	}
+	if strings.Contains(msg, "cannot start any token") || strings.Contains(msg, "tab character") {
+		if l, col, ok := findTab(data, d.Line); ok {
+			d.Line, d.Column = l, col
+			d.Message = "invalid YAML: a tab character: YAML indents with spaces only; replace the tab with spaces"
+			return d
+		}
+	}
 	d.Message = "invalid YAML: " + msg
 	return d
+}
+
+// findTab finds the tab that a YAML error on line (1-based, in data; 0 when
+// unknown) is about: on that line, else the next lines (the parser may
+// report the line before), else the first one in data. It returns the
+// tab's line and 1-based column.
+func findTab(data []byte, line int) (int, int, bool) {
+	lines := bytes.Split(data, []byte("\n"))
+	try := func(i int) (int, int, bool) {
+		if i < 0 || i >= len(lines) {
+			return 0, 0, false
+		}
+		if col := bytes.IndexByte(lines[i], '\t'); col >= 0 {
+			return i + 1, utf8.RuneCount(lines[i][:col]) + 1, true
+		}
+		return 0, 0, false
+	}
+	if line > 0 {
+		for i := line - 1; i <= line+1; i++ {
+			if l, c, ok := try(i); ok {
+				return l, c, true
+			}
+		}
+	}
+	for i := range lines {
+		if l, c, ok := try(i); ok {
+			return l, c, true
+		}
+	}
+	return 0, 0, false
 }
 
 // decodeEnvelope fills the envelope fields and the typed spec, leaving them
