@@ -48,16 +48,16 @@ bench:
 
 ## fuzz: run each fuzz target for FUZZTIME (default 30s); their seed corpora also run in make test.
 FUZZTIME ?= 30s
-FUZZ_TARGETS := FuzzLoad:./pkg/manifest/ FuzzValidate:./pkg/validate/ FuzzRules:./pkg/edge/ FuzzHeaderSafe:./pkg/pki/ FuzzSlashDN:./pkg/pki/ FuzzServeConn:./pkg/server/h1/
+FUZZ_TARGETS := FuzzLoad:./pkg/manifest/ FuzzValidate:./pkg/validate/ FuzzRules:./pkg/rules/ FuzzHeaderSafe:./pkg/pki/ FuzzSlashDN:./pkg/pki/ FuzzServeConn:./pkg/server/h1/ FuzzDifferential:./pkg/server/h1/
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		name=$${t%%:*}; pkg=$${t#*:}; echo "== $$name ($$pkg, $(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	done
 
-## tools: install the programs tests drive (curl, openssl, etcd from Debian's etcd-server) when missing.
+## tools: install the programs tests drive (curl, openssl, etcd from Debian's etcd-server, nginx) when missing.
 ## demo-tools: only what the demo drives (curl, openssl).
-TOOLS      := curl:curl openssl:openssl etcd:etcd-server
+TOOLS      := curl:curl openssl:openssl etcd:etcd-server nginx:nginx
 DEMO_TOOLS := curl:curl openssl:openssl
 tools:
 	@$(MAKE) --no-print-directory install-missing PROGRAMS="$(TOOLS)"

@@ -11,7 +11,6 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v5"
 
 	"github.com/edgectl/edgectl/pkg/diag"
-	"github.com/edgectl/edgectl/pkg/edge"
 	"github.com/edgectl/edgectl/pkg/manifest"
 	"github.com/edgectl/edgectl/schemas"
 )
@@ -109,7 +108,7 @@ func typoFields(leaves []*jsonschema.ValidationError) map[string]bool {
 		}
 		path := pointerToPath(leaf.InstanceLocation)
 		for _, n := range quotedNames(leaf.Message) {
-			if best := edge.Closest(n, allowedProperties(leaf)); best != "" {
+			if best := diag.Closest(n, allowedProperties(leaf)); best != "" {
 				out[joinPath(path, best)] = true
 			}
 		}
@@ -310,7 +309,7 @@ func quoteAll(names []string) []string {
 // saying when it is a required field that is missing.
 func suggestField(doc *manifest.Document, path, name string, e *jsonschema.ValidationError) string {
 	allowed := allowedProperties(e)
-	best := edge.Closest(name, allowed)
+	best := diag.Closest(name, allowed)
 	if best == "" {
 		if len(allowed) > 0 && len(allowed) <= 12 {
 			return fmt.Sprintf("; the fields here are %s", strings.Join(allowed, ", "))

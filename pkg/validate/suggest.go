@@ -3,7 +3,7 @@ package validate
 import (
 	"strings"
 
-	"github.com/edgectl/edgectl/pkg/edge"
+	"github.com/edgectl/edgectl/pkg/diag"
 )
 
 // suggest returns the candidate a misspelt or abbreviated name most likely
@@ -13,7 +13,7 @@ func suggest(name string, candidates []string) string {
 	if best := abbreviationOf(name, candidates); best != "" {
 		return best
 	}
-	return edge.Closest(name, candidates)
+	return diag.Closest(name, candidates)
 }
 
 // abbreviationOf returns the shortest candidate (then the first in order)
