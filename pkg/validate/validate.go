@@ -211,10 +211,11 @@ func (c *checker) check(e *entry) {
 
 func (c *checker) fieldErrors(doc *manifest.Document, errs []rules.FieldError) {
 	for _, fe := range errs {
+		msg := teachVariable(doc, fe.Path, fe.Message)
 		if fe.Warning {
-			doc.Warnf(&c.diags, fe.Path, "%s", fe.Message)
+			doc.Warnf(&c.diags, fe.Path, "%s", msg)
 		} else {
-			doc.Errorf(&c.diags, fe.Path, "%s", fe.Message)
+			doc.Errorf(&c.diags, fe.Path, "%s", msg)
 		}
 	}
 }
