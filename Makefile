@@ -20,8 +20,13 @@ test: tools vet
 
 ## demo: build, reuse or regenerate the demo PKI, then validate, plan, apply and serve the
 ## example, and show partners' calls with curl and openssl (see examples/open-banking/demo.sh).
+## Ports: DEMO_EDGE_PORT (8443), DEMO_ADMIN_PORT (9901), DEMO_ORIGIN_PORT (9000), such as
+## make demo DEMO_EDGE_PORT=18443 DEMO_ADMIN_PORT=19901 DEMO_ORIGIN_PORT=19000
+DEMO_EDGE_PORT   ?= 8443
+DEMO_ADMIN_PORT  ?= 9901
+DEMO_ORIGIN_PORT ?= 9000
 demo: demo-tools build certs
-	EDGECTL=$(BIN) ./$(EXAMPLE)/demo.sh
+	EDGECTL=$(BIN) DEMO_EDGE_PORT=$(DEMO_EDGE_PORT) DEMO_ADMIN_PORT=$(DEMO_ADMIN_PORT) DEMO_ORIGIN_PORT=$(DEMO_ORIGIN_PORT) ./$(EXAMPLE)/demo.sh
 
 ## certs: reuse the demo PKI of the example, regenerating it when missing or close to expiry.
 certs:
