@@ -21,8 +21,13 @@ test: tools vet bench-check
 
 ## demo: build, reuse or regenerate the demo PKI, then validate, plan, apply and serve the
 ## example, and show partners' calls with curl and openssl (see examples/open-banking/demo.sh).
+## Ports: DEMO_EDGE_PORT (8443), DEMO_ADMIN_PORT (9901), DEMO_ORIGIN_PORT (9000), such as
+## make demo DEMO_EDGE_PORT=18443 DEMO_ADMIN_PORT=19901 DEMO_ORIGIN_PORT=19000
+DEMO_EDGE_PORT   ?= 8443
+DEMO_ADMIN_PORT  ?= 9901
+DEMO_ORIGIN_PORT ?= 9000
 demo: demo-tools build certs
-	EDGECTL=$(BIN) ./$(EXAMPLE)/demo.sh
+	EDGECTL=$(BIN) DEMO_EDGE_PORT=$(DEMO_EDGE_PORT) DEMO_ADMIN_PORT=$(DEMO_ADMIN_PORT) DEMO_ORIGIN_PORT=$(DEMO_ORIGIN_PORT) ./$(EXAMPLE)/demo.sh
 
 ## certs: reuse the demo PKI of the example, regenerating it when missing or close to expiry.
 certs:
@@ -44,17 +49,17 @@ bench:
 
 ## fuzz: run each fuzz target for FUZZTIME (default 30s); their seed corpora also run in make test.
 FUZZTIME ?= 30s
-FUZZ_TARGETS := FuzzLoad:./pkg/manifest/ FuzzValidate:./pkg/validate/ FuzzRules:./pkg/edge/ FuzzHeaderSafe:./pkg/pki/ FuzzSlashDN:./pkg/pki/ FuzzServeConn:./pkg/server/h1/
+FUZZ_TARGETS := FuzzLoad:./pkg/manifest/ FuzzValidate:./pkg/validate/ FuzzRules:./pkg/rules/ FuzzHeaderSafe:./pkg/pki/ FuzzSlashDN:./pkg/pki/ FuzzServeConn:./pkg/server/h1/ FuzzDifferential:./pkg/server/h1/
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		name=$${t%%:*}; pkg=$${t#*:}; echo "== $$name ($$pkg, $(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	done
 
-## tools: install the programs tests drive (curl, openssl, etcd from Debian's etcd-server, node
-## and npm) when missing, then the editor engine the schema tests drive (editor-tools).
+## tools: install the programs tests drive (curl, openssl, etcd from Debian's etcd-server, nginx,
+## node and npm) when missing, then the editor engine the schema tests drive (editor-tools).
 ## demo-tools: only what the demo drives (curl, openssl).
-TOOLS      := curl:curl openssl:openssl etcd:etcd-server node:nodejs npm:npm
+TOOLS      := curl:curl openssl:openssl etcd:etcd-server nginx:nginx node:nodejs npm:npm
 DEMO_TOOLS := curl:curl openssl:openssl
 tools:
 	@$(MAKE) --no-print-directory install-missing PROGRAMS="$(TOOLS)"

@@ -103,6 +103,8 @@ type VersionOptions struct {
 	IO *IO
 	// Output is "text" or "json".
 	Output string
+	// NoColor is accepted for symmetry with the other verbs (the output has no color).
+	NoColor bool
 }
 
 func newVersionCmd(streams *IO) *cobra.Command {
@@ -121,8 +123,7 @@ toolchain records (so "go install ...@v1.2.3" reports v1.2.3). "edgectl
 			return runVersion(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().StringVarP(&opts.Output, "output", "o", "text", "output format: text or json")
-	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
+	addReadFlags(cmd, &opts.Output, &opts.NoColor)
 	return cmd
 }
 

@@ -13,8 +13,10 @@ import (
 
 	"github.com/edgectl/edgectl/pkg/diag"
 	"github.com/edgectl/edgectl/pkg/edge"
+	"github.com/edgectl/edgectl/pkg/edgetest"
 	"github.com/edgectl/edgectl/pkg/manifest"
 	"github.com/edgectl/edgectl/pkg/pki"
+	"github.com/edgectl/edgectl/pkg/rules"
 	"github.com/edgectl/edgectl/pkg/state"
 )
 
@@ -154,8 +156,8 @@ type entry struct {
 	ok        bool
 	duplicate bool
 
-	netlist  *edge.NetworkList
-	firewall *edge.Firewall
+	netlist  *rules.NetworkList
+	firewall *rules.Firewall
 }
 
 type checker struct {
@@ -196,14 +198,14 @@ func (c *checker) check(e *entry) {
 	case *manifest.TrustedCASpec:
 		c.trustedCA(e, spec)
 	case *manifest.NetworkListSpec:
-		var errs []edge.FieldError
-		e.netlist, errs = edge.CompileNetworkList(spec)
+		var errs []rules.FieldError
+		e.netlist, errs = rules.CompileNetworkList(spec)
 		c.fieldErrors(e.res.Doc, errs)
 	case *manifest.ApplicationSpec:
 		c.application(e, spec)
 	case *manifest.FirewallSpec:
-		var errs []edge.FieldError
-		e.firewall, errs = edge.CompileFirewall(spec, c.networkLists())
+		var errs []rules.FieldError
+		e.firewall, errs = rules.CompileFirewall(spec, c.networkLists())
 		c.fieldErrors(e.res.Doc, errs)
 	case *manifest.DomainSpec:
 		c.domain(e, spec)
@@ -212,27 +214,28 @@ func (c *checker) check(e *entry) {
 	}
 }
 
-func (c *checker) fieldErrors(doc *manifest.Document, errs []edge.FieldError) {
+func (c *checker) fieldErrors(doc *manifest.Document, errs []rules.FieldError) {
 	for _, fe := range errs {
+		msg := teachVariable(doc, fe.Path, fe.Message)
 		if fe.Warning {
-			doc.Warnf(&c.diags, fe.Path, "%s", fe.Message)
+			doc.Warnf(&c.diags, fe.Path, "%s", msg)
 		} else {
-			doc.Errorf(&c.diags, fe.Path, "%s", fe.Message)
+			doc.Errorf(&c.diags, fe.Path, "%s", msg)
 		}
 	}
 }
 
 // networkLists returns the compiled network lists checked so far (all of
 // them: NetworkList comes before Application and Firewall in dependency order).
-func (c *checker) networkLists() map[string]*edge.NetworkList {
-	out := map[string]*edge.NetworkList{}
+func (c *checker) networkLists() map[string]*rules.NetworkList {
+	out := map[string]*rules.NetworkList{}
 	for name, e := range c.byKind[manifest.KindNetworkList] {
 		if e.netlist != nil {
 			out[name] = e.netlist
 		} else {
 			// Referenced lists that failed their own checks still resolve, so
 			// that one mistake is not reported twice.
-			out[name] = &edge.NetworkList{}
+			out[name] = &rules.NetworkList{}
 		}
 	}
 	return out
@@ -447,9 +450,9 @@ func (c *checker) application(e *entry, spec *manifest.ApplicationSpec) {
 		}
 	}
 	if o.HostHeader != "" {
-		c.fieldErrors(doc, edge.CheckTemplate("spec.origin.hostHeader", o.HostHeader, manifest.PhaseRequest))
+		c.fieldErrors(doc, rules.CheckTemplate("spec.origin.hostHeader", o.HostHeader, manifest.PhaseRequest))
 	}
-	_, errs := edge.CompileApplication(spec, c.networkLists())
+	_, errs := rules.CompileApplication(spec, c.networkLists())
 	c.fieldErrors(doc, errs)
 }
 
@@ -462,7 +465,7 @@ func (c *checker) lookupRef(doc *manifest.Document, path, kind, name string) *en
 		}
 		sort.Strings(names)
 		hint := ""
-		if best := edge.Closest(name, names); best != "" {
+		if best := diag.Closest(name, names); best != "" {
 			hint = fmt.Sprintf(" (did you mean %q?)", best)
 		} else if len(names) == 0 {
 			hint = fmt.Sprintf("; no %s is defined", kind)
@@ -629,17 +632,91 @@ func (c *checker) testSuite(e *entry, spec *manifest.TestSuiteSpec) {
 		} else if ex.Alert != "" {
 			doc.Errorf(&c.diags, p+".expect.alert", "an alert is expected only with handshake: rejected")
 		}
+		if ex.Alert != "" {
+			checkAlert(doc, &c.diags, p+".expect.alert", ex.Alert)
+		}
 		for _, kv := range []struct {
 			field string
 			m     map[string]string
 		}{{"headers", ex.Headers}, {"originHeaders", ex.OriginHeaders}} {
 			for name, v := range kv.m {
+				at := p + ".expect." + kv.field + "." + name
+				if !checkHeaderName(doc, &c.diags, at, name) {
+					continue
+				}
 				if re, ok := strings.CutPrefix(v, "~"); ok {
 					if _, err := regexp.Compile(re); err != nil {
-						doc.Errorf(&c.diags, p+".expect."+kv.field+"."+name, "invalid regular expression: %v", err)
+						doc.Errorf(&c.diags, at, "invalid regular expression: %v", err)
 					}
 				}
 			}
 		}
+		absent := map[string]bool{}
+		for j, name := range ex.OriginAbsentHeaders {
+			at := fmt.Sprintf("%s.expect.originAbsentHeaders[%d]", p, j)
+			if !checkHeaderName(doc, &c.diags, at, name) {
+				continue
+			}
+			absent[strings.ToLower(name)] = true
+		}
+		for name := range ex.OriginHeaders {
+			if absent[strings.ToLower(name)] {
+				doc.Errorf(&c.diags, p+".expect.originHeaders."+name, "header %q is expected both in originHeaders and in originAbsentHeaders: the case can never pass", name)
+			}
+		}
+		if ex.Handshake == "rejected" && len(ex.OriginAbsentHeaders) > 0 {
+			doc.Errorf(&c.diags, p+".expect.originAbsentHeaders", "a rejected handshake has no request at the origin: drop originAbsentHeaders")
+		}
+		if rq := tc.Request; rq != nil {
+			for name := range rq.Headers {
+				checkHeaderName(doc, &c.diags, p+".request.headers."+name, name)
+			}
+			if rq.Path != "" && !strings.HasPrefix(rq.Path, "/") && rq.Path != "*" {
+				doc.Errorf(&c.diags, p+".request.path", "a request path starts with \"/\", such as /accounts?limit=10, not %q", rq.Path)
+			}
+		}
 	}
+}
+
+// checkAlert reports an alert name that is neither an RFC 8446 name nor
+// crypto/tls's wording of one, with the closest names.
+func checkAlert(doc *manifest.Document, diags *diag.List, at, name string) {
+	if _, ok := edgetest.NormalizeAlert(name); ok {
+		return
+	}
+	var names []string
+	for code := 0; code < 256; code++ {
+		if n := edgetest.AlertName(uint8(code)); n != "" {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	hint := ""
+	if best := suggest(strings.ToLower(name), names); best != "" {
+		hint = fmt.Sprintf(" (did you mean %q?)", best)
+	}
+	doc.Errorf(diags, at, "unknown TLS alert %q%s; the alerts edgectl sends are %s", name, hint, strings.Join(edgeAlerts, ", "))
+}
+
+// edgeAlerts are the alerts an edgectl edge ends a refused handshake with
+// (DESIGN's verification table, plus unrecognized_name for an unknown SNI).
+var edgeAlerts = []string{"certificate_required", "handshake_failure", "unknown_ca", "bad_certificate", "certificate_expired", "certificate_revoked", "unrecognized_name"}
+
+// checkHeaderName reports a header name that is not an RFC 9110 token.
+func checkHeaderName(doc *manifest.Document, diags *diag.List, at, name string) bool {
+	if name == "" {
+		doc.Errorf(diags, at, "a header name is empty")
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if !isTokenChar(name[i]) {
+			doc.Errorf(diags, at, "header name %q has the character %q, which a header name cannot hold", name, name[i])
+			return false
+		}
+	}
+	return true
+}
+
+func isTokenChar(ch byte) bool {
+	return ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", ch) >= 0
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/edgectl/edgectl/internal/reference"
 	"github.com/edgectl/edgectl/pkg/manifest"
+	"github.com/edgectl/edgectl/pkg/rules"
 )
 
 // Outputs are the directories, relative to the repository root, whose
@@ -124,12 +125,20 @@ func Files(root string) (map[string][]byte, error) {
 	for _, k := range ks {
 		model.Kinds = append(model.Kinds, kindModel(k.kind, meta, specs[k.kind], namePattern))
 	}
+	for _, v := range rules.VariableDocs {
+		model.Variables = append(model.Variables, reference.Variable{Name: v.Name, Engine: v.Engine, Phases: v.Phases,
+			Format: v.Format, Example: v.Example, Origin: v.Origin})
+	}
+	for _, o := range rules.OperatorDocs {
+		model.Operators = append(model.Operators, reference.Operator{Name: o.Name, Argument: o.Argument, Description: o.Description})
+	}
 	mj, err := json.MarshalIndent(model, "", "  ")
 	if err != nil {
 		return nil, err
 	}
 	out["internal/reference/model.json"] = append(mj, '\n')
 	out["docs/reference/manifests.md"] = manifestsMarkdown(model)
+	out["docs/reference/rules.md"] = rulesMarkdown(model)
 	if err := cliFiles(out); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,51 @@
+//go:build unix
+
+package proxy
+
+import (
+	"net"
+	"syscall"
+)
+
+// prober peeks, without blocking, into the socket of an idle connection.
+// It is made once per connection so that a probe does not allocate.
+type prober struct {
+	rc   syscall.RawConn
+	peek func(fd uintptr) bool
+	open bool
+}
+
+func newProber(c net.Conn) *prober {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	p := &prober{rc: rc}
+	p.peek = p.peekFD
+	return p
+}
+
+// peerOpen reports whether the peer has neither closed the connection nor
+// sent data: there is nothing to read yet. Without a probe (a connection
+// that is not a socket) it assumes so.
+func (p *prober) peerOpen() bool {
+	if p == nil {
+		return true
+	}
+	p.open = false
+	err := p.rc.Read(p.peek)
+	return err == nil && p.open
+}
+
+func (p *prober) peekFD(fd uintptr) bool {
+	var b [1]byte
+	// Go's sockets are non-blocking: nothing to read yet is EAGAIN; a
+	// read of 0 bytes is the peer's FIN.
+	_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK)
+	p.open = err == syscall.EAGAIN || err == syscall.EWOULDBLOCK
+	return true // done: never wait for readiness
+}
