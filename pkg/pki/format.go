@@ -4,6 +4,7 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
 	"strings"
@@ -78,6 +79,75 @@ func EscapedPEM(cert *x509.Certificate) string {
 	return b.String()
 }
 
+// RawPEM returns the PEM encoding of cert on one line: nginx's
+// $ssl_client_raw_cert with each line break replaced by a space and no
+// final line break, "-----BEGIN CERTIFICATE----- MIIB... -----END
+// CERTIFICATE-----". nginx's multi-line value cannot be placed in a header;
+// replacing every space of this one with a line break gives nginx's bytes
+// back (but the final line break), since PEM holds no spaces. This is the
+// value of ssl_client_raw_cert.
+func RawPEM(cert *x509.Certificate) string {
+	data := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})
+	return strings.ReplaceAll(strings.TrimSuffix(string(data), "\n"), "\n", " ")
+}
+
+// ThumbprintS256 returns the base64url encoding, without padding, of the
+// SHA-256 of the DER of cert: the "x5t#S256" confirmation of an OAuth 2.0
+// certificate-bound access token (RFC 8705, section 3.1), which FAPI
+// requires. This is the value of ssl_client_cert_thumbprint_s256.
+func ThumbprintS256(cert *x509.Certificate) string {
+	sum := sha256.Sum256(cert.Raw)
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// XFCC returns the client certificate as one element of Envoy's
+// x-forwarded-client-cert header, with the keys in Envoy's order:
+// Hash (SHA-256 of the DER, lowercase hex), Cert (the PEM percent-encoded
+// as [EscapedPEM], double-quoted), Subject (the RFC 2253 form of
+// [SubjectRFC2253], double-quoted, its quotes already escaped as \"), one
+// URI per URI SAN ("URI=" when there is none, as Envoy) and one DNS per DNS
+// SAN. A URI or DNS value holding ',', ';', '=' or '"' is double-quoted with
+// '"' and '\' escaped by '\', as Envoy's format asks. The By key (the
+// edge's own URI SAN) is left out: edgectl's certificates need not have
+// one. This is the value of ssl_client_xfcc.
+func XFCC(cert *x509.Certificate) string {
+	var b strings.Builder
+	b.WriteString("Hash=")
+	b.WriteString(FingerprintSHA256(cert))
+	b.WriteString(`;Cert="`)
+	b.WriteString(EscapedPEM(cert))
+	b.WriteString(`";Subject="`)
+	b.WriteString(SubjectRFC2253(cert))
+	b.WriteByte('"')
+	if len(cert.URIs) == 0 {
+		b.WriteString(";URI=")
+	}
+	for _, u := range cert.URIs {
+		b.WriteString(";URI=")
+		writeXFCCValue(&b, u.String())
+	}
+	for _, d := range cert.DNSNames {
+		b.WriteString(";DNS=")
+		writeXFCCValue(&b, d)
+	}
+	return b.String()
+}
+
+func writeXFCCValue(b *strings.Builder, v string) {
+	if !strings.ContainsAny(v, `,;="`) {
+		b.WriteString(v)
+		return
+	}
+	b.WriteByte('"')
+	for i := 0; i < len(v); i++ {
+		if v[i] == '"' || v[i] == '\\' {
+			b.WriteByte('\\')
+		}
+		b.WriteByte(v[i])
+	}
+	b.WriteByte('"')
+}
+
 func isUnreserved(c byte) bool {
 	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' ||
 		c == '-' || c == '.' || c == '_' || c == '~'
@@ -89,26 +159,21 @@ func TimeStamp(t time.Time) string {
 	return t.UTC().Format("20060102150405")
 }
 
-// DaysRemaining returns the whole days from now until cert expires, rounded
-// down: 0 in its last day, -1 in the first day after NotAfter. This is the
-// value of ssl_client_v_remain.
+// DaysRemaining returns the whole days from now until cert expires, as
+// nginx's $ssl_client_v_remain: the seconds left divided by 86400, rounded
+// down, and 0 in the certificate's last day and once it has expired (never
+// negative). This is the value of ssl_client_v_remain.
 func DaysRemaining(cert *x509.Certificate, now time.Time) int {
-	const day = 24 * time.Hour
-	d := cert.NotAfter.Sub(now)
-	if d == time.Duration(1<<63-1) || d == time.Duration(-1<<63) {
-		// Saturated: more than 292 years apart; second precision is plenty.
-		secs := cert.NotAfter.Unix() - now.Unix()
-		days := secs / 86400
-		if secs < 0 && secs%86400 != 0 {
-			days--
-		}
-		return int(days)
+	return DaysUntil(cert.NotAfter, now)
+}
+
+// DaysUntil is [DaysRemaining] for an expiry time.
+func DaysUntil(expiry, now time.Time) int {
+	secs := expiry.Unix() - now.Unix()
+	if secs < 86400 {
+		return 0
 	}
-	days := d / day
-	if d < 0 && d%day != 0 {
-		days--
-	}
-	return int(days)
+	return int(secs / 86400)
 }
 
 // SANDNS returns the DNS SANs of cert joined by commas, without spaces. This
