@@ -43,16 +43,17 @@ bench:
 
 ## fuzz: run each fuzz target for FUZZTIME (default 30s); their seed corpora also run in make test.
 FUZZTIME ?= 30s
-FUZZ_TARGETS := FuzzLoad:./pkg/manifest/ FuzzValidate:./pkg/validate/ FuzzRules:./pkg/edge/ FuzzHeaderSafe:./pkg/pki/ FuzzSlashDN:./pkg/pki/ FuzzServeConn:./pkg/server/h1/
+FUZZ_TARGETS := FuzzLoad:./pkg/manifest/ FuzzValidate:./pkg/validate/ FuzzRules:./pkg/edge/ FuzzHeaderSafe:./pkg/pki/ FuzzSlashDN:./pkg/pki/ FuzzDNForms:./pkg/pki/ FuzzServeConn:./pkg/server/h1/
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		name=$${t%%:*}; pkg=$${t#*:}; echo "== $$name ($$pkg, $(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	done
 
-## tools: install the programs tests drive (curl, openssl, etcd from Debian's etcd-server) when missing.
+## tools: install the programs tests drive (curl, openssl, etcd from Debian's etcd-server, nginx for
+## the differential test of the mTLS variables) when missing.
 ## demo-tools: only what the demo drives (curl, openssl).
-TOOLS      := curl:curl openssl:openssl etcd:etcd-server
+TOOLS      := curl:curl openssl:openssl etcd:etcd-server nginx:nginx
 DEMO_TOOLS := curl:curl openssl:openssl
 tools:
 	@$(MAKE) --no-print-directory install-missing PROGRAMS="$(TOOLS)"
@@ -60,7 +61,7 @@ demo-tools:
 	@$(MAKE) --no-print-directory install-missing PROGRAMS="$(DEMO_TOOLS)"
 install-missing:
 	@missing=""; for t in $(PROGRAMS); do \
-		command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t#*:}"; done; \
+		PATH="$$PATH:/usr/sbin:/sbin" command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

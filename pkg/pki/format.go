@@ -81,11 +81,12 @@ func EscapedPEM(cert *x509.Certificate) string {
 
 // RawPEM returns the PEM encoding of cert on one line: nginx's
 // $ssl_client_raw_cert with each line break replaced by a space and no
-// final line break, "-----BEGIN CERTIFICATE----- MIIB... -----END
-// CERTIFICATE-----". nginx's multi-line value cannot be placed in a header;
-// replacing every space of this one with a line break gives nginx's bytes
-// back (but the final line break), since PEM holds no spaces. This is the
-// value of ssl_client_raw_cert.
+// final line break, "-----BEGIN CERTIFICATE----- MIIB... ...
+// -----END CERTIFICATE-----". nginx's multi-line value cannot be placed
+// in a header. The base64 lines hold no spaces, so putting the line breaks
+// back after the BEGIN line, before the END line and at every space in
+// between gives nginx's bytes (but the final line break). This is the value
+// of ssl_client_raw_cert.
 func RawPEM(cert *x509.Certificate) string {
 	data := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})
 	return strings.ReplaceAll(strings.TrimSuffix(string(data), "\n"), "\n", " ")
