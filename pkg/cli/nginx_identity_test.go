@@ -110,6 +110,7 @@ func TestNginxIdentityParity(t *testing.T) {
 		}
 		got := origin.take(t, path)
 		n, e := got["nginx"], got["edgectl"]
+		t.Logf("%-42s nginx %s", cs.name+":", nginxValue(n, "ssl_client_verify"))
 		for _, v := range identityVars {
 			want := v.fromNginx(n, cs)
 			if w, ok := cs.wantEdge[v.edge]; ok {

@@ -4,6 +4,7 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
@@ -14,8 +15,19 @@ import (
 // SubjectCN returns the first common name of the subject of cert, or "" if
 // it has none. This is the value of ssl_client_s_dn_parsed.
 func SubjectCN(cert *x509.Certificate) string {
+	// pkix.Name.CommonName keeps the last CN; OpenSSL's lookups find the
+	// first.
+	for _, atv := range cert.Subject.Names {
+		if atv.Type.Equal(oidCommonName) {
+			if s, ok := atv.Value.(string); ok {
+				return s
+			}
+		}
+	}
 	return cert.Subject.CommonName
 }
+
+var oidCommonName = asn1.ObjectIdentifier{2, 5, 4, 3}
 
 // SerialHex formats the serial number of cert as uppercase hex bytes joined
 // by colons, without the sign-padding zero byte of DER: "01:AB:CD". A zero

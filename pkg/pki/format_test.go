@@ -308,3 +308,21 @@ func TestXFCCQuotingAndRawPEM(t *testing.T) {
 		t.Errorf("not header-safe: %q %q", RawPEM(leaf), x)
 	}
 }
+
+// TestSubjectCNFirst: with several CNs, ssl_client_s_dn_parsed is the first,
+// where pkix.Name.CommonName keeps the last.
+func TestSubjectCNFirst(t *testing.T) {
+	ca, _ := goldenCerts(t)
+	leaf := mustCreate(t, &x509.Certificate{
+		SerialNumber: big.NewInt(11),
+		RawSubject: mustRaw(t, pkix.RDNSequence{
+			{atv(asn1.ObjectIdentifier{2, 5, 4, 3}, "first")},
+			{atv(asn1.ObjectIdentifier{2, 5, 4, 3}, "second")},
+		}),
+		NotBefore: goldenStart,
+		NotAfter:  goldenEnd,
+	}, ca, leafKeyPublic(seededKey(6)), seededKey(1))
+	if got := SubjectCN(leaf); got != "first" {
+		t.Errorf("SubjectCN = %q, want first (pkix says %q)", got, leaf.Subject.CommonName)
+	}
+}
