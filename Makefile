@@ -50,8 +50,7 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	done
 
-## tools: install the programs tests drive (curl, openssl, etcd from Debian's etcd-server, nginx for
-## the differential test of the mTLS variables) when missing.
+## tools: install the programs tests drive (curl, openssl, etcd from Debian's etcd-server, nginx) when missing.
 ## demo-tools: only what the demo drives (curl, openssl).
 TOOLS      := curl:curl openssl:openssl etcd:etcd-server nginx:nginx
 DEMO_TOOLS := curl:curl openssl:openssl
