@@ -120,7 +120,8 @@ func ThumbprintS256(cert *x509.Certificate) string {
 // [SubjectRFC2253], double-quoted, its quotes already escaped as \"), one
 // URI per URI SAN ("URI=" when there is none, as Envoy) and one DNS per DNS
 // SAN. A URI or DNS value holding ',', ';', '=' or '"' is double-quoted with
-// '"' and '\' escaped by '\', as Envoy's format asks. The By key (the
+// '"' and '\' escaped by '\', as the documentation of Envoy's format asks
+// (Envoy itself writes them bare). The By key (the
 // edge's own URI SAN) is left out: edgectl's certificates need not have
 // one. This is the value of ssl_client_xfcc.
 func XFCC(cert *x509.Certificate) string {
