@@ -597,6 +597,13 @@ func newIdentityCorpus(t *testing.T) *identityCorpus {
 	add("path length exceeded", main, below.IssueClient("too-deep", validity), below.Chain...)
 	add("expired and server-only EKU", main, root.IssueClient("expired-server", pkitest.WithExtKeyUsage(x509.ExtKeyUsageServerAuth), pkitest.WithValidity(now.AddDate(-1, 0, 0), now.AddDate(0, 0, -3))))
 	add("self-signed leaf, expired", main, &pkitest.NewCA("self-signed-expired", pkitest.WithIsCA(false), pkitest.WithExtKeyUsage(x509.ExtKeyUsageClientAuth), pkitest.WithValidity(now.AddDate(-1, 0, 0), now.AddDate(0, 0, -3))).Certificate)
+	add("anyExtendedKeyUsage only", main, root.IssueClient("any-eku", validity, pkitest.WithExtKeyUsage(x509.ExtKeyUsageAny)))
+	add("key usage without digitalSignature", main, root.IssueClient("key-enc", validity, func(c *x509.Certificate) { c.KeyUsage = x509.KeyUsageKeyEncipherment }))
+	add("no EKU extension", main, root.IssueClient("no-eku", validity, pkitest.WithExtKeyUsage()))
+	add("unknown intermediate sent, server-only EKU", main, otherInter.IssueClient("stranger-server", validity, pkitest.WithExtKeyUsage(x509.ExtKeyUsageServerAuth)), otherInter.Cert)
+	add("unknown root sent, server-only EKU", main, other.IssueClient("stranger-root-server", validity, pkitest.WithExtKeyUsage(x509.ExtKeyUsageServerAuth)), other.Cert)
+	add("unknown issuer not sent, server-only EKU", main, other.IssueClient("stranger-alone-server", validity, pkitest.WithExtKeyUsage(x509.ExtKeyUsageServerAuth)))
+	add("self-signed leaf, server-only EKU", main, &pkitest.NewCA("self-signed-server", pkitest.WithIsCA(false), pkitest.WithExtKeyUsage(x509.ExtKeyUsageServerAuth)).Certificate)
 	c.cases = append(c.cases, &identityCase{name: "no certificate", trust: main})
 
 	// Depth: ssl_verify_depth 2 and verifyDepth 2.
@@ -614,8 +621,10 @@ func newIdentityCorpus(t *testing.T) *identityCorpus {
 	crlRoot := pkitest.NewCA("CRL Root")
 	good := crlRoot.IssueClient("not-revoked", validity)
 	revoked := crlRoot.IssueClient("revoked", validity)
+	revokedServer := crlRoot.IssueClient("revoked-server", validity, pkitest.WithExtKeyUsage(x509.ExtKeyUsageServerAuth))
+	revokedExpired := crlRoot.IssueClient("revoked-expired", pkitest.WithValidity(now.AddDate(-1, 0, 0), now.AddDate(0, 0, -3)))
 	withCRL := &identityTrust{name: "crl", bundle: []*x509.Certificate{crlRoot.Cert}, depth: 4,
-		crl: crlRoot.CRL(now.Add(-time.Hour), now.Add(24*time.Hour), revoked.Cert.SerialNumber)}
+		crl: crlRoot.CRL(now.Add(-time.Hour), now.Add(24*time.Hour), revoked.Cert.SerialNumber, revokedExpired.Cert.SerialNumber, revokedServer.Cert.SerialNumber)}
 	c.trusts = append(c.trusts, withCRL)
 	add("CRL, not revoked", withCRL, good)
 	add("CRL, revoked", withCRL, revoked)
@@ -632,12 +641,16 @@ func newIdentityCorpus(t *testing.T) *identityCorpus {
 	ncRoot := pkitest.NewCA("Constrained Root", func(c *x509.Certificate) {
 		c.PermittedDNSDomains = []string{"partner.test"}
 		c.ExcludedDNSDomains = []string{"blocked.partner.test"}
-	})
+	}, pkitest.WithValidity(now.AddDate(-5, 0, 0), now.AddDate(5, 0, 0)))
 	nc := &identityTrust{name: "nc", bundle: []*x509.Certificate{ncRoot.Cert}, depth: 4}
 	c.trusts = append(c.trusts, nc)
 	add("name constraints, permitted", nc, ncRoot.IssueClient("ok", validity, pkitest.WithDNSNames("app.partner.test")))
 	add("name constraints, outside permitted", nc, ncRoot.IssueClient("outside", validity, pkitest.WithDNSNames("app.evil.test")))
 	add("name constraints, excluded", nc, ncRoot.IssueClient("excluded", validity, pkitest.WithDNSNames("x.blocked.partner.test")))
+	add("name constraints, outside and expired", nc, ncRoot.IssueClient("outside-expired", pkitest.WithDNSNames("app.evil.test"),
+		pkitest.WithValidity(now.AddDate(-1, 0, 0), now.AddDate(0, 0, -3))))
+	add("CRL, revoked and expired", withCRL, revokedExpired)
+	add("CRL, revoked and server-only EKU", withCRL, revokedServer)
 	return c
 }
 

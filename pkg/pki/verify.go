@@ -251,22 +251,41 @@ type VerifyOptions struct {
 	Now time.Time
 }
 
-// VerifyClient verifies the certificate chain a client sent, chain[0] being
-// the leaf and the rest intermediates, for client authentication (EKU
-// clientAuth), depth, validity and revocation. It returns nil on success.
-// An empty chain yields Missing(tls.VersionTLS13); callers that know the
-// negotiated version should call [Missing] themselves instead.
-// CheckLeaf refuses a CA certificate presented as a client's own
-// certificate: a CA's key signs certificates, it does not identify a client
-// (OpenSSL's "unsupported certificate purpose").
+// CheckLeaf refuses a client certificate whose own purpose forbids client
+// authentication, as OpenSSL's "ssl_client" purpose does: an extended key
+// usage without clientAuth (anyExtendedKeyUsage alone does not do, which
+// crypto/x509 would accept), or a key usage with neither digitalSignature
+// nor keyAgreement. It also refuses a CA certificate presented as a
+// client's own, which OpenSSL accepts: a CA's key signs certificates, it
+// does not identify a client. The reason is "unsuitable certificate
+// purpose".
 func CheckLeaf(leaf *x509.Certificate) *VerifyError {
-	if leaf.BasicConstraintsValid && leaf.IsCA {
-		return &VerifyError{Reason: ReasonPurpose, Alert: AlertBadCertificate,
-			Err: fmt.Errorf("client presented CA certificate %s as its own", leaf.Subject)}
+	purpose := func(format string, args ...any) *VerifyError {
+		return &VerifyError{Reason: ReasonPurpose, Alert: AlertBadCertificate, Err: fmt.Errorf(format, args...)}
+	}
+	switch {
+	case leaf.BasicConstraintsValid && leaf.IsCA:
+		return purpose("client presented CA certificate %s as its own", leaf.Subject)
+	case (len(leaf.ExtKeyUsage) > 0 || len(leaf.UnknownExtKeyUsage) > 0) && !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageClientAuth):
+		return purpose("client certificate %s has no clientAuth extended key usage", leaf.Subject)
+	case leaf.KeyUsage != 0 && leaf.KeyUsage&(x509.KeyUsageDigitalSignature|x509.KeyUsageKeyAgreement) == 0:
+		return purpose("client certificate %s allows neither digitalSignature nor keyAgreement", leaf.Subject)
 	}
 	return nil
 }
 
+// VerifyClient verifies the certificate chain a client sent, chain[0] being
+// the leaf and the rest intermediates, for client authentication (EKU
+// clientAuth), depth, validity, revocation and name constraints. It returns
+// nil on success. An empty chain yields Missing(tls.VersionTLS13); callers
+// that know the negotiated version should call [Missing] themselves
+// instead.
+//
+// When several checks fail, the reason is the one nginx reports: the last
+// error OpenSSL meets, whose checks run in this order: building the chain
+// (unknown issuer, self-signed, depth), purposes, revocation, validity
+// periods (and "unable to verify the first certificate"), name
+// constraints.
 func VerifyClient(chain []*x509.Certificate, opts VerifyOptions) *VerifyError {
 	if len(chain) == 0 {
 		return Missing(tls.VersionTLS13)
@@ -278,9 +297,6 @@ func VerifyClient(chain []*x509.Certificate, opts VerifyOptions) *VerifyError {
 	if opts.Roots == nil || opts.Roots.Equal(x509.NewCertPool()) {
 		return &VerifyError{Reason: ReasonUnknownCA, Alert: AlertUnknownCA,
 			Err: errors.New("no trusted CA certificates configured")}
-	}
-	if err := CheckLeaf(chain[0]); err != nil {
-		return err
 	}
 	now := opts.Now
 	if now.IsZero() {
@@ -300,29 +316,65 @@ func VerifyClient(chain []*x509.Certificate, opts VerifyOptions) *VerifyError {
 	for _, c := range chain[1:] {
 		inter.AddCert(c)
 	}
-	chains, err := chain[0].Verify(x509.VerifyOptions{
+	vopts := x509.VerifyOptions{
 		Roots:         opts.Roots,
 		Intermediates: inter,
 		CurrentTime:   now,
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	})
+	}
+	leafErr := CheckLeaf(chain[0])
+	chains, err := chain[0].Verify(vopts)
 	if err != nil {
-		return classify(err, chain, now)
+		verr := classify(err, chain, now)
+		switch verr.Reason {
+		case ReasonExpired, ReasonNotYetValid:
+			if nc := constraintsAfterValidity(chain, vopts, err); nc != nil {
+				return nc
+			}
+		case ReasonUnknownCA, ReasonSelfSigned, ReasonSelfSignedInChain:
+			// Purposes are checked after the chain is built.
+			if leafErr != nil {
+				return leafErr
+			}
+		case ReasonPurpose:
+			// Revocation is checked after purposes: find the chains
+			// without the usage constraint and look at their CRLs.
+			if leafErr == nil {
+				leafErr = verr
+			}
+			vopts.KeyUsages = []x509.ExtKeyUsage{x509.ExtKeyUsageAny}
+			if any, err2 := chain[0].Verify(vopts); err2 == nil {
+				if rev := revocationOf(any, opts.CRLs, now, maxDepth); rev != nil {
+					return rev
+				}
+			}
+			return leafErr
+		}
+		return verr
 	}
 
 	slices.SortStableFunc(chains, func(a, b []*x509.Certificate) int { return len(a) - len(b) })
-	if verr := CheckDepth(chains[0], maxDepth); verr != nil {
-		return verr
+	// Revocation comes after purposes, which come after the depth.
+	if rev := revocationOf(chains, opts.CRLs, now, maxDepth); rev != nil {
+		return rev
 	}
-	// A chain passes if no CRL revokes one of its certificates and every CRL
-	// that applies is current. Report the failure of the shortest chain when
-	// none passes.
+	if leafErr != nil {
+		return leafErr
+	}
+	return CheckDepth(chains[0], maxDepth)
+}
+
+// revocationOf checks the CRLs of chains (sorted shortest first) within
+// maxDepth: nil if one passes (no CRL revokes a certificate of it and every
+// CRL that applies is current), else the failure of the shortest.
+func revocationOf(chains [][]*x509.Certificate, crls []*x509.RevocationList, now time.Time, maxDepth int) *VerifyError {
+	slices.SortStableFunc(chains, func(a, b []*x509.Certificate) int { return len(a) - len(b) })
 	var first *VerifyError
 	for _, c := range chains {
 		if CheckDepth(c, maxDepth) != nil {
 			break
 		}
-		verr := checkRevocation(c, opts.CRLs, now)
+		verr := checkRevocation(c, crls, now)
 		if verr == nil {
 			return nil
 		}
@@ -331,6 +383,35 @@ func VerifyClient(chain []*x509.Certificate, opts VerifyOptions) *VerifyError {
 		}
 	}
 	return first
+}
+
+// constraintsAfterValidity returns the name-constraint violation of a chain
+// that failed on a validity period, or nil. OpenSSL checks name constraints
+// after validity periods, so nginx reports the violation: look again at a
+// time every certificate the client sent is valid.
+func constraintsAfterValidity(chain []*x509.Certificate, vopts x509.VerifyOptions, err error) *VerifyError {
+	lo, hi := chain[0].NotBefore, chain[0].NotAfter
+	for _, c := range chain[1:] {
+		if c.NotBefore.After(lo) {
+			lo = c.NotBefore
+		}
+		if c.NotAfter.Before(hi) {
+			hi = c.NotAfter
+		}
+	}
+	if !lo.Before(hi) {
+		return nil
+	}
+	vopts.CurrentTime = lo.Add(hi.Sub(lo) / 2)
+	_, err2 := chain[0].Verify(vopts)
+	if err2 == nil {
+		return nil
+	}
+	if nc := classify(err2, chain, vopts.CurrentTime); nc.Reason == ReasonPermittedSubtree || nc.Reason == ReasonExcludedSubtree {
+		nc.Err = fmt.Errorf("%w (and %w)", err2, err)
+		return nc
+	}
+	return nil
 }
 
 // CheckDepth refuses a verified chain (leaf first, trusted CA last) with more

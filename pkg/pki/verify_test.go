@@ -58,7 +58,8 @@ func TestVerifyClient(t *testing.T) {
 	notCA := root.Intermediate("not a CA", pkitest.WithIsCA(false))
 	underNotCA := notCA.IssueClient("under-not-ca")
 
-	constrained := pkitest.NewCA("constrained", func(c *x509.Certificate) { c.PermittedDNSDomains = []string{"bank.example"} })
+	constrained := pkitest.NewCA("constrained", func(c *x509.Certificate) { c.PermittedDNSDomains = []string{"bank.example"} },
+		pkitest.WithValidity(now.AddDate(-5, 0, 0), now.AddDate(5, 0, 0)))
 	outside := constrained.IssueClient("outside", pkitest.WithDNSNames("evil.example"))
 	excluding := pkitest.NewCA("excluding", func(c *x509.Certificate) { c.ExcludedDNSDomains = []string{"blocked.example"} })
 	excluded := excluding.IssueClient("excluded", pkitest.WithDNSNames("x.blocked.example"))
@@ -67,6 +68,7 @@ func TestVerifyClient(t *testing.T) {
 	viaTwo := inter2.IssueClient("via-two")
 	strangerRoot := pkitest.NewCA("stranger root")
 	strangerInter := strangerRoot.Intermediate("stranger issuing")
+	serverOnly := root.IssueClient("server-only", pkitest.WithExtKeyUsage(x509.ExtKeyUsageServerAuth))
 	selfSigned := pkitest.NewCA("self-signed", pkitest.WithIsCA(false), pkitest.WithExtKeyUsage(x509.ExtKeyUsageClientAuth))
 
 	long := make([]*x509.Certificate, MaxClientChain+1)
@@ -127,7 +129,20 @@ func TestVerifyClient(t *testing.T) {
 		"intermediate not a CA":            {chain: underNotCA.Chain, opts: rootOnly, want: failed("unsuitable certificate purpose", "bad_certificate")},
 		"name constraints":                 {chain: outside.Chain, opts: VerifyOptions{Roots: constrained.Pool(), Now: now}, want: failed("permitted subtree violation", "bad_certificate")},
 		"excluded name":                    {chain: excluded.Chain, opts: VerifyOptions{Roots: excluding.Pool(), Now: now}, want: failed("excluded subtree violation", "bad_certificate")},
-		"no certificate":                   {chain: nil, opts: rootOnly, want: verifyResult{SSLClientVerify: "NONE", Status: "MISSING_CLIENT_CERTIFICATE", Alert: "certificate_required"}},
+		// OpenSSL's "ssl_client" purpose, stricter than crypto/x509.
+		"anyExtendedKeyUsage alone": {chain: []*x509.Certificate{root.IssueClient("any", pkitest.WithExtKeyUsage(x509.ExtKeyUsageAny)).Cert}, opts: rootOnly, want: failed("unsuitable certificate purpose", "bad_certificate")},
+		"keyEncipherment alone":     {chain: []*x509.Certificate{root.IssueClient("kenc", func(c *x509.Certificate) { c.KeyUsage = x509.KeyUsageKeyEncipherment }).Cert}, opts: rootOnly, want: failed("unsuitable certificate purpose", "bad_certificate")},
+		"keyAgreement is enough":    {chain: []*x509.Certificate{root.IssueClient("kagree", func(c *x509.Certificate) { c.KeyUsage = x509.KeyUsageKeyAgreement }).Cert}, opts: rootOnly, want: success},
+		// The order nginx reports several failures in: purposes after the
+		// chain, revocation after purposes.
+		"unknown intermediate, wrong EKU": {chain: strangerInter.IssueClient("s", pkitest.WithExtKeyUsage(x509.ExtKeyUsageServerAuth)).Chain, opts: rootOnly, want: failed("unsuitable certificate purpose", "bad_certificate")},
+		"lone unknown leaf, wrong EKU":    {chain: strangerRoot.IssueClient("s", pkitest.WithExtKeyUsage(x509.ExtKeyUsageServerAuth)).Chain, opts: rootOnly, want: failed("unable to verify the first certificate", "unknown_ca")},
+		"revoked, wrong EKU":              {chain: []*x509.Certificate{serverOnly.Cert}, opts: withCRLs(current(root, serverOnly.Cert.SerialNumber)), want: failed("certificate revoked", "certificate_revoked")},
+		"CA leaf, revoked":                {chain: []*x509.Certificate{inter.Cert}, opts: withCRLs(current(root, inter.Cert.SerialNumber)), want: failed("certificate revoked", "certificate_revoked")},
+		// OpenSSL checks name constraints after validity, and nginx reports
+		// the last error.
+		"outside name constraints, expired": {chain: constrained.IssueClient("outside-old", pkitest.WithDNSNames("evil.example"), past).Chain, opts: VerifyOptions{Roots: constrained.Pool(), Now: now}, want: failed("permitted subtree violation", "bad_certificate")},
+		"no certificate":                    {chain: nil, opts: rootOnly, want: verifyResult{SSLClientVerify: "NONE", Status: "MISSING_CLIENT_CERTIFICATE", Alert: "certificate_required"}},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
