@@ -515,7 +515,7 @@ func NewClientCert(cert *x509.Certificate, verify, status string) *ClientCert {
 	c.IssuerRFC2253 = pki.IssuerRFC2253(cert)
 	c.RawCert = pki.RawPEM(cert)
 	c.ThumbprintS256 = pki.ThumbprintS256(cert)
-	c.XFCC = pki.XFCC(cert)
+	c.XFCC = pki.XFCCElement(cert, c.FingerprintSHA256, c.EscapedCert, c.SubjectRFC2253)
 	return c
 }
 

@@ -125,13 +125,20 @@ func ThumbprintS256(cert *x509.Certificate) string {
 // edge's own URI SAN) is left out: edgectl's certificates need not have
 // one. This is the value of ssl_client_xfcc.
 func XFCC(cert *x509.Certificate) string {
+	return XFCCElement(cert, FingerprintSHA256(cert), EscapedPEM(cert), SubjectRFC2253(cert))
+}
+
+// XFCCElement is [XFCC] from the parts a caller has already formatted: the
+// certificate's [FingerprintSHA256], [EscapedPEM] and [SubjectRFC2253].
+func XFCCElement(cert *x509.Certificate, sha256Hex, escapedPEM, subjectRFC2253 string) string {
 	var b strings.Builder
+	b.Grow(len(sha256Hex) + len(escapedPEM) + len(subjectRFC2253) + 64)
 	b.WriteString("Hash=")
-	b.WriteString(FingerprintSHA256(cert))
+	b.WriteString(sha256Hex)
 	b.WriteString(`;Cert="`)
-	b.WriteString(EscapedPEM(cert))
+	b.WriteString(escapedPEM)
 	b.WriteString(`";Subject="`)
-	b.WriteString(SubjectRFC2253(cert))
+	b.WriteString(subjectRFC2253)
 	b.WriteByte('"')
 	if len(cert.URIs) == 0 {
 		b.WriteString(";URI=")
