@@ -16,7 +16,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/edgectl/edgectl/pkg/server"
-	"github.com/edgectl/edgectl/pkg/state"
 )
 
 // ServeOptions are the inputs of edgectl serve.
@@ -105,42 +104,27 @@ are never logged.`,
 	return cmd
 }
 
+// runServe serves until ctx is done: it checks the flags, opens the state
+// store and the access log, starts the server, follows SIGHUP, announces
+// the listeners and serves until shutdown.
 func runServe(ctx context.Context, opts *ServeOptions) error {
-	if opts.Listen == "" {
-		return errors.New("--listen needs an address, such as 127.0.0.1:8443")
+	logger, err := serveLogger(opts)
+	if err != nil {
+		return err
 	}
-	for name, d := range map[string]time.Duration{"handshake-timeout": opts.HandshakeTimeout, "header-timeout": opts.HeaderTimeout, "idle-timeout": opts.IdleTimeout, "body-timeout": opts.BodyTimeout, "write-timeout": opts.WriteTimeout, "shutdown-timeout": opts.ShutdownTimeout} {
-		if d <= 0 {
-			return fmt.Errorf("--%s must be positive, got %s", name, d)
-		}
-	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(opts.LogLevel)); err != nil {
-		return fmt.Errorf("unknown --log-level %q: use debug, info, warn or error", opts.LogLevel)
-	}
-	logger := slog.New(slog.NewTextHandler(opts.IO.ErrOut, &slog.HandlerOptions{Level: level}))
-
 	store, err := openStateStore(opts.IO, opts.StateFlags)
 	if err != nil {
 		return err
 	}
 	defer closeStore(store)
-	if _, ok := store.(state.Watcher); opts.StateCache != "" && !ok {
+	if _, remote := store.(io.Closer); opts.StateCache != "" && !remote {
 		return fmt.Errorf("state store %s: --state-cache applies only to an etcd:// state store", store)
 	}
-	var accessLog io.Writer
-	switch opts.AccessLog {
-	case "":
-	case "-":
-		accessLog = opts.IO.Out
-	default:
-		f, err := os.OpenFile(opts.AccessLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
-		if err != nil {
-			return fmt.Errorf("access log: %w", err)
-		}
-		defer f.Close()
-		accessLog = f
+	accessLog, closeLog, err := openAccessLog(opts)
+	if err != nil {
+		return err
 	}
+	defer closeLog()
 	srv, err := server.New(ctx, server.Config{
 		Store:            store,
 		Listen:           opts.Listen,
@@ -161,27 +145,77 @@ func runServe(ctx context.Context, opts *ServeOptions) error {
 	if err := srv.Listen(); err != nil {
 		return err
 	}
-	hangup := opts.Hangup
-	if hangup == nil {
-		ch := make(chan os.Signal, 1)
-		signal.Notify(ch, syscall.SIGHUP)
-		defer signal.Stop(ch)
-		hangup = ch
-	}
+	hangup, stopSignals := hangupSignals(opts)
+	defer stopSignals()
 	serveCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	go func() {
-		for {
-			select {
-			case <-serveCtx.Done():
-				return
-			case <-hangup:
-				logger.Info("SIGHUP: reloading the state")
-				srv.Reload(serveCtx)
-			}
-		}
-	}()
+	go reloadOnHangup(serveCtx, hangup, srv, logger)
+	announce(opts, srv)
+	return serveUntilDone(ctx, opts, srv)
+}
 
+// serveLogger checks the flags and returns the logger of the server's
+// messages (on stderr, at --log-level).
+func serveLogger(opts *ServeOptions) (*slog.Logger, error) {
+	if opts.Listen == "" {
+		return nil, errors.New("--listen needs an address, such as 127.0.0.1:8443")
+	}
+	for name, d := range map[string]time.Duration{"handshake-timeout": opts.HandshakeTimeout, "header-timeout": opts.HeaderTimeout, "idle-timeout": opts.IdleTimeout, "body-timeout": opts.BodyTimeout, "write-timeout": opts.WriteTimeout, "shutdown-timeout": opts.ShutdownTimeout} {
+		if d <= 0 {
+			return nil, fmt.Errorf("--%s must be positive, got %s", name, d)
+		}
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(opts.LogLevel)); err != nil {
+		return nil, fmt.Errorf("unknown --log-level %q: use debug, info, warn or error", opts.LogLevel)
+	}
+	return slog.New(slog.NewTextHandler(opts.IO.ErrOut, &slog.HandlerOptions{Level: level})), nil
+}
+
+// openAccessLog returns where access log lines go (nil for none) and how
+// to close it.
+func openAccessLog(opts *ServeOptions) (io.Writer, func(), error) {
+	switch opts.AccessLog {
+	case "":
+		return nil, func() {}, nil
+	case "-":
+		return opts.IO.Out, func() {}, nil
+	}
+	f, err := os.OpenFile(opts.AccessLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, nil, fmt.Errorf("access log: %w", err)
+	}
+	return f, func() { f.Close() }, nil
+}
+
+// hangupSignals returns the reload requests: opts.Hangup, or the
+// process's SIGHUP, caught from now on (before the startup line, so that a
+// SIGHUP sent once it is seen never kills the process) until stop.
+func hangupSignals(opts *ServeOptions) (hangup <-chan os.Signal, stop func()) {
+	if opts.Hangup != nil {
+		return opts.Hangup, func() {}
+	}
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGHUP)
+	return ch, func() { signal.Stop(ch) }
+}
+
+// reloadOnHangup reloads the state on each hangup until ctx is done.
+func reloadOnHangup(ctx context.Context, hangup <-chan os.Signal, srv *server.Server, logger *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hangup:
+			logger.Info("SIGHUP: reloading the state")
+			srv.Reload(ctx)
+		}
+	}
+}
+
+// announce writes the startup line naming the listeners, the serial and
+// the domains, then calls opts.Ready.
+func announce(opts *ServeOptions, srv *server.Server) {
 	rt := srv.Runtime()
 	names := make([]string, 0, len(rt.Domains()))
 	for _, d := range rt.Domains() {
@@ -200,6 +234,11 @@ func runServe(ctx context.Context, opts *ServeOptions) error {
 	if opts.Ready != nil {
 		opts.Ready(srv.Addr(), srv.AdminAddr())
 	}
+}
+
+// serveUntilDone serves until ctx is done, noting the graceful shutdown on
+// stderr when it starts and when it ends.
+func serveUntilDone(ctx context.Context, opts *ServeOptions, srv *server.Server) error {
 	served, noted := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(noted)
@@ -209,7 +248,7 @@ func runServe(ctx context.Context, opts *ServeOptions) error {
 		case <-served:
 		}
 	}()
-	err = srv.Serve(ctx)
+	err := srv.Serve(ctx)
 	close(served)
 	<-noted
 	if err != nil {

@@ -116,6 +116,7 @@ func (e *serveEnv) requestLoop(p *serveProc, stop <-chan struct{}) (done <-chan 
 // no request, and a node restarted while etcd is down starts from its
 // state cache.
 func TestServeFleetEtcd(t *testing.T) {
+	t.Parallel()
 	etcd := etcdtest.Start(t, etcdtest.Options{})
 	e := newServeEnv(t)
 	e.state = etcd.Location("edgectl/fleet")

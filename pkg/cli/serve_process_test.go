@@ -293,6 +293,7 @@ func (e *serveEnv) curl(t *testing.T, p *serveProc, host string, args ...string)
 }
 
 func TestServeProcess(t *testing.T) {
+	t.Parallel()
 	e := newServeEnv(t)
 	e.apply(t)
 	p := e.serve(t)

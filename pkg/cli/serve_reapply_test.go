@@ -17,6 +17,7 @@ import (
 // Four workers send requests: two on keep-alive connections, two with a new
 // connection (a full mTLS handshake) per request.
 func TestServeReapply50(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("50 applies under load: skipped with -short")
 	}

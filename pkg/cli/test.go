@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/edgectl/edgectl/pkg/edgetest"
+	"github.com/edgectl/edgectl/pkg/validate"
 )
 
 // TestOptions are the inputs of edgectl test.
@@ -83,22 +84,14 @@ against a running edge).`,
 	return cmd
 }
 
+// runTest loads and validates the files, gives every suite its target
+// (booting the in-process edge when a suite has none), runs the cases and
+// writes the reports.
 func runTest(ctx context.Context, opts *TestOptions) error {
-	if opts.Output != "text" && opts.Output != "json" {
-		return fmt.Errorf("unknown output format %q: use text or json", opts.Output)
+	runner, err := newTestRunner(opts)
+	if err != nil {
+		return err
 	}
-	if opts.Timeout <= 0 {
-		return fmt.Errorf("--timeout must be positive, got %s", opts.Timeout)
-	}
-	runner := &edgetest.Runner{CaseTimeout: opts.Timeout}
-	if opts.Run != "" {
-		re, err := regexp.Compile(opts.Run)
-		if err != nil {
-			return fmt.Errorf("--run: %w", err)
-		}
-		runner.Select = re
-	}
-
 	res, diags := loadAndValidate(opts.IO, opts.Files, opts.Now)
 	wd, _ := os.Getwd()
 	diags = diags.Normalized(wd, false)
@@ -110,10 +103,45 @@ func runTest(ctx context.Context, opts *TestOptions) error {
 	if len(res.Suites) == 0 {
 		return fmt.Errorf("no TestSuite in the files given: add the suites with -f")
 	}
+	runs, stop, err := testTargets(opts, runner, res)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	if errs := runner.Check(runs); len(errs) > 0 {
+		for _, err := range errs {
+			fmt.Fprintf(opts.IO.ErrOut, "edgectl: %v\n", err)
+		}
+		return errSilent(ExitError)
+	}
+	return runAndReport(ctx, opts, runner, runs)
+}
 
-	// Suites without a target run against the in-process edge, built only
-	// when one needs it.
-	runs := make([]edgetest.Run, len(res.Suites))
+// newTestRunner checks the flags and returns the runner they describe.
+func newTestRunner(opts *TestOptions) (*edgetest.Runner, error) {
+	if opts.Output != "text" && opts.Output != "json" {
+		return nil, fmt.Errorf("unknown output format %q: use text or json", opts.Output)
+	}
+	if opts.Timeout <= 0 {
+		return nil, fmt.Errorf("--timeout must be positive, got %s", opts.Timeout)
+	}
+	runner := &edgetest.Runner{CaseTimeout: opts.Timeout}
+	if opts.Run != "" {
+		re, err := regexp.Compile(opts.Run)
+		if err != nil {
+			return nil, fmt.Errorf("--run: %w", err)
+		}
+		runner.Select = re
+	}
+	return runner, nil
+}
+
+// testTargets returns the runs of the suites, each with its target:
+// --target, the suite's own, or else the in-process edge, built from the
+// desired manifests only when a selected case needs it. stop stops that
+// edge.
+func testTargets(opts *TestOptions, runner *edgetest.Runner, res *validate.Result) (runs []edgetest.Run, stop func(), err error) {
+	runs = make([]edgetest.Run, len(res.Suites))
 	var local []int
 	for i, doc := range res.Suites {
 		s := edgetest.SuiteFromDocument(doc)
@@ -128,30 +156,29 @@ func runTest(ctx context.Context, opts *TestOptions) error {
 		}
 	}
 	if runner.Selected(runs) == 0 {
-		return fmt.Errorf("no test case matches --run %q", opts.Run)
+		return nil, nil, fmt.Errorf("no test case matches --run %q", opts.Run)
 	}
 	localRuns := make([]edgetest.Run, 0, len(local))
 	for _, i := range local {
 		localRuns = append(localRuns, runs[i])
 	}
-	if runner.Selected(localRuns) > 0 {
-		e, err := edgetest.StartEdge(res.Desired(), edgetest.EdgeOptions{})
-		if err != nil {
-			return err
-		}
-		defer e.Close()
-		fmt.Fprintf(opts.IO.ErrOut, "in-process edge on %s: %s, %s with recording origins\n", e.Addr, plural(e.Domains, "domain"), plural(e.Origins, "application"))
-		for _, i := range local {
-			runs[i].Target = e.Target()
-		}
+	if runner.Selected(localRuns) == 0 {
+		return runs, func() {}, nil
 	}
-	if errs := runner.Check(runs); len(errs) > 0 {
-		for _, err := range errs {
-			fmt.Fprintf(opts.IO.ErrOut, "edgectl: %v\n", err)
-		}
-		return errSilent(ExitError)
+	e, err := edgetest.StartEdge(res.Desired(), edgetest.EdgeOptions{})
+	if err != nil {
+		return nil, nil, err
 	}
+	fmt.Fprintf(opts.IO.ErrOut, "in-process edge on %s: %s, %s with recording origins\n", e.Addr, plural(e.Domains, "domain"), plural(e.Origins, "application"))
+	for _, i := range local {
+		runs[i].Target = e.Target()
+	}
+	return runs, e.Close, nil
+}
 
+// runAndReport runs the cases and writes the report (text or JSON on
+// stdout, and the JUnit file); it fails when a case failed.
+func runAndReport(ctx context.Context, opts *TestOptions, runner *edgetest.Runner, runs []edgetest.Run) error {
 	if opts.Output == "text" {
 		runner.OnCase = func(_ *edgetest.SuiteResult, c *edgetest.CaseResult) { edgetest.WriteCaseText(opts.IO.Out, c) }
 	}

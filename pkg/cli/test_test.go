@@ -24,6 +24,7 @@ func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 // TestOpenBankingSuite runs the example's suite in-process against the
 // example's manifests, as make test does: every case must pass.
 func TestOpenBankingSuite(t *testing.T) {
+	t.Parallel()
 	junit := filepath.Join(t.TempDir(), "report.xml")
 	code, out, errOut := runCLI(t, "test", "-f", "../../examples/open-banking/tests", "-f", "../../examples/open-banking", "--junit", junit)
 	if code != cli.ExitOK {
@@ -49,6 +50,7 @@ func TestOpenBankingSuite(t *testing.T) {
 // TestTestExitCodes covers the exit status of edgectl test and where its
 // output goes.
 func TestTestExitCodes(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	certs, _ := filepath.Abs("../../examples/open-banking/certs")
 	manifests, _ := filepath.Abs("../../examples/open-banking")

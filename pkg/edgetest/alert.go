@@ -3,6 +3,7 @@ package edgetest
 import (
 	"crypto/tls"
 	"errors"
+	"net"
 	"strings"
 )
 
@@ -76,27 +77,25 @@ func NormalizeAlert(name string) (rfc string, ok bool) {
 }
 
 // remoteAlert returns the RFC name of the alert the peer sent, when err
-// carries one. crypto/tls reports a received alert as a net.OpError
-// "remote error" whose error text is its own wording of the alert.
+// carries one: a tls.AlertError, or what crypto/tls returns over TCP, a
+// *net.OpError whose Op is "remote error" and whose Err is its own
+// (unexported) alert type, which prints exactly as tls.AlertError of the
+// same code does.
 func remoteAlert(err error) (string, bool) {
-	if err == nil {
-		return "", false
-	}
 	var ae tls.AlertError
 	if errors.As(err, &ae) {
 		if name := alertNames[uint8(ae)]; name != "" {
 			return name, true
 		}
 	}
-	msg := err.Error()
-	const prefix = "remote error: tls: "
-	i := strings.Index(msg, prefix)
-	if i < 0 {
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "remote error" || op.Err == nil {
 		return "", false
 	}
-	text := msg[i+len(prefix):]
+	text := strings.TrimPrefix(op.Err.Error(), "tls: ")
 	if code, ok := goAlerts[text]; ok {
 		return alertNames[code], true
 	}
+	// A code crypto/tls has no wording for: "alert(N)".
 	return strings.ReplaceAll(text, " ", "_"), true
 }

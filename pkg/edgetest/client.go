@@ -14,6 +14,7 @@ import (
 	"os"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/edgectl/edgectl/pkg/manifest"
 )
@@ -54,9 +55,10 @@ type Observation struct {
 	Origin []OriginRequest `json:"origin,omitempty"`
 }
 
-// runCase performs one case on a fresh connection. An error means the case
-// could not run (an unreadable certificate, an unreachable edge, an edge
-// whose certificate does not verify).
+// runCase performs one case on a fresh connection: the client's TLS
+// configuration, the handshake, then the request and its response. An
+// error means the case could not run (an unreadable certificate, an
+// unreachable edge, an edge whose certificate does not verify).
 func (r *Runner) runCase(ctx context.Context, run Run, c manifest.TestCase, roots *x509.CertPool, id string) (*Observation, error) {
 	if run.Target.Addr == "" {
 		return nil, errNoAddr
@@ -68,7 +70,43 @@ func (r *Runner) runCase(ctx context.Context, run Run, c manifest.TestCase, root
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
-	cert, err := r.clientCertificate(run.Suite, c)
+	cfg, err := r.clientConfig(run.Suite, c, roots)
+	if err != nil {
+		return nil, err
+	}
+	req, err := buildRequest(c, run.Target.Origin != nil, id)
+	if err != nil {
+		return nil, err
+	}
+	dial := r.Dial
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	raw, err := dial(ctx, "tcp", run.Target.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("cannot connect to the edge at %s: %w", run.Target.Addr, err)
+	}
+	defer raw.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = raw.SetDeadline(dl)
+	}
+	conn := tls.Client(raw, cfg)
+	obs, err := handshake(ctx, conn, c.ServerName, timeout)
+	if err != nil || obs.Handshake == HandshakeRejected {
+		return obs, err
+	}
+	if err := exchange(conn, req, obs, timeout); err != nil {
+		return nil, err
+	}
+	r.recordOrigin(run, id, obs)
+	return obs, nil
+}
+
+// clientConfig returns the case's TLS configuration: its client
+// certificate, versions and the roots that verify the edge. It is fresh
+// per case: no session cache, so no resumption between cases.
+func (r *Runner) clientConfig(s Suite, c manifest.TestCase, roots *x509.CertPool) (*tls.Config, error) {
+	cert, err := r.clientCertificate(s, c)
 	if err != nil {
 		return nil, err
 	}
@@ -81,9 +119,7 @@ func (r *Runner) runCase(ctx context.Context, run Run, c manifest.TestCase, root
 			return nil, err
 		}
 	}
-	// A fresh configuration per case: no session cache, so no resumption
-	// between cases.
-	cfg := &tls.Config{
+	return &tls.Config{
 		ServerName: c.ServerName,
 		RootCAs:    roots,
 		MinVersion: minV,
@@ -98,25 +134,13 @@ func (r *Runner) runCase(ctx context.Context, run Run, c manifest.TestCase, root
 			}
 			return cert, nil
 		},
-	}
-	req, err := buildRequest(c, run.Target.Origin != nil, id)
-	if err != nil {
-		return nil, err
-	}
+	}, nil
+}
 
-	dial := r.Dial
-	if dial == nil {
-		dial = (&net.Dialer{}).DialContext
-	}
-	raw, err := dial(ctx, "tcp", run.Target.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("cannot connect to the edge at %s: %w", run.Target.Addr, err)
-	}
-	defer raw.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = raw.SetDeadline(dl)
-	}
-	conn := tls.Client(raw, cfg)
+// handshake runs the TLS handshake and observes its outcome: accepted, or
+// rejected with the edge's alert (or without one, when the edge just
+// closed). An error means the case cannot run.
+func handshake(ctx context.Context, conn *tls.Conn, serverName string, timeout time.Duration) (*Observation, error) {
 	obs := &Observation{}
 	if err := conn.HandshakeContext(ctx); err != nil {
 		if alert, ok := remoteAlert(err); ok {
@@ -125,7 +149,7 @@ func (r *Runner) runCase(ctx context.Context, run Run, c manifest.TestCase, root
 		}
 		var verr *tls.CertificateVerificationError
 		if errors.As(err, &verr) {
-			return nil, fmt.Errorf("the edge's certificate does not verify for %q (check caFile and serverName): %v", c.ServerName, verr.Err)
+			return nil, fmt.Errorf("the edge's certificate does not verify for %q (check caFile and serverName): %v", serverName, verr.Err)
 		}
 		if isTimeout(err) {
 			return nil, fmt.Errorf("no handshake within %s", timeout)
@@ -138,41 +162,39 @@ func (r *Runner) runCase(ctx context.Context, run Run, c manifest.TestCase, root
 	}
 	obs.Handshake = HandshakeAccepted
 	obs.TLSVersion = versionName(conn.ConnectionState().Version)
+	return obs, nil
+}
 
-	// In TLS 1.3 the client finishes its handshake before the edge has
-	// checked its certificate: a rejection arrives as an alert on the first
-	// read. Read even when the write failed, to collect that alert.
+// exchange sends the request and records the response in obs. In TLS 1.3
+// the client finishes its handshake before the edge has checked its
+// certificate: a rejection arrives as an alert on the first read, so the
+// response is read even when the write failed, to collect that alert.
+func exchange(conn *tls.Conn, req *http.Request, obs *Observation, timeout time.Duration) error {
 	werr := req.Write(conn)
 	resp, rerr := http.ReadResponse(bufio.NewReader(conn), req)
 	if rerr != nil {
-		if alert, ok := remoteAlert(rerr); ok {
-			obs.Handshake, obs.Alert, obs.RejectedOnRead = HandshakeRejected, alert, true
-			r.recordOrigin(run, id, obs)
-			return obs, nil
-		}
-		if alert, ok := remoteAlert(werr); ok {
-			obs.Handshake, obs.Alert, obs.RejectedOnRead = HandshakeRejected, alert, true
-			r.recordOrigin(run, id, obs)
-			return obs, nil
+		for _, err := range []error{rerr, werr} {
+			if alert, ok := remoteAlert(err); ok {
+				obs.Handshake, obs.Alert, obs.RejectedOnRead = HandshakeRejected, alert, true
+				return nil
+			}
 		}
 		if isTimeout(rerr) {
-			return nil, fmt.Errorf("no response within %s", timeout)
+			return fmt.Errorf("no response within %s", timeout)
 		}
 		if isClosed(rerr) {
 			obs.Detail = "the edge closed the connection without a response"
-			r.recordOrigin(run, id, obs)
-			return obs, nil
+			return nil
 		}
-		return nil, fmt.Errorf("reading the response: %w", rerr)
+		return fmt.Errorf("reading the response: %w", rerr)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBody))
 	if err != nil && !isClosed(err) {
-		return nil, fmt.Errorf("reading the response body: %w", err)
+		return fmt.Errorf("reading the response body: %w", err)
 	}
 	obs.Status, obs.Header, obs.Body = resp.StatusCode, resp.Header, string(body)
-	r.recordOrigin(run, id, obs)
-	return obs, nil
+	return nil
 }
 
 func (r *Runner) recordOrigin(run Run, id string, obs *Observation) {

@@ -6,7 +6,8 @@
 // case's expectations, and renders the results as text, JSON or JUnit XML.
 //
 // The edge is either a running one (a target address) or an in-process edge
-// compiled from the desired manifests by StartEdge, whose applications'
-// origins are replaced by a recording origin so that expectations about
-// what the origin received can be checked.
+// compiled from the desired manifests by StartEdge and served by
+// pkg/server, exactly as edgectl serve serves, whose applications' origins
+// are replaced by a recording origin so that expectations about what the
+// origin received can be checked.
 package edgetest

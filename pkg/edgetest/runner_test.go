@@ -19,6 +19,7 @@ import (
 // TestExpectations runs every expectation kind, passing and failing, against
 // an in-process edge, and checks the exact messages of the failures.
 func TestExpectations(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	e := f.start(t)
 	valid := client("valid")
@@ -125,6 +126,7 @@ func TestExpectations(t *testing.T) {
 // in TLS 1.2, on the first read in TLS 1.3 (where a naive client sees
 // success).
 func TestRejectionTiming(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	e := f.start(t)
 	for _, tc := range []struct {
@@ -148,6 +150,7 @@ func TestRejectionTiming(t *testing.T) {
 // TestFreshConnectionPerCase checks that every case dials its own
 // connection and never resumes a session of an earlier case.
 func TestFreshConnectionPerCase(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	e := f.start(t)
 	var dials atomic.Int32
@@ -175,6 +178,7 @@ func TestFreshConnectionPerCase(t *testing.T) {
 // TestCannotRun covers cases that cannot run: they fail with an error that
 // names what is wrong.
 func TestCannotRun(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	e := f.start(t)
 	ok := manifest.TestCase{Name: "ok", ServerName: "open.bank.test", Expect: manifest.Expect{Status: 200}}
@@ -225,6 +229,7 @@ func unusedAddr(t *testing.T) string {
 // edgectl test --target does: origin expectations are refused up front,
 // naming the case; the others run.
 func TestTargetMode(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	e := f.start(t)
 	target := edgetest.Target{Addr: e.Addr}
@@ -255,6 +260,7 @@ func TestTargetMode(t *testing.T) {
 }
 
 func TestCheck(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	s := f.suite("s",
 		manifest.TestCase{Name: "alert", ServerName: "a.test", Expect: manifest.Expect{Alert: "certificate_missing"}},
@@ -277,6 +283,7 @@ func TestCheck(t *testing.T) {
 }
 
 func TestSelect(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	e := f.start(t)
 	c := func(name string) manifest.TestCase {
@@ -343,6 +350,7 @@ type junit struct {
 }
 
 func TestJUnit(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	e := f.start(t)
 	var r edgetest.Runner
@@ -386,6 +394,7 @@ func TestJUnit(t *testing.T) {
 }
 
 func TestNormalizeAlert(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"unknown_ca":                    "unknown_ca",
 		"unknown_certificate_authority": "unknown_ca",

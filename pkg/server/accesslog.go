@@ -29,6 +29,7 @@ const (
 type accessLog struct {
 	w       io.Writer
 	dropped func()
+	flush   time.Duration // at least this often, pending lines are written
 	kick    chan struct{}
 	done    chan struct{}
 
@@ -39,8 +40,14 @@ type accessLog struct {
 }
 
 func newAccessLog(w io.Writer, dropped func()) *accessLog {
+	return newAccessLogFlushing(w, dropped, flushInterval)
+}
+
+// newAccessLogFlushing is newAccessLog writing pending lines at least
+// every flush (tests shorten it).
+func newAccessLogFlushing(w io.Writer, dropped func(), flush time.Duration) *accessLog {
 	l := &accessLog{
-		w: w, dropped: dropped,
+		w: w, dropped: dropped, flush: flush,
 		kick: make(chan struct{}, 1), done: make(chan struct{}),
 		pending: make([]byte, 0, accessLogBuffer), spare: make([]byte, 0, accessLogBuffer),
 	}
@@ -72,7 +79,7 @@ func (l *accessLog) signal() {
 
 func (l *accessLog) run() {
 	defer close(l.done)
-	tick := time.NewTicker(flushInterval)
+	tick := time.NewTicker(l.flush)
 	defer tick.Stop()
 	for {
 		select {

@@ -99,10 +99,12 @@ func (s *Server) adminHandler() http.Handler {
 	return mux
 }
 
-// readyz answers 200 while a runtime serves (naming its serial, the last
-// reload's error if it failed, and the store's if it cannot be reached),
-// 503 before the first load and while shutting down. An unreachable store
-// does not make a serving node unready.
+// readyz answers 200 while a runtime serves at least one Domain (naming
+// its serial, the last reload's error if it failed, and the store's if it
+// cannot be reached); 503 before the first load, while the served serial
+// has no Domain (every handshake is refused, so a load balancer should
+// send the traffic elsewhere) and while shutting down. An unreachable
+// store does not make a serving node unready.
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	rt := s.cur.Load()
 	switch {
@@ -116,14 +118,19 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	s.mu.Lock()
 	lastErr, store := s.status.lastError, s.status.store
 	s.mu.Unlock()
+	status := http.StatusOK
 	body := fmt.Sprintf("ready: serving serial %d\n", rt.Serial())
+	if len(rt.Domains()) == 0 {
+		status = http.StatusServiceUnavailable
+		body = fmt.Sprintf("not ready: serial %d has no Domain, so every handshake is refused\n", rt.Serial())
+	}
 	if lastErr != "" {
 		body += "last reload failed: " + lastErr + "\n"
 	}
 	if !store.connected {
 		body += "state store unreachable: " + store.lastError + "\n"
 	}
-	text(w, http.StatusOK, body)
+	text(w, status, body)
 }
 
 func text(w http.ResponseWriter, status int, body string) {

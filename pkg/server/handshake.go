@@ -3,13 +3,18 @@ package server
 import (
 	"bytes"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
+
+	"github.com/edgectl/edgectl/pkg/pki"
 )
 
 // acceptLoop accepts TCP connections until the listener is closed and
@@ -54,10 +59,9 @@ func (s *Server) serveConn(c net.Conn) {
 			// As net/http does: a plain-HTTP client learns why.
 			io.WriteString(rh.Conn, "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
 		}
-		msg := err.Error()
-		reason := HandshakeReason(msg)
+		reason := handshakeReason(err, s.knownName(tc.ConnectionState().ServerName))
 		s.countHandshake(reason)
-		s.log.Debug("TLS handshake refused", "remote", c.RemoteAddr().String(), "reason", reason, "error", msg)
+		s.log.Debug("TLS handshake refused", "remote", c.RemoteAddr().String(), "reason", reason, "error", err.Error())
 		c.Close()
 		return
 	}
@@ -133,9 +137,68 @@ const (
 	ReasonOther            = "other"
 )
 
-// HandshakeReason sorts a handshake error (its message) into one of the
-// Reason constants.
-func HandshakeReason(msg string) string {
+// knownName reports whether a server name (SNI) selects a domain of the
+// current runtime.
+func (s *Server) knownName(sni string) bool { return s.cur.Load().Lookup(sni) != nil }
+
+// handshakeReason sorts a failed handshake into one of the Reason
+// constants, by the error's type wherever one exists: deadlines, plain
+// HTTP, a client gone, a client's alert, edgectl's and Go's verification
+// errors (pki.VerifyError, x509's), then an unknown server name (knownSNI
+// false: the runtime refused it). crypto/tls gives no type to its other
+// refusals (no client certificate, no common version or cipher suite), so
+// those are sorted by their text.
+func handshakeReason(err error, knownSNI bool) string {
+	var (
+		rh      tls.RecordHeaderError
+		op      *net.OpError
+		verr    *pki.VerifyError
+		unknown x509.UnknownAuthorityError
+		invalid x509.CertificateInvalidError
+		cverr   *tls.CertificateVerificationError
+	)
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return ReasonTimeout
+	case errors.As(err, &rh):
+		return ReasonNotTLS
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return ReasonClientClosed
+	case errors.As(err, &op) && op.Op == "remote error":
+		// The client refused the edge (for example its certificate).
+		return ReasonClientAlert
+	case errors.As(err, &verr):
+		return verifyReason(verr)
+	case errors.As(err, &unknown):
+		return ReasonUnknownCA
+	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
+		return ReasonExpired
+	case errors.As(err, &invalid), errors.As(err, &cverr):
+		return ReasonBadCertificate
+	case !knownSNI:
+		return ReasonUnrecognizedName
+	}
+	return reasonFromText(err.Error())
+}
+
+// verifyReason sorts edgectl's own verification failures.
+func verifyReason(e *pki.VerifyError) string {
+	switch {
+	case e.IsMissing():
+		return ReasonNoCertificate
+	case e.Reason == pki.ReasonExpired, e.Reason == pki.ReasonNotYetValid:
+		return ReasonExpired
+	case e.Reason == pki.ReasonRevoked:
+		return ReasonRevoked
+	case e.Alert == pki.AlertUnknownCA:
+		return ReasonUnknownCA
+	}
+	return ReasonBadCertificate
+}
+
+// reasonFromText sorts the handshake errors that crypto/tls gives no type,
+// by their message.
+func reasonFromText(msg string) string {
 	has := func(subs ...string) bool {
 		for _, s := range subs {
 			if strings.Contains(msg, s) {
@@ -148,7 +211,6 @@ func HandshakeReason(msg string) string {
 	case has("i/o timeout", "deadline exceeded"):
 		return ReasonTimeout
 	case has("remote error:"):
-		// The client refused the edge (for example its certificate).
 		return ReasonClientAlert
 	case has("didn't provide a certificate", "client certificate required"):
 		return ReasonNoCertificate

@@ -134,7 +134,6 @@ func (f *fixture) config() server.Config {
 		Compile: edge.Options{LookupEnv: func(k string) (string, bool) {
 			return string(f.server.KeyPEM()), k == "EDGE_KEY"
 		}},
-		PollInterval: 100 * time.Millisecond,
 	}
 }
 

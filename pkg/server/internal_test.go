@@ -2,19 +2,30 @@ package server
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/edgectl/edgectl/pkg/edge"
+	"github.com/edgectl/edgectl/pkg/pki"
 )
 
-func TestHandshakeReason(t *testing.T) {
+// TestHandshakeReasonFromText sorts the messages of the errors crypto/tls
+// gives no type (and, as a last resort, any other).
+func TestHandshakeReasonFromText(t *testing.T) {
+	t.Parallel()
 	tests := map[string]string{
 		"tls: client didn't provide a certificate":                                                               ReasonNoCertificate,
 		"tls: failed to verify certificate: x509: certificate signed by unknown authority":                       ReasonUnknownCA,
@@ -33,8 +44,46 @@ func TestHandshakeReason(t *testing.T) {
 		"something new": ReasonOther,
 	}
 	for msg, want := range tests {
-		if got := HandshakeReason(msg); got != want {
-			t.Errorf("HandshakeReason(%q) = %s, want %s", msg, got, want)
+		if got := reasonFromText(msg); got != want {
+			t.Errorf("reasonFromText(%q) = %s, want %s", msg, got, want)
+		}
+		if got := handshakeReason(errors.New(msg), true); got != want {
+			t.Errorf("handshakeReason(errors.New(%q)) = %s, want %s", msg, got, want)
+		}
+	}
+}
+
+// TestHandshakeReason sorts typed handshake errors by their type, whatever
+// their text says.
+func TestHandshakeReason(t *testing.T) {
+	t.Parallel()
+	wrap := func(err error) error { return fmt.Errorf("tls: handshake: %w", err) }
+	tests := map[string]struct {
+		err      error
+		knownSNI bool
+		want     string
+	}{
+		"deadline":           {err: &net.OpError{Op: "read", Err: os.ErrDeadlineExceeded}, knownSNI: true, want: ReasonTimeout},
+		"deadline, no SNI":   {err: &net.OpError{Op: "read", Err: os.ErrDeadlineExceeded}, want: ReasonTimeout},
+		"plain HTTP":         {err: tls.RecordHeaderError{Msg: "anything"}, want: ReasonNotTLS},
+		"client gone":        {err: io.EOF, want: ReasonClientClosed},
+		"client reset":       {err: &net.OpError{Op: "read", Err: os.NewSyscallError("read", syscall.ECONNRESET)}, want: ReasonClientClosed},
+		"client alert":       {err: &net.OpError{Op: "remote error", Err: errors.New("expired")}, knownSNI: true, want: ReasonClientAlert},
+		"missing":            {err: wrap(pki.Missing(tls.VersionTLS13)), knownSNI: true, want: ReasonNoCertificate},
+		"edgectl unknown CA": {err: wrap(&pki.VerifyError{Reason: pki.ReasonUnknownCA, Alert: pki.AlertUnknownCA}), knownSNI: true, want: ReasonUnknownCA},
+		"edgectl expired":    {err: &pki.VerifyError{Reason: pki.ReasonExpired, Alert: pki.AlertCertificateExpired}, knownSNI: true, want: ReasonExpired},
+		"edgectl not yet":    {err: &pki.VerifyError{Reason: pki.ReasonNotYetValid, Alert: pki.AlertBadCertificate}, knownSNI: true, want: ReasonExpired},
+		"edgectl revoked":    {err: &pki.VerifyError{Reason: pki.ReasonRevoked, Alert: pki.AlertCertificateRevoked}, knownSNI: true, want: ReasonRevoked},
+		"edgectl too long":   {err: &pki.VerifyError{Reason: pki.ReasonChainTooLong, Alert: pki.AlertBadCertificate}, knownSNI: true, want: ReasonBadCertificate},
+		"x509 unknown CA":    {err: &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}, knownSNI: true, want: ReasonUnknownCA},
+		"x509 expired":       {err: &tls.CertificateVerificationError{Err: x509.CertificateInvalidError{Reason: x509.Expired}}, knownSNI: true, want: ReasonExpired},
+		"x509 usage":         {err: &tls.CertificateVerificationError{Err: x509.CertificateInvalidError{Reason: x509.IncompatibleUsage}}, knownSNI: true, want: ReasonBadCertificate},
+		"x509 other":         {err: &tls.CertificateVerificationError{Err: errors.New("x")}, knownSNI: true, want: ReasonBadCertificate},
+		"unknown SNI":        {err: errors.New("tls: something"), knownSNI: false, want: ReasonUnrecognizedName},
+	}
+	for name, tc := range tests {
+		if got := handshakeReason(tc.err, tc.knownSNI); got != tc.want {
+			t.Errorf("%s: handshakeReason(%v) = %s, want %s", name, tc.err, got, tc.want)
 		}
 	}
 }
@@ -48,6 +97,7 @@ func (w *blockedWriter) Write(p []byte) (int, error) {
 }
 
 func TestAccessLogDropsInsteadOfBlocking(t *testing.T) {
+	t.Parallel()
 	w := &blockedWriter{release: make(chan struct{})}
 	var dropped atomic.Int64
 	l := newAccessLog(w, func() { dropped.Add(1) })
@@ -67,6 +117,7 @@ func TestAccessLogDropsInsteadOfBlocking(t *testing.T) {
 }
 
 func TestAccessLineEscapes(t *testing.T) {
+	t.Parallel()
 	at := time.Date(2026, 1, 2, 3, 4, 5, 6e6, time.UTC)
 	rec := &edge.Record{Domain: "api", Host: "a\"b", Path: "/\n<x>é", Status: 200, Duration: 1500 * time.Microsecond}
 	got := string(appendAccessLine(nil, at, rec))
@@ -77,6 +128,7 @@ func TestAccessLineEscapes(t *testing.T) {
 }
 
 func TestErrorLogWarns(t *testing.T) {
+	t.Parallel()
 	var logged strings.Builder
 	e := &errorLog{log: newTestLogger(&logged)}
 	io.WriteString(e, "http: superfluous response.WriteHeader call\n")
@@ -108,15 +160,17 @@ func (w *lockedBuffer) String() string {
 }
 
 func TestAccessLogWritesInOrder(t *testing.T) {
+	t.Parallel()
 	w := &lockedBuffer{}
 	var dropped atomic.Int64
-	l := newAccessLog(w, func() { dropped.Add(1) })
+	const flush = 20 * time.Millisecond
+	l := newAccessLogFlushing(w, func() { dropped.Add(1) }, flush)
 	// A line logged alone is written within the flush interval.
 	l.log(time.Now(), &edge.Record{Path: "/first"})
-	deadline := time.Now().Add(flushInterval + time.Second)
+	deadline := time.Now().Add(flush + time.Second)
 	for !strings.Contains(w.String(), `"path":"/first"`) {
 		if time.Now().After(deadline) {
-			t.Fatalf("a line was not written within %v", flushInterval)
+			t.Fatalf("a line was not written within %v", flush)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

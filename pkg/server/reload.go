@@ -3,21 +3,10 @@ package server
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"time"
-
-	"github.com/fsnotify/fsnotify"
 
 	"github.com/edgectl/edgectl/pkg/edge"
 	"github.com/edgectl/edgectl/pkg/state"
-)
-
-// Reload timing.
-const (
-	// settle lets a burst of file events (a truncate and a write) end
-	// before the file is read.
-	settle = 50 * time.Millisecond
 )
 
 // Reload reads the store, compiles its snapshot and swaps it in, even if
@@ -39,7 +28,7 @@ func (s *Server) reload(ctx context.Context, force bool) error {
 }
 
 // update compiles snap and swaps it in: the one path of every reload, from
-// a watched file, SIGHUP or a watched store. It skips a snapshot whose
+// a watched store, a poll or SIGHUP. It skips a snapshot whose
 // lineage and serial are the ones being served, unless force is set. A nil
 // snap (an empty store) or one that does not compile is a failed reload:
 // the current runtime keeps serving. After a swap, snap is written to the
@@ -101,94 +90,24 @@ func (s *Server) failed(cur *edge.Runtime, err error) error {
 	return err
 }
 
-// fileSig is what polling compares to notice a changed state file.
-type fileSig struct {
-	size  int64
-	mtime int64
-	ok    bool
-}
-
-func statFile(path string) fileSig {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return fileSig{}
-	}
-	return fileSig{size: fi.Size(), mtime: fi.ModTime().UnixNano(), ok: true}
-}
-
 // watch reloads when the state changes, until ctx is done. A store that
-// implements state.Watcher is followed (see follow). A file store is
-// watched with change notifications on its directory (an apply renames a
-// new file into place) and polled for size and modification time; other
-// stores are polled.
+// implements state.Watcher (the file and etcd stores) is followed (see
+// follow); any other store is read every PollInterval.
 func (s *Server) watch(ctx context.Context) {
 	if w, ok := s.cfg.Store.(state.Watcher); ok {
 		s.follow(ctx, w)
 		return
 	}
-	fs, isFile := s.cfg.Store.(*state.FileStore)
-	var path string
-	var events <-chan fsnotify.Event
-	var errs <-chan error
-	var sig fileSig
-	if isFile {
-		path = filepath.Clean(fs.Path())
-		sig = s.loadedSig
-		if !s.cfg.NoWatch {
-			w, err := fsnotify.NewWatcher()
-			if err == nil {
-				err = w.Add(filepath.Dir(path))
-			}
-			if err != nil {
-				s.log.Warn("no change notifications for the state; polling it", "state", path, "interval", s.cfg.PollInterval.String(), "reason", err.Error())
-			} else {
-				defer w.Close()
-				events, errs = w.Events, w.Errors
-			}
-		}
+	if s.cfg.PollInterval < 0 {
+		return
 	}
-	var tick <-chan time.Time
-	if s.cfg.PollInterval > 0 {
-		t := time.NewTicker(s.cfg.PollInterval)
-		defer t.Stop()
-		tick = t.C
-	}
-	var settled <-chan time.Time
-	if isFile && statFile(path) != sig {
-		// Changed since the startup load.
-		sig = statFile(path)
-		s.reload(ctx, false)
-	}
+	t := time.NewTicker(s.cfg.PollInterval)
+	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case ev, ok := <-events:
-			if !ok {
-				events = nil
-				continue
-			}
-			if filepath.Clean(ev.Name) == path && settled == nil {
-				settled = time.After(settle)
-			}
-		case err, ok := <-errs:
-			if !ok {
-				errs = nil
-				continue
-			}
-			s.log.Warn("watching the state", "error", err.Error())
-		case <-settled:
-			settled = nil
-			sig = statFile(path)
-			s.reload(ctx, false)
-		case <-tick:
-			if isFile {
-				next := statFile(path)
-				if next == sig {
-					continue
-				}
-				sig = next
-			}
+		case <-t.C:
 			s.reload(ctx, false)
 		}
 	}
@@ -205,6 +124,9 @@ func (s *Server) follow(ctx context.Context, w state.Watcher) {
 			continue // drain until the watcher closes the channel
 		}
 		s.storeEvent(ev)
+		if s.cfg.handled != nil {
+			s.cfg.handled(ev)
+		}
 	}
 }
 

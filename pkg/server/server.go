@@ -59,22 +59,25 @@ type Config struct {
 	WriteTimeout    time.Duration
 	ShutdownTimeout time.Duration
 	MaxHeaderBytes  int
-	// PollInterval is how often the state file's size and modification
-	// time are compared, in case change notifications are missed; negative
-	// disables polling.
+	// PollInterval is how often a store that is not a state.Watcher is
+	// read for a new snapshot; negative disables polling (Reload remains).
+	// The file and etcd stores are Watchers: they tell of changes
+	// themselves.
 	PollInterval time.Duration
-	// NoWatch disables change notifications (polling and Reload remain).
-	NoWatch bool
 	// StateCache is a file that keeps the last snapshot served, written
 	// after each load from the store and each reload; empty for none. When
-	// a store that implements state.Watcher (etcd) cannot be reached at
-	// startup, the server starts from this file, if it exists, and keeps
-	// watching the store.
+	// a store that holds a connection (it implements io.Closer, as the etcd
+	// store does) cannot be reached at startup, the server starts from this
+	// file, if it exists, and keeps watching the store.
 	StateCache string
 
 	// Compile carries ReadFile, LookupEnv and Now to edge.Compile; the
 	// server sets its TicketSecret and Observer.
 	Compile edge.Options
+
+	// handled, when set, is called after each event of a watched store
+	// has been handled (tests synchronise on it; see export_test.go).
+	handled func(state.WatchEvent)
 }
 
 // Server serves the edge from a state store. Create it with New, bind its
@@ -101,9 +104,6 @@ type Server struct {
 	status status
 
 	draining atomic.Bool
-	// loadedSig is the state file's signature just before the startup
-	// load; a change between then and the watch's start is not missed.
-	loadedSig fileSig
 }
 
 // status is what the admin endpoints report about loading.
@@ -173,16 +173,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 // there is one.
 func (s *Server) load(ctx context.Context) (*edge.Runtime, *state.Snapshot, error) {
 	cfg := &s.cfg
-	if fs, ok := cfg.Store.(*state.FileStore); ok {
-		s.loadedSig = statFile(fs.Path())
-	}
-	_, watched := cfg.Store.(state.Watcher)
+	// A store that holds a connection may not answer for a while.
+	_, remote := cfg.Store.(io.Closer)
 	fromCache := false
 	snap, err := cfg.Store.Read(ctx)
 	switch {
 	case err == nil:
 		s.status.store.connected = true
-	case watched && !errors.Is(err, state.ErrCorrupt) && ctx.Err() == nil:
+	case remote && !errors.Is(err, state.ErrCorrupt) && ctx.Err() == nil:
 		// The store did not answer: a damaged state never falls back.
 		s.status.store.lastError = err.Error()
 		if snap, err = s.loadCache(err); err != nil {

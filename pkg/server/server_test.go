@@ -23,6 +23,7 @@ import (
 )
 
 func TestServesFromState(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := start(t, f, nil)
 	tests := map[string]struct {
@@ -64,6 +65,7 @@ func TestServesFromState(t *testing.T) {
 }
 
 func TestHTTP2(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := start(t, f, nil)
 	c := r.client(f, "api.test", f.valid, true)
@@ -91,8 +93,19 @@ func TestHTTP2(t *testing.T) {
 }
 
 func TestReloadSwapsRuntime(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
-	r := start(t, f, nil)
+	handled := make(chan int64, 64)
+	r := start(t, f, func(c *server.Config) {
+		server.OnEventHandled(c, func(ev state.WatchEvent) {
+			if ev.Snapshot != nil {
+				select {
+				case handled <- ev.Snapshot.Serial:
+				default:
+				}
+			}
+		})
+	})
 	c := r.client(f, "open.test", nil, false)
 	if _, v, _, err := get(c, "open.test", "/"); err != nil || v != "v1" {
 		t.Fatalf("before reload: version %q, %v", v, err)
@@ -111,9 +124,20 @@ func TestReloadSwapsRuntime(t *testing.T) {
 	if got := r.metric(t, "edgectl_state_serial"); got != "2" {
 		t.Errorf("edgectl_state_serial = %q, want 2", got)
 	}
-	// Writing the same serial again does not recompile.
+	// Writing the same serial again does not recompile: once the server
+	// has handled the file's change, nothing was reloaded.
+	for len(handled) > 0 {
+		<-handled
+	}
 	f.write(t, f.snapshot(2, "v2"))
-	time.Sleep(300 * time.Millisecond)
+	select {
+	case serial := <-handled:
+		if serial != 2 {
+			t.Fatalf("handled serial %d, want 2", serial)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the rewritten state file was not noticed")
+	}
 	if got := r.metric(t, `edgectl_reloads_total{result="success"}`); got != "1" {
 		t.Errorf("an unchanged serial was reloaded: success = %q", got)
 	}
@@ -127,6 +151,7 @@ func TestReloadSwapsRuntime(t *testing.T) {
 }
 
 func TestFailedReloadKeepsServing(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := start(t, f, nil)
 	c := r.client(f, "api.test", f.valid, false)
@@ -182,6 +207,7 @@ func TestFailedReloadKeepsServing(t *testing.T) {
 }
 
 func TestAdminEndpoints(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := start(t, f, nil)
 	if code, body := r.admin(t, "/healthz"); code != 200 || body != "ok\n" {
@@ -210,6 +236,7 @@ func TestAdminEndpoints(t *testing.T) {
 }
 
 func TestMetrics(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := start(t, f, nil)
 	get(r.client(f, "api.test", f.valid, false), "api.test", "/")
@@ -249,6 +276,7 @@ func TestMetrics(t *testing.T) {
 }
 
 func TestAccessLog(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := start(t, f, nil)
 	get(r.client(f, "api.test", f.valid, false), "api.test", "/accounts?secret=1")
@@ -306,6 +334,7 @@ func TestAccessLog(t *testing.T) {
 }
 
 func TestShutdownDrainsInFlight(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := start(t, f, func(c *server.Config) { c.ShutdownTimeout = 5 * time.Second })
 	c := r.client(f, "open.test", nil, false)
@@ -354,6 +383,7 @@ func TestShutdownDrainsInFlight(t *testing.T) {
 }
 
 func TestReloadDuringInFlightRequest(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := start(t, f, nil)
 	c := r.client(f, "open.test", nil, false)
@@ -381,6 +411,7 @@ func TestReloadDuringInFlightRequest(t *testing.T) {
 }
 
 func TestHandshakeTimeout(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := start(t, f, func(c *server.Config) {
 		c.HandshakeTimeout = 200 * time.Millisecond
@@ -412,6 +443,7 @@ func TestHandshakeTimeout(t *testing.T) {
 }
 
 func TestStartupErrors(t *testing.T) {
+	t.Parallel()
 	tests := map[string]struct {
 		write   func(*testing.T, *fixture)
 		is      error
@@ -454,6 +486,7 @@ func TestStartupErrors(t *testing.T) {
 }
 
 func TestListenBusyPort(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -468,5 +501,50 @@ func TestListenBusyPort(t *testing.T) {
 	}
 	if err := srv.Listen(); err == nil || !strings.Contains(err.Error(), "address already in use") {
 		t.Fatalf("want address already in use, got %v", err)
+	}
+}
+
+// TestReadyzWithoutDomain: a node whose state has no Domain refuses every
+// handshake, so /readyz sends the load balancer elsewhere, and says why.
+func TestReadyzWithoutDomain(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	r := start(t, f, nil)
+	if code, body := r.admin(t, "/readyz"); code != 200 {
+		t.Fatalf("/readyz with domains = %d %q, want 200", code, body)
+	}
+	empty := f.snapshot(2, "v2")
+	kept := empty.Resources[:0]
+	for _, res := range empty.Resources {
+		if res.Kind != manifest.KindDomain {
+			kept = append(kept, res)
+		}
+	}
+	empty.Resources = kept
+	f.write(t, empty)
+	eventually(t, "serial 2 to be served", func() bool { return r.srv.Runtime().Serial() == 2 })
+	code, body := r.admin(t, "/readyz")
+	if code != http.StatusServiceUnavailable || body != "not ready: serial 2 has no Domain, so every handshake is refused\n" {
+		t.Errorf("/readyz without a Domain = %d %q, want 503 naming the reason", code, body)
+	}
+	f.write(t, f.snapshot(3, "v3"))
+	eventually(t, "serial 3 to be served", func() bool { return r.srv.Runtime().Serial() == 3 })
+	if code, body := r.admin(t, "/readyz"); code != 200 || !strings.Contains(body, "ready: serving serial 3") {
+		t.Errorf("/readyz with domains again = %d %q, want 200", code, body)
+	}
+}
+
+// TestFixedState serves one snapshot that no one can write: the source of
+// edgectl test's in-process edge.
+func TestFixedState(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	store := server.FixedState("built from the manifests", f.snapshot(4, "v4"))
+	if err := store.Write(context.Background(), f.snapshot(5, "v5"), "", 4); err == nil || !strings.Contains(err.Error(), "built from the manifests is fixed") {
+		t.Errorf("Write = %v, want a refusal naming the state", err)
+	}
+	r := start(t, f, func(c *server.Config) { c.Store, c.PollInterval = store, -1 })
+	if _, v, _, err := get(r.client(f, "open.test", nil, false), "open.test", "/"); err != nil || v != "v4" {
+		t.Errorf("version %q, %v; want v4", v, err)
 	}
 }

@@ -45,6 +45,7 @@ func closedWithin(conn net.Conn, limit time.Duration) (time.Duration, bool) {
 // TestSlowClientHello: a ClientHello sent byte by byte does not extend the
 // handshake deadline; the connection is closed when it expires.
 func TestSlowClientHello(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := start(t, f, func(c *server.Config) { c.HandshakeTimeout = 400 * time.Millisecond })
 	hello := clientHello(t)
@@ -71,6 +72,7 @@ func TestSlowClientHello(t *testing.T) {
 // TestSlowHeaders: after the handshake, a client that sends its request
 // headers slowly is cut off by the header timeout.
 func TestSlowHeaders(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := start(t, f, func(c *server.Config) { c.HeaderTimeout = 400 * time.Millisecond })
 	roots := f.root.Pool()
@@ -96,6 +98,7 @@ func TestSlowHeaders(t *testing.T) {
 // handshake do not stop the edge from serving, and are all closed by the
 // handshake timeout.
 func TestManyIdleConnections(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := start(t, f, func(c *server.Config) { c.HandshakeTimeout = 500 * time.Millisecond })
 	var idle []net.Conn
@@ -125,6 +128,7 @@ func TestManyIdleConnections(t *testing.T) {
 
 // TestDefaultTimeouts pins the documented defaults.
 func TestDefaultTimeouts(t *testing.T) {
+	t.Parallel()
 	if server.DefaultHandshakeTimeout != 10*time.Second || server.DefaultHeaderTimeout != 10*time.Second || server.DefaultIdleTimeout != 120*time.Second {
 		t.Fatalf("defaults: handshake %v, header %v, idle %v", server.DefaultHandshakeTimeout, server.DefaultHeaderTimeout, server.DefaultIdleTimeout)
 	}
@@ -133,6 +137,7 @@ func TestDefaultTimeouts(t *testing.T) {
 // TestPlainHTTPToTLSPort: a plain-HTTP request on the edge's port is told
 // why it fails (as net/http does) and counted as not_tls.
 func TestPlainHTTPToTLSPort(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r := start(t, f, nil)
 	conn, err := net.Dial("tcp", r.srv.Addr().String())

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -27,7 +28,12 @@ type watchedStore struct {
 var (
 	_ state.Store   = (*watchedStore)(nil)
 	_ state.Watcher = (*watchedStore)(nil)
+	_ io.Closer     = (*watchedStore)(nil)
 )
+
+// Close is a no-op: as the etcd store, watchedStore holds a connection
+// (io.Closer is how the server tells a store that may not answer).
+func (w *watchedStore) Close() error { return nil }
 
 func (w *watchedStore) Read(context.Context) (*state.Snapshot, error) {
 	w.mu.Lock()
@@ -94,6 +100,7 @@ func cachedSerial(t *testing.T, path string) int64 {
 // store: each new revision reloads as a file change does, and the
 // connection shows in /state, /readyz and /metrics.
 func TestFollowWatchedStore(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	ws := &watchedStore{snap: f.snapshot(1, "v1"), events: make(chan state.WatchEvent)}
 	cache := filepath.Join(t.TempDir(), "cache", "state.json")
@@ -171,6 +178,7 @@ func TestFollowWatchedStore(t *testing.T) {
 
 // TestStartFromCache starts a server whose watched store cannot be reached.
 func TestStartFromCache(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	unreachable := errors.New("reading state: cannot reach etcd at 127.0.0.1:2379: connection refused")
 	cache := filepath.Join(t.TempDir(), "state-cache.json")

@@ -10,9 +10,9 @@ import (
 )
 
 // Watcher is implemented by stores that can follow the state as others
-// write it, such as the etcd store. A server type-asserts its Store to
-// Watcher: a store without it is reloaded by other means (the file store by
-// watching its file).
+// write it: the etcd store (a watch on its key) and the file store (change
+// notifications and polling of its file). A server type-asserts its Store
+// to Watcher: a store without it is polled.
 type Watcher interface {
 	// Watch follows the state until ctx is done, then closes the channel.
 	// The first event that carries content (Changed) is the state when the

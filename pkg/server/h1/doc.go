@@ -8,4 +8,24 @@
 // protocol version, header size); responses are framed here (Content-Length,
 // chunked or close-delimited). The edge uses it for every connection that
 // did not negotiate HTTP/2; net/http keeps serving HTTP/2.
+//
+// Framing follows RFC 9112 where net/http's parser is lenient or silent. A
+// scanner reads the raw request line and header bytes beside the parser
+// (no copy, no allocation) for what the parser drops, and the server then:
+//   - reads a request with both Content-Length and Transfer-Encoding as
+//     chunked and closes the connection after its response (§6.1);
+//   - refuses with 400 an HTTP/1.0 request with Transfer-Encoding (§6.1),
+//     an HTTP/1.1 request without a Host field, absolute-form included
+//     (§3.2), and a folded header line (obs-fold, §5.2);
+//   - refuses with 400 a method of anything but A-Z, "-" and "_", as nginx
+//     does: methods are case-sensitive, and "get" is not GET;
+//   - accepts the asterisk form only for OPTIONS, and hands "OPTIONS *" to
+//     the handler with r.RequestURI and r.URL.Path both "*".
+//
+// Every refusal is answered with its status and "Connection: close", never
+// reaches the handler, and is returned by ServeConn as a *ProtocolError
+// whose cause is one of the Err* values. Where this is stricter than
+// net/http's server, the cause's doc says so; FuzzDifferential checks that
+// these are the only differences, and TestAgainstNginx compares the same
+// requests with nginx.
 package h1

@@ -85,13 +85,20 @@ func FuzzServeConn(f *testing.F) {
 }
 
 // scriptConn is a connection whose client sends in and then closes its
-// side; what the server writes goes to out.
+// side; what the server writes goes to out. If readSize is not zero, each
+// read returns at most readSize bytes.
 type scriptConn struct {
-	in  *bytes.Reader
-	out *bytes.Buffer
+	in       *bytes.Reader
+	out      *bytes.Buffer
+	readSize int
 }
 
-func (c *scriptConn) Read(p []byte) (int, error)  { return c.in.Read(p) }
+func (c *scriptConn) Read(p []byte) (int, error) {
+	if c.readSize > 0 && len(p) > c.readSize {
+		p = p[:c.readSize]
+	}
+	return c.in.Read(p)
+}
 func (c *scriptConn) Write(p []byte) (int, error) { return c.out.Write(p) }
 func (c *scriptConn) Close() error                { return nil }
 func (c *scriptConn) LocalAddr() net.Addr         { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 443} }

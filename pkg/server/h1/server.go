@@ -5,12 +5,12 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net"
 	"net/http"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -76,6 +76,11 @@ var ErrServerClosed = errors.New("h1: server closed")
 // expires, a response requires closing, or the server shuts down; then it
 // closes c. If c is a *tls.Conn, its handshake must be complete; requests
 // carry its ConnectionState.
+//
+// When the connection ended because a request was refused before the
+// handler saw it (malformed, ambiguous framing, too large), ServeConn
+// returns a *ProtocolError saying with what status and why; otherwise
+// nil, or ErrServerClosed.
 func (s *Server) ServeConn(c net.Conn) error {
 	if s.shutdown.Load() {
 		c.Close()
@@ -87,7 +92,9 @@ func (s *Server) ServeConn(c net.Conn) error {
 		return ErrServerClosed
 	}
 	defer s.untrack(cn)
-	cn.serve()
+	if err := cn.serve(); err != nil {
+		return err // not a nil *ProtocolError in an error
+	}
 	return nil
 }
 
@@ -181,6 +188,7 @@ type conn struct {
 	srv    *Server
 	rwc    net.Conn
 	lim    limitReader
+	scan   headerScan
 	out    deadlineWriter
 	br     *bufio.Reader
 	bw     *bufio.Writer
@@ -198,7 +206,7 @@ var (
 
 func newConn(s *Server, c net.Conn) *conn {
 	cn := &conn{srv: s, rwc: c, remote: c.RemoteAddr().String()}
-	cn.lim.conn, cn.lim.timeout = c, s.BodyReadTimeout
+	cn.lim.conn, cn.lim.timeout, cn.lim.scan = c, s.BodyReadTimeout, &cn.scan
 	cn.br = readerPool.Get().(*bufio.Reader)
 	cn.br.Reset(&cn.lim)
 	cn.out.conn, cn.out.timeout = c, s.WriteTimeout
@@ -233,7 +241,7 @@ func (c *conn) maxHeaderBytes() int64 {
 	return DefaultMaxHeaderBytes
 }
 
-func (c *conn) serve() {
+func (c *conn) serve() *ProtocolError {
 	defer c.close()
 	for first := true; ; first = false {
 		// The request line and headers, from their first byte, are
@@ -256,18 +264,17 @@ func (c *conn) serve() {
 			c.setReadDeadline(idle)
 		}
 		if _, err := c.br.Peek(1); err != nil {
-			return
+			return nil
 		}
 		if !c.state.CompareAndSwap(stateIdle, stateActive) {
-			return // Shutdown closed the connection.
+			return nil // Shutdown closed the connection.
 		}
 		if !first {
 			c.setReadDeadline(c.srv.ReadHeaderTimeout)
 		}
-		req, err := http.ReadRequest(c.br)
+		req, err := c.readRequest()
 		if err != nil {
-			c.refuse(err)
-			return
+			return c.refuse(err)
 		}
 		c.lim.n = math.MaxInt64
 		if req.Body != http.NoBody {
@@ -277,17 +284,30 @@ func (c *conn) serve() {
 			c.lim.body = true
 			c.rwc.SetReadDeadline(time.Time{})
 		}
-		if status, msg := checkRequest(req); status != 0 {
-			c.reply(status, msg)
-			return
+		if perr := c.checkRequest(req); perr != nil {
+			c.reply(perr)
+			return perr
 		}
 		if !c.serveRequest(req) || c.srv.shutdown.Load() {
-			return
+			return nil
 		}
 		if !c.state.CompareAndSwap(stateActive, stateIdle) {
-			return
+			return nil
 		}
 	}
+}
+
+// readRequest parses the next request with http.ReadRequest while c.scan
+// watches the same bytes: first those already buffered, then those the
+// parser reads from the connection.
+func (c *conn) readRequest() (*http.Request, error) {
+	c.scan = headerScan{}
+	buffered, _ := c.br.Peek(c.br.Buffered())
+	c.scan.feed(buffered)
+	c.lim.scanning = !c.scan.done
+	req, err := http.ReadRequest(c.br)
+	c.lim.scanning = false
+	return req, err
 }
 
 func (c *conn) setReadDeadline(d time.Duration) {
@@ -299,26 +319,40 @@ func (c *conn) setReadDeadline(d time.Duration) {
 }
 
 // refuse answers a request that could not be read, unless the client went
-// away or was too slow, in which case there is nobody to answer.
-func (c *conn) refuse(err error) {
+// away or was too slow, in which case there is nobody to answer and it
+// returns nil.
+func (c *conn) refuse(err error) *ProtocolError {
 	var ne net.Error
+	var perr *ProtocolError
 	switch {
 	case c.lim.n <= 0:
-		c.reply(http.StatusRequestHeaderFieldsTooLarge, "request header fields too large")
+		perr = protocolError(http.StatusRequestHeaderFieldsTooLarge, ErrHeaderTooLarge)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.As(err, &ne) && ne.Timeout(), errors.Is(err, net.ErrClosed):
-	case strings.Contains(err.Error(), "unsupported transfer encoding"):
-		c.reply(http.StatusNotImplemented, "unsupported transfer encoding")
+		return nil
+	case c.scan.emptyRL:
+		perr = protocolError(http.StatusBadRequest, ErrLeadingEmptyLine)
+	case c.scan.done && c.scan.encodings > 0 && !c.scan.encodingSupported() && c.scan.atLeast11():
+		// The parser's only refusal of a whole header with such a
+		// field is the transfer coding (net/http answers 501 too).
+		perr = protocolError(http.StatusNotImplemented, ErrUnsupportedTransferEncoding)
 	default:
-		c.reply(http.StatusBadRequest, "bad request")
+		perr = protocolError(http.StatusBadRequest, fmt.Errorf("%w: %w", ErrMalformed, err))
 	}
+	c.reply(perr)
+	return perr
 }
 
-// reply writes a short plain-text error and marks the connection for
-// closing; it is for requests the handler never sees.
-func (c *conn) reply(status int, msg string) {
-	body := http.StatusText(status) + ": " + msg + "\n"
+// reply writes a short plain-text error for a request the handler never
+// sees; the connection is closed after it.
+func (c *conn) reply(perr *ProtocolError) {
+	msg := perr.Err.Error()
+	if errors.Is(perr, ErrMalformed) {
+		// Not the parser's text: it quotes the request back.
+		msg = ErrMalformed.Error()
+	}
+	body := http.StatusText(perr.Status) + ": " + msg + "\n"
 	c.bw.WriteString("HTTP/1.1 ")
-	writeStatus(c.bw, status)
+	writeStatus(c.bw, perr.Status)
 	c.bw.WriteString("\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: ")
 	writeInt(c.bw, int64(len(body)))
 	c.bw.WriteString("\r\n\r\n")
@@ -326,30 +360,58 @@ func (c *conn) reply(status int, msg string) {
 	c.bw.Flush()
 }
 
-// checkRequest adds to http.ReadRequest the checks of net/http's server;
-// a non-zero status refuses the request.
-func checkRequest(req *http.Request) (int, string) {
-	if req.ProtoMajor != 1 {
-		return http.StatusHTTPVersionNotSupported, "unsupported protocol version"
-	}
-	if req.Host == "" {
-		if req.ProtoAtLeast(1, 1) && req.Method != http.MethodConnect {
-			return http.StatusBadRequest, "missing required Host header"
-		}
-	} else if !httpguts.ValidHostHeader(req.Host) {
-		return http.StatusBadRequest, "malformed Host header"
+// checkRequest adds to http.ReadRequest the checks of net/http's server
+// and the framing rules of RFC 9112 that net/http does not apply; a
+// non-nil error refuses the request. A request with both Content-Length
+// and Transfer-Encoding is read as chunked (the parser does so) and marked
+// req.Close: the connection closes after its response (RFC 9112 §6.1).
+func (c *conn) checkRequest(req *http.Request) *ProtocolError {
+	s := &c.scan
+	switch {
+	case req.ProtoMajor != 1:
+		return protocolError(http.StatusHTTPVersionNotSupported, ErrVersion)
+	case s.obsFold:
+		return protocolError(http.StatusBadRequest, ErrObsFold)
+	case !validMethod(req.Method):
+		return protocolError(http.StatusBadRequest, ErrMethod)
+	case req.RequestURI == "*" && req.Method != http.MethodOptions:
+		return protocolError(http.StatusBadRequest, ErrAsteriskForm)
+	case s.hosts == 0 && req.ProtoAtLeast(1, 1) && req.Method != http.MethodConnect:
+		return protocolError(http.StatusBadRequest, ErrMissingHost)
+	case s.badHost, req.Host != "" && !httpguts.ValidHostHeader(req.Host):
+		return protocolError(http.StatusBadRequest, ErrHost)
+	case s.encodings > 0 && !req.ProtoAtLeast(1, 1):
+		return protocolError(http.StatusBadRequest, ErrTransferEncoding10)
 	}
 	for k, vv := range req.Header {
 		if !httpguts.ValidHeaderFieldName(k) {
-			return http.StatusBadRequest, "invalid header name"
+			return protocolError(http.StatusBadRequest, ErrHeaderName)
 		}
 		for _, v := range vv {
 			if !httpguts.ValidHeaderFieldValue(v) {
-				return http.StatusBadRequest, "invalid header value"
+				return protocolError(http.StatusBadRequest, ErrHeaderValue)
 			}
 		}
 	}
-	return 0, ""
+	if !expectsContinue(req) && req.Header.Get("Expect") != "" {
+		return protocolError(http.StatusExpectationFailed, ErrExpectation)
+	}
+	if s.lengths > 0 && s.encodings > 0 {
+		req.Close = true
+	}
+	return nil
+}
+
+// validMethod reports whether m is a method nginx accepts: one or more of
+// A-Z, "-" and "_" (ngx_http_parse_request_line). Every registered method
+// is of this form; a lower-case "get" is not GET.
+func validMethod(m string) bool {
+	for i := 0; i < len(m); i++ {
+		if b := m[i]; (b < 'A' || b > 'Z') && b != '-' && b != '_' {
+			return false
+		}
+	}
+	return m != ""
 }
 
 // serveRequest runs the handler on req and finishes its response. It
@@ -360,17 +422,9 @@ func (c *conn) serveRequest(req *http.Request) (keep bool) {
 	req = req.WithContext(c.ctx)
 	w := &c.res
 	w.reset(req)
-	if expectsContinue(req) {
-		if req.ProtoAtLeast(1, 1) && req.ContentLength != 0 {
-			w.continueBody.rc, w.continueBody.w = req.Body, w
-			req.Body = &w.continueBody
-		}
-	} else if req.Header.Get("Expect") != "" {
-		w.closeAfter = true
-		w.header.Set("Content-Type", "text/plain; charset=utf-8")
-		w.WriteHeader(http.StatusExpectationFailed)
-		w.finish()
-		return false
+	if expectsContinue(req) && req.ProtoAtLeast(1, 1) && req.ContentLength != 0 {
+		w.continueBody.rc, w.continueBody.w = req.Body, w
+		req.Body = &w.continueBody
 	}
 	w.body = req.Body
 	defer func() {
@@ -418,6 +472,9 @@ type limitReader struct {
 	n       int64
 	body    bool
 	timeout time.Duration
+	// While scanning, what is read is fed to scan.
+	scanning bool
+	scan     *headerScan
 }
 
 func (l *limitReader) Read(p []byte) (int, error) {
@@ -432,6 +489,10 @@ func (l *limitReader) Read(p []byte) (int, error) {
 	}
 	n, err := l.conn.Read(p)
 	l.n -= int64(n)
+	if l.scanning {
+		l.scan.feed(p[:n])
+		l.scanning = !l.scan.done
+	}
 	return n, err
 }
 
