@@ -48,6 +48,8 @@ import (
 func TestNginxIdentityParity(t *testing.T) {
 	nginxBin := nginxBinary(t)
 	dir := t.TempDir()
+	// EDGECTL_IDT_KEEP=DIR keeps the PKI, nginx.conf and manifests there,
+	// to rerun a case by hand.
 	if d := os.Getenv("EDGECTL_IDT_KEEP"); d != "" {
 		dir = d
 	}
