@@ -23,6 +23,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -676,18 +677,6 @@ func nginxBinary(t *testing.T) string {
 	return bin
 }
 
-// freePort returns a loopback port that was free a moment ago (nginx
-// cannot listen on port 0 and say which port it got).
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // startNginx runs nginx in the foreground with one server per trust
 // configuration and returns its address. ssl_verify_client is
 // optional_no_ca (the verification and $ssl_client_verify are those of
@@ -696,7 +685,8 @@ func freePort(t *testing.T) string {
 // reaches the origin.
 func startNginx(t *testing.T, bin, dir string, c *identityCorpus, origin string) string {
 	t.Helper()
-	addr := freePort(t)
+	// nginx cannot listen on port 0 and say which port it got.
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
 	var conf strings.Builder
 	fmt.Fprintf(&conf, `daemon off;
 master_process off;
