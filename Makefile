@@ -49,7 +49,7 @@ bench:
 
 ## fuzz: run each fuzz target for FUZZTIME (default 30s); their seed corpora also run in make test.
 FUZZTIME ?= 30s
-FUZZ_TARGETS := FuzzLoad:./pkg/manifest/ FuzzValidate:./pkg/validate/ FuzzRules:./pkg/rules/ FuzzHeaderSafe:./pkg/pki/ FuzzSlashDN:./pkg/pki/ FuzzServeConn:./pkg/server/h1/ FuzzDifferential:./pkg/server/h1/
+FUZZ_TARGETS := FuzzLoad:./pkg/manifest/ FuzzValidate:./pkg/validate/ FuzzRules:./pkg/rules/ FuzzHeaderSafe:./pkg/pki/ FuzzSlashDN:./pkg/pki/ FuzzDNForms:./pkg/pki/ FuzzServeConn:./pkg/server/h1/ FuzzDifferential:./pkg/server/h1/
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		name=$${t%%:*}; pkg=$${t#*:}; echo "== $$name ($$pkg, $(FUZZTIME))"; \
@@ -74,7 +74,7 @@ demo-tools:
 	@$(MAKE) --no-print-directory install-missing PROGRAMS="$(DEMO_TOOLS)"
 install-missing:
 	@missing=""; for t in $(PROGRAMS); do \
-		command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t#*:}"; done; \
+		PATH="$$PATH:/usr/sbin:/sbin" command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

@@ -13,7 +13,6 @@ import (
 
 	"github.com/edgectl/edgectl/pkg/diag"
 	"github.com/edgectl/edgectl/pkg/edge"
-	"github.com/edgectl/edgectl/pkg/edgetest"
 	"github.com/edgectl/edgectl/pkg/manifest"
 	"github.com/edgectl/edgectl/pkg/pki"
 	"github.com/edgectl/edgectl/pkg/rules"
@@ -681,12 +680,12 @@ func (c *checker) testSuite(e *entry, spec *manifest.TestSuiteSpec) {
 // checkAlert reports an alert name that is neither an RFC 8446 name nor
 // crypto/tls's wording of one, with the closest names.
 func checkAlert(doc *manifest.Document, diags *diag.List, at, name string) {
-	if _, ok := edgetest.NormalizeAlert(name); ok {
+	if _, ok := pki.NormalizeAlert(name); ok {
 		return
 	}
 	var names []string
 	for code := 0; code < 256; code++ {
-		if n := edgetest.AlertName(uint8(code)); n != "" {
+		if n := pki.AlertName(uint8(code)); n != "" {
 			names = append(names, n)
 		}
 	}

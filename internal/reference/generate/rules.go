@@ -172,18 +172,19 @@ hostname, then wildcard); an unknown or missing SNI refuses the handshake with
 | --- | --- | --- | --- |
 | none | ` + "`NONE`" + ` | ` + "`MISSING_CLIENT_CERTIFICATE`" + ` | ` + "`certificate_required`" + ` (TLS 1.3), ` + "`handshake_failure`" + ` (TLS 1.2) |
 | valid | ` + "`SUCCESS`" + ` | ` + "`SUCCESS`" + ` | none: accepted |
-| issuer not trusted | ` + "`FAILED:unable to get local issuer certificate`" + ` (issuer sent), ` + "`FAILED:unable to verify the first certificate`" + ` (leaf alone) | ` + "`CERTIFICATE_VERIFICATION_ERROR`" + ` | ` + "`unknown_ca`" + ` |
+| issuer not trusted | ` + "`FAILED:unable to get local issuer certificate`" + ` (issuers sent), ` + "`FAILED:unable to verify the first certificate`" + ` (leaf alone) | ` + "`CERTIFICATE_VERIFICATION_ERROR`" + ` | ` + "`unknown_ca`" + ` |
 | self-signed | ` + "`FAILED:self-signed certificate`" + `, ` + "`FAILED:self-signed certificate in certificate chain`" + ` | same | ` + "`unknown_ca`" + ` |
 | expired | ` + "`FAILED:certificate has expired`" + ` | same | ` + "`certificate_expired`" + ` |
 | not yet valid | ` + "`FAILED:certificate is not yet valid`" + ` | same | ` + "`certificate_expired`" + ` |
+| more intermediates than ` + "`verifyDepth`" + ` | ` + "`FAILED:unable to get local issuer certificate`" + ` (OpenSSL stops building the chain there) | same | ` + "`bad_certificate`" + ` |
 | not for client authentication | ` + "`FAILED:unsuitable certificate purpose`" + ` | same | ` + "`bad_certificate`" + ` |
-| chain longer than ` + "`verifyDepth`" + ` | ` + "`FAILED:certificate chain too long`" + ` | same | ` + "`bad_certificate`" + ` |
 | revoked by a CRL | ` + "`FAILED:certificate revoked`" + ` | same | ` + "`bad_certificate`" + ` |
 | CRL past its ` + "`nextUpdate`" + ` | ` + "`FAILED:CRL has expired`" + ` | same | ` + "`bad_certificate`" + ` |
-| anything else (name constraints, …) | ` + "`FAILED:certificate verify failed`" + ` (the Go error goes to the log) | same | ` + "`bad_certificate`" + ` |
+| path length, name constraints, more than 32 certificates, anything else | ` + "`FAILED:path length constraint exceeded`" + `, ` + "`FAILED:permitted subtree violation`" + `, ` + "`FAILED:excluded subtree violation`" + `, ` + "`FAILED:certificate chain too long`" + `, ` + "`FAILED:certificate verify failed`" + ` (the Go error goes to the log) | same | ` + "`bad_certificate`" + ` |
 
 The reasons are OpenSSL's wording, as nginx reports them, so origins written for nginx keep
-working; the complete list is in [the nginx mapping](../nginx-variables.md). Go's TLS server
+working; when several checks fail, the reason is the one nginx reports. Every reason, and when
+it applies, is in [the nginx mapping's verify reasons](../nginx-variables.md#verify-reasons). Go's TLS server
 chooses the alert for its own verification and sends ` + "`bad_certificate`" + ` for the extra checks, hence
 ` + "`certificate_expired`" + ` for a certificate that is not yet valid and ` + "`bad_certificate`" + ` for a revoked one:
 the handshake is refused in every case, and ` + "`edgectl test`" + ` can assert the alert (` + "`expect.alert`" + `).
@@ -198,7 +199,8 @@ differs, edgectl chooses the behaviour nginx, HAProxy and Envoy users expect:
 
 - **More variables.** Firewall: ` + "`ssl_client_fingerprint`" + `, ` + "`ssl_client_fingerprint_sha256`" + `, ` + "`ssl_client_s_dn`" + `,
   ` + "`ssl_client_s_dn_parsed`" + ` and ` + "`ssl_client_serial`" + ` for certificate pinning. Application: the RFC 2253 DN
-  forms, the SHA-256 fingerprint, the SANs and the other variables marked edgectl above.
+  forms, the SHA-256 fingerprint, the SANs, the RFC 8705 thumbprint, Envoy's XFCC element and the
+  other variables marked edgectl above.
 - **` + "`ssl_client_cert`" + ` is one line**, an alias of ` + "`ssl_client_escaped_cert`" + `: a multi-line PEM cannot travel
   in a header.
 - **Exact formats.** DNs are OpenSSL 3's byte for byte, ` + "`FAILED:`" + ` reasons are OpenSSL's wording, and
