@@ -46,7 +46,8 @@ func rulesMarkdown(m *reference.Model) []byte {
 		}
 	}
 	if _, f, _, err := m.Lookup("Firewall.spec.rules.behaviors"); err == nil {
-		b.WriteString("\n### Firewall behaviors\n\nEvery firewall behavior ends the firewall's rules.\n\n| behavior | argument | what it does |\n| --- | --- | --- |\n")
+		b.WriteString("\n### Firewall behaviors\n\n`deny`, `drop` and `setCustomResponse` end the firewall's rules; `setRateLimit` ends them only when it refuses\n" +
+			"a request (429), so later rules still run under the limit.\n\n| behavior | argument | what it does |\n| --- | --- | --- |\n")
 		for _, c := range f.Fields {
 			fmt.Fprintf(&b, "| `%s` | %s | %s |\n", c.Name, argument(c), cell(c.Description))
 		}
@@ -128,9 +129,10 @@ edgectl name, are in [the nginx mapping](../nginx-variables.md).
 `
 
 const behaviorsIntro = `A behavior is a one-key map, such as ` + "`- addRequestHeader: \"Client-Cert: ${ssl_client_escaped_cert}\"`" + `;
-behaviors without an argument take ` + "`true`" + `. In an application, ` + "`deny`" + `, ` + "`noContent`" + `, the redirects,
-` + "`deliver`" + ` and ` + "`finishRequestPhase`" + ` are terminal; header behaviors and ` + "`rewriteRequest`" + ` are not, so
-later behaviors and rules still run. A rule's ` + "`phase`" + ` (default ` + "`request`" + `) decides which behaviors
+behaviors without an argument take ` + "`true`" + `. In an application, ` + "`deny`" + `, ` + "`noContent`" + `, ` + "`redirectTo301`" + `,
+` + "`redirectTo302`" + `, ` + "`deliver`" + ` and ` + "`finishRequestPhase`" + ` end the phase (` + "`redirectHttpToHttps`" + ` only for a
+plain-HTTP request); header behaviors and ` + "`rewriteRequest`" + ` do not, so later behaviors and rules still
+run, and ` + "`validate`" + ` warns about a behavior placed after one that ends the phase. A rule's ` + "`phase`" + ` (default ` + "`request`" + `) decides which behaviors
 it may use.
 `
 
