@@ -344,11 +344,11 @@ kind: Domain
 metadata:
   name: open-banking
 spec:
-  hostnames: [api.bank.example]
+  firewall: partner-firewall
   
 `
 	c.open(path, text)
-	at := pos(t, text, "  hostnames", "")
+	at := pos(t, text, "  firewall", "")
 	at["character"] = 2
 	res := c.call("textDocument/completion", map[string]any{"textDocument": map[string]any{"uri": fileURI(path)}, "position": at})
 	items := map[string]string{}
@@ -361,10 +361,11 @@ spec:
 		}
 		items[m["label"].(string)] = ins
 	}
-	// Scalars insert "name: ", objects "name:" and an indented line, lists "- ".
+	// Scalars insert "name: ", objects "name:" and an indented line, lists
+	// "name:" and an indented "- ".
 	for label, prefix := range map[string]string{
-		"certificate": "certificate: ", "application": "application: ", "firewall": "firewall: ",
-		"mtls": "mtls:\n  ",
+		"certificate": "certificate: ", "application": "application: ",
+		"mtls": "mtls:\n  ", "hostnames": "hostnames:\n  - ",
 	} {
 		ins, ok := items[label]
 		if !ok {
@@ -375,8 +376,8 @@ spec:
 			t.Errorf("completing %q inserts %q, want it to start with %q", label, ins, prefix)
 		}
 	}
-	if _, ok := items["hostnames"]; ok {
-		t.Errorf("completion offers hostnames again: %v", items)
+	if _, ok := items["firewall"]; ok {
+		t.Errorf("completion offers firewall again: %v", items)
 	}
 }
 
