@@ -68,6 +68,8 @@ type Field struct {
 	Ref string `json:"ref,omitempty"`
 	// Phases are the rule phases a behavior is allowed in.
 	Phases []string `json:"phases,omitempty"`
+	// SeeAlso points to further documentation, such as another explain command.
+	SeeAlso string `json:"seeAlso,omitempty"`
 	// Constraints are the other rules the value obeys, as sentences.
 	Constraints []string `json:"constraints,omitempty"`
 	// Fields are the children of an object (or of the objects of a list).

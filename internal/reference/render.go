@@ -81,6 +81,9 @@ func (m *Model) ExplainField(w io.Writer, kind, field *Field, path string, recur
 			b.WriteString("    " + name + ": " + ex + "\n")
 		}
 	}
+	if field.SeeAlso != "" {
+		b.WriteString("\nSEE ALSO:\n" + wrap(field.SeeAlso, "    ", 80))
+	}
 	if len(field.Fields) > 0 {
 		b.WriteString("\nFIELDS:\n")
 		if recursive {

@@ -186,10 +186,12 @@ type Criterion struct {
 	Conditional string `yaml:"conditional,omitempty" json:"conditional,omitempty"`
 	// Variable is what is compared: a firewall variable name such as host, or an application variable such as ${ssl_client_verify}.
 	// +example=${ssl_client_verify}
+	// +seeAlso=edgectl explain variables (every variable of both engines, its phases, exact format and an example)
 	Variable string `yaml:"variable" json:"variable"`
 	// Operator is the comparison: is_equal, is_not_equal, starts_with, does_not_start_with, matches, does_not_match, exists, does_not_exist, is_in_list, is_not_in_list.
 	// +enum=is_equal,is_not_equal,starts_with,does_not_start_with,matches,does_not_match,exists,does_not_exist,is_in_list,is_not_in_list
 	// +example=is_equal
+	// +seeAlso=edgectl explain variables (the operators follow the variables)
 	Operator string `yaml:"operator" json:"operator"`
 	// Argument is the value compared with; a RE2 regular expression for matches, a NetworkList name for is_in_list; absent for exists and does_not_exist.
 	// +type=string,number,boolean

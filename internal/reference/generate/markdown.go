@@ -76,6 +76,9 @@ func fieldText(f *reference.Field) string {
 		}
 		parts = append(parts, c)
 	}
+	if f.SeeAlso != "" {
+		parts = append(parts, "See `"+strings.Replace(f.SeeAlso, " (", "` (", 1)+".")
+	}
 	if f.Example != "" && !strings.Contains(f.Example, "\n") {
 		parts = append(parts, "Example: `"+f.Example+"`.")
 	}

@@ -34,6 +34,7 @@ func fieldModel(n *node, namePattern string) *reference.Field {
 	}
 	f.Default, _ = m.get("default")
 	f.Ref, _ = m.get("ref")
+	f.SeeAlso, _ = m.get("seeAlso")
 	if p, ok := m.get("phase"); ok {
 		f.Phases = strings.Split(p, ",")
 	}
