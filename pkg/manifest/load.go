@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -489,35 +490,71 @@ func (d *Document) decodeEnvelope() {
 	d.SpecErr = knownFields(&env.Spec, NewSpec(d.Kind))
 }
 
-// knownFields decodes n again into v, a new value of the spec's type, with
-// yaml's KnownFields, so that a field the Go type lacks is an error rather
-// than silently dropped: the JSON Schema and the Go types cannot disagree
-// without a diagnostic.
+// knownFields checks n against v's type as yaml's KnownFields decoding
+// does, so that a field the Go type lacks is an error rather than silently
+// dropped: the JSON Schema and the Go types cannot disagree without a
+// diagnostic. It walks the nodes instead of decoding them a second time.
 func knownFields(n *yaml.Node, v any) error {
-	b, err := yaml.Marshal(n)
-	if err != nil {
-		return err
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	var te *yaml.TypeError
-	if err := dec.Decode(v); !errors.As(err, &te) {
-		// Anything but unknown fields was already decided by the lax decode
-		// (an alias to an anchor outside the spec cannot be re-encoded alone).
-		return nil
-	}
 	var unknown []string
-	for _, e := range te.Errors {
-		// "line 3: field x not found in type manifest.DomainSpec": the line
-		// is that of the re-encoded spec, not of the file.
-		if _, msg, ok := strings.Cut(e, ": "); ok && strings.Contains(msg, " not found in type ") {
-			unknown = append(unknown, msg)
-		}
-	}
+	checkKnown(n, reflect.TypeOf(v), &unknown, 0)
 	if len(unknown) == 0 {
 		return nil
 	}
 	return fmt.Errorf("%s", strings.Join(unknown, "; "))
+}
+
+// checkKnown appends to unknown a message for every mapping key below n
+// that the struct type t (or its elements) lacks.
+func checkKnown(n *yaml.Node, t reflect.Type, unknown *[]string, depth int) {
+	n = deref(n)
+	if n == nil || depth > 64 {
+		return
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case t.Kind() == reflect.Struct && n.Kind == yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key, val := n.Content[i].Value, n.Content[i+1]
+			if key == "<<" { // a merge key: its mapping's keys belong to t
+				checkKnown(val, t, unknown, depth+1)
+				continue
+			}
+			f, ok := yamlField(t, key)
+			if !ok {
+				*unknown = append(*unknown, fmt.Sprintf("field %s not found in type %s", key, t))
+				continue
+			}
+			checkKnown(val, f.Type, unknown, depth+1)
+		}
+	case (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) && n.Kind == yaml.SequenceNode:
+		for _, c := range n.Content {
+			checkKnown(c, t.Elem(), unknown, depth+1)
+		}
+	case t.Kind() == reflect.Map && n.Kind == yaml.MappingNode:
+		for i := 1; i < len(n.Content); i += 2 {
+			checkKnown(n.Content[i], t.Elem(), unknown, depth+1)
+		}
+	}
+}
+
+// yamlField returns the field of struct type t whose yaml name is name.
+func yamlField(t reflect.Type, name string) (reflect.StructField, bool) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if tag == "-" || !f.IsExported() {
+			continue
+		}
+		if tag == "" {
+			tag = strings.ToLower(f.Name)
+		}
+		if tag == name {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
 }
 
 // NewSpec returns a pointer to a new zero spec of kind, or nil for an unknown kind.

@@ -7,7 +7,8 @@
 // default=, example= (YAML; "\n" is a line break), pattern=, minLength=,
 // maxLength=, minimum=, maximum=, minItems=, uniqueItems, ref=Kind (the
 // field names a resource of Kind), type=a,b (a union of JSON types) and
-// phase=request,response (a behavior's phases). On a struct type:
+// phase=request,response (a behavior's phases), seeAlso= (further
+// documentation, such as another explain command). On a struct type:
 // oneOf=a,b (exactly one of the fields), requiredIf=field:other=value,
 // forbiddenIf=field:other=v1,v2 (absent when other is one of the values,
 // required otherwise), oneKey (exactly one field set; boolean fields take
