@@ -830,7 +830,9 @@ spec:
 	if err := apply.Run(); err != nil {
 		t.Fatalf("edgectl apply: %v\n%s", err, out.String())
 	}
-	return e.serveWith(t, "").edge
+	// The manifests (and so the key references) are in dir itself; the
+	// last --key-dir wins over serveWith's default.
+	return e.serveWith(t, "", "--key-dir", dir).edge
 }
 
 // identityRequest sends GET path to a proxy over a new connection, with the
