@@ -9,12 +9,16 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/edgectl/edgectl/pkg/rules"
 )
@@ -74,5 +78,52 @@ func TestNewClientCert(t *testing.T) {
 	none := newClientCert(nil, "", "")
 	if diff := cmp.Diff(&rules.ClientCert{Verify: rules.VerifyNone, Status: rules.StatusMissingCertificate}, none); diff != "" {
 		t.Errorf("no certificate (-want +got):\n%s", diff)
+	}
+}
+
+// TestRequestView is not parallel: testing.AllocsPerRun may not run in a
+// parallel test.
+func TestRequestView(t *testing.T) {
+	conn := rules.NewConn(netip.MustParseAddrPort("203.0.113.9:50000"), netip.MustParseAddrPort("192.0.2.1:443"), nil, nil)
+	now := time.Date(2025, 12, 1, 3, 4, 5, 0, time.UTC)
+	read := httptest.NewRequest("POST", "/a/b%2Fc?x=1&y=%20z", nil)
+	read.Header.Set("X-Tenant", "t-1")
+	built, err := http.NewRequest("GET", "https://api.bank.example/p?q", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := map[string]struct {
+		r    *http.Request
+		want rules.Request
+	}{
+		"read from a client": {r: read, want: rules.Request{
+			Method: "POST", Target: "/a/b%2Fc?x=1&y=%20z", Path: "/a/b/c", Query: "x=1&y=%20z", Proto: "HTTP/1.1",
+			Header: rules.HeaderMap{"X-Tenant": {"t-1"}}, Host: "api.bank.example", Scheme: "https", Conn: conn, Now: now,
+		}},
+		// Without a RequestURI the target is the URL's origin form.
+		"built in process": {r: built, want: rules.Request{
+			Method: "GET", Target: "/p?q", Path: "/p", Query: "q", Proto: "HTTP/1.1",
+			Header: rules.HeaderMap{}, Host: "api.bank.example", Scheme: "https", Conn: conn, Now: now,
+		}},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			var got rules.Request
+			requestView(&got, tt.r, "api.bank.example", conn, now)
+			if diff := cmp.Diff(tt.want, got, cmpopts.IgnoreUnexported(rules.Request{}, rules.Conn{}), cmpopts.EquateComparable(netip.AddrPort{})); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+	// The view shares the request's header map: the headers the edge strips
+	// are gone from both.
+	var v rules.Request
+	requestView(&v, read, "api.bank.example", conn, now)
+	read.Header.Del("X-Tenant")
+	if _, ok := v.Header["X-Tenant"]; ok {
+		t.Error("the view holds a copy of the request's headers")
+	}
+	if n := testing.AllocsPerRun(100, func() { requestView(&v, read, "api.bank.example", conn, now) }); n != 0 {
+		t.Errorf("requestView allocates %v times per request, want 0", n)
 	}
 }
