@@ -183,7 +183,8 @@ const mb = 1 << 20
 // TestScale10kDomains serves 10,000 domains with pkg/server, reloads them
 // and checks that the edge serves the right certificate and rules over real
 // TLS; it logs compile+swap time, heap and RSS (BenchmarkCompile10kDomains
-// measures them).
+// measures them). It is not parallel, so that its figures are its own: the
+// parallel tests of the package run after it.
 func TestScale10kDomains(t *testing.T) {
 	if testing.Short() {
 		t.Skip("10,000 domains: skipped with -short")
