@@ -137,7 +137,7 @@ func (rt *Runtime) connFacts(r *http.Request, d *Domain) (c *rules.Conn, ok bool
 				return nil, false
 			}
 		}
-		client = rules.NewClientCert(leaf, verr.SSLClientVerify(), verr.Status())
+		client = newClientCert(leaf, verr.SSLClientVerify(), verr.Status())
 		rt.observer.Verified(d.Name, client.Verify)
 	}
 	var remote, local netip.AddrPort
@@ -246,12 +246,12 @@ func (rt *Runtime) serve(w *statusWriter, r *http.Request, st *reqState) {
 	// families always.
 	dropUnderscoreHeaders(r.Header, d.app.underscores)
 	// Clients can neither forge nor remove the headers the edge sets.
-	d.app.app.StripHeaders(r.Header)
+	d.app.app.StripHeaders(rules.HeaderMap(r.Header))
 	if !normalizePath(r, d.app, st) {
 		respond(w, http.StatusBadRequest, "bad request: the path holds an encoded slash or a backslash, which this application refuses\n")
 		return
 	}
-	st.req = rules.Request{HTTP: r, Host: host, Scheme: "https", Conn: conn, Now: st.started}
+	requestView(&st.req, r, host, conn, st.started)
 	st.domain = d
 
 	if d.firewall != nil {

@@ -27,48 +27,28 @@ import (
 	"github.com/edgectl/edgectl/pkg/manifest"
 )
 
-// limitObserver counts the requests each limit refused.
-type limitObserver struct {
-	mu     sync.Mutex
-	limits map[string]int
-	errors []string
-}
-
-func (o *limitObserver) Request(rec *edge.Record) {
-	if rec.Status >= 500 && rec.Limit == "" {
-		o.mu.Lock()
-		o.errors = append(o.errors, fmt.Sprintf("%d %s", rec.Status, rec.Error))
-		o.mu.Unlock()
-	}
-	if rec.Limit == "" {
-		return
-	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.limits == nil {
-		o.limits = map[string]int{}
-	}
-	o.limits[rec.Limit]++
-}
-
-func (o *limitObserver) Verified(string, string) {}
-
-func (o *limitObserver) count(limit string) int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.limits[limit]
-}
-
-// edgeObserved is edgeFor with an observer.
-func edgeObserved(t *testing.T, originURL string, obs edge.Observer, edit func(*manifest.ApplicationSpec)) *edgeServer {
+// edgeLogged is edgeFor with the access log sent to l.
+func edgeLogged(t *testing.T, originURL string, l *accessLog, edit func(*manifest.ApplicationSpec)) *edgeServer {
 	t.Helper()
 	p := newPKI(t)
 	snap := snapshotFor(p, originURL)
 	if edit != nil {
 		edit(snap.Resources[2].Spec.(*manifest.ApplicationSpec))
 	}
-	rt := compileFor(t, p, snap, obs)
-	return &edgeServer{addr: serveRuntime(t, rt), rt: rt, p: p}
+	return serveSnapshot(t, p, snap, withAccessLog(l))
+}
+
+// countLimits stops the edge and counts its access log's requests by the
+// limit that refused them.
+func (e *edgeServer) countLimits(t *testing.T, l *accessLog) map[string]int {
+	t.Helper()
+	n := map[string]int{}
+	for _, r := range e.records(t, l) {
+		if r.Limit != "" {
+			n[r.Limit]++
+		}
+	}
+	return n
 }
 
 // h1Client is an HTTP/1.1 client of the "valid" partner that opens as many
@@ -159,8 +139,8 @@ func (g *gatedOrigin) waitArrived(t *testing.T, n int) {
 func TestOriginConnectionLimit(t *testing.T) {
 	const clients, maxConns, maxQueue = 300, 8, 50
 	g := newGatedOrigin(t)
-	obs := &limitObserver{}
-	e := edgeObserved(t, g.URL, obs, func(a *manifest.ApplicationSpec) {
+	log := &accessLog{}
+	e := edgeLogged(t, g.URL, log, func(a *manifest.ApplicationSpec) {
 		a.Origin.MaxConnections, a.Origin.MaxQueue, a.Origin.QueueTimeout = intp(maxConns), intp(maxQueue), "20s"
 		// Generous: 300 handshakes compete for the CPU with the dials.
 		a.Origin.ConnectTimeout, a.Origin.ResponseTimeout = "10s", "20s"
@@ -199,13 +179,13 @@ func TestOriginConnectionLimit(t *testing.T) {
 		}
 	}
 	if statuses[503] != clients-maxConns-maxQueue {
-		t.Fatalf("statuses before the origin answered: %v, want %d × 503 (errors: %q)", statuses, clients-maxConns-maxQueue, obs.errors)
+		t.Fatalf("statuses before the origin answered: %v, want %d × 503", statuses, clients-maxConns-maxQueue)
 	}
 	g.waitArrived(t, maxConns)
 	if n := g.accepts.Load(); n != maxConns {
 		t.Errorf("origin accepted %d connections while the requests queued, want %d", n, maxConns)
 	}
-	if n := edge.OpenOriginConns(e.rt, "api"); n != maxConns {
+	if n := edge.OpenOriginConns(e.runtime(), "api"); n != maxConns {
 		t.Errorf("edge holds %d origin connections, want %d", n, maxConns)
 	}
 	g.open()
@@ -221,7 +201,7 @@ func TestOriginConnectionLimit(t *testing.T) {
 	if n := g.accepts.Load(); n > maxConns {
 		t.Errorf("origin accepted %d connections in all, limit %d", n, maxConns)
 	}
-	if got := obs.count(edge.LimitOriginQueueFull); got != clients-maxConns-maxQueue {
+	if got := e.countLimits(t, log)[edge.LimitOriginQueueFull]; got != clients-maxConns-maxQueue {
 		t.Errorf("%d refusals counted as %s, want %d", got, edge.LimitOriginQueueFull, clients-maxConns-maxQueue)
 	}
 }
@@ -230,8 +210,8 @@ func TestOriginConnectionLimit(t *testing.T) {
 // the queue timeout is answered 503 with Retry-After, and counted.
 func TestOriginQueueTimeout(t *testing.T) {
 	g := newGatedOrigin(t)
-	obs := &limitObserver{}
-	e := edgeObserved(t, g.URL, obs, func(a *manifest.ApplicationSpec) {
+	log := &accessLog{}
+	e := edgeLogged(t, g.URL, log, func(a *manifest.ApplicationSpec) {
 		a.Origin.MaxConnections, a.Origin.MaxQueue, a.Origin.QueueTimeout = intp(1), intp(5), "300ms"
 		a.Origin.ResponseTimeout = "20s"
 	})
@@ -260,12 +240,12 @@ func TestOriginQueueTimeout(t *testing.T) {
 	if waited < 250*time.Millisecond || waited > 5*time.Second {
 		t.Errorf("answered after %v, want about the queue timeout (300ms)", waited)
 	}
-	if got := obs.count(edge.LimitOriginQueueTimeout); got != 1 {
-		t.Errorf("%d refusals counted as %s, want 1", got, edge.LimitOriginQueueTimeout)
-	}
 	g.open()
 	if s := <-first; s != 200 {
 		t.Errorf("first request: %d", s)
+	}
+	if got := e.countLimits(t, log)[edge.LimitOriginQueueTimeout]; got != 1 {
+		t.Errorf("%d refusals counted as %s, want 1", got, edge.LimitOriginQueueTimeout)
 	}
 }
 
@@ -274,7 +254,7 @@ func TestOriginQueueTimeout(t *testing.T) {
 // the next request, which would otherwise be refused (queue full).
 func TestQueuedRequestCancelled(t *testing.T) {
 	g := newGatedOrigin(t)
-	e := edgeObserved(t, g.URL, nil, func(a *manifest.ApplicationSpec) {
+	e := edgeFor(t, g.URL, func(a *manifest.ApplicationSpec) {
 		a.Origin.MaxConnections, a.Origin.MaxQueue, a.Origin.QueueTimeout = intp(1), intp(1), "30s"
 		a.Origin.ResponseTimeout = "30s"
 	})
@@ -335,7 +315,7 @@ func TestCancelledExchangeClosesOriginConnection(t *testing.T) {
 		case <-time.After(20 * time.Second):
 		}
 	})
-	e := edgeObserved(t, origin.URL, nil, func(a *manifest.ApplicationSpec) { a.Origin.ResponseTimeout = "30s" })
+	e := edgeFor(t, origin.URL, func(a *manifest.ApplicationSpec) { a.Origin.ResponseTimeout = "30s" })
 	cc := e.h2Conn(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, "GET", "https://api.bank.test/slow", nil)
@@ -358,9 +338,9 @@ func TestCancelledExchangeClosesOriginConnection(t *testing.T) {
 	}
 	<-done
 	deadline := time.Now().Add(5 * time.Second)
-	for edge.OpenOriginConns(e.rt, "api") != 0 || edge.IdleOriginConns(e.rt, "api") != 0 {
+	for edge.OpenOriginConns(e.runtime(), "api") != 0 || edge.IdleOriginConns(e.runtime(), "api") != 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("edge still holds %d origin connections (%d idle)", edge.OpenOriginConns(e.rt, "api"), edge.IdleOriginConns(e.rt, "api"))
+			t.Fatalf("edge still holds %d origin connections (%d idle)", edge.OpenOriginConns(e.runtime(), "api"), edge.IdleOriginConns(e.runtime(), "api"))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -371,9 +351,9 @@ func TestCancelledExchangeClosesOriginConnection(t *testing.T) {
 func waitQueued(t *testing.T, e *edgeServer, n int) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for edge.QueuedRequests(e.rt, "api") != n {
+	for edge.QueuedRequests(e.runtime(), "api") != n {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d requests queued, want %d", edge.QueuedRequests(e.rt, "api"), n)
+			t.Fatalf("%d requests queued, want %d", edge.QueuedRequests(e.runtime(), "api"), n)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -440,8 +420,8 @@ func TestRequestBodyLimit(t *testing.T) {
 		b, err := io.ReadAll(r.Body)
 		fmt.Fprintf(w, "got %d bytes, err %v", len(b), err)
 	})
-	obs := &limitObserver{}
-	e := edgeObserved(t, origin.URL, obs, func(a *manifest.ApplicationSpec) { a.MaxRequestBodySize = "1KiB" })
+	log := &accessLog{}
+	e := edgeLogged(t, origin.URL, log, func(a *manifest.ApplicationSpec) { a.MaxRequestBodySize = "1KiB" })
 	dir := t.TempDir()
 	big := filepath.Join(dir, "big")
 	os.WriteFile(big, bytes.Repeat([]byte("x"), 1025), 0o600)
@@ -469,7 +449,7 @@ func TestRequestBodyLimit(t *testing.T) {
 			t.Errorf("curl: %q, want the origin to get 1024 bytes", out)
 		}
 	})
-	if got := obs.count(edge.LimitBodySize); got != 2 {
+	if got := e.countLimits(t, log)[edge.LimitBodySize]; got != 2 {
 		t.Errorf("%d refusals counted as %s, want 2", got, edge.LimitBodySize)
 	}
 }
@@ -484,7 +464,7 @@ func TestRequestBodyLimitStreaming(t *testing.T) {
 		bodyErr <- err
 	})
 	off := false
-	e := edgeObserved(t, origin.URL, nil, func(a *manifest.ApplicationSpec) {
+	e := edgeFor(t, origin.URL, func(a *manifest.ApplicationSpec) {
 		a.MaxRequestBodySize = "100KiB"
 		a.RequestBuffering = &manifest.RequestBuffering{Enabled: &off}
 	})
@@ -524,7 +504,7 @@ func TestSlowUploaderHoldsNoOriginConnection(t *testing.T) {
 				b, err := io.ReadAll(r.Body)
 				fmt.Fprintf(w, "got %q, err %v", b, err)
 			})
-			e := edgeObserved(t, origin.URL, nil, func(a *manifest.ApplicationSpec) {
+			e := edgeFor(t, origin.URL, func(a *manifest.ApplicationSpec) {
 				a.Origin.MaxConnections, a.Origin.MaxQueue, a.Origin.ResponseTimeout = intp(1), intp(0), "30s"
 				a.RequestBuffering = &manifest.RequestBuffering{Enabled: &buffering}
 			})

@@ -37,8 +37,7 @@ func adminFirewallEdge(t *testing.T, policy *manifest.PathPolicy) (*edgeServer, 
 	snap := snapshotFor(p, origin.URL)
 	snap.Resources[2].Spec.(*manifest.ApplicationSpec).Paths = policy
 	addAdminRule(snap)
-	rt := compileFor(t, p, snap, nil)
-	return &edgeServer{addr: serveRuntime(t, rt), rt: rt, p: p}, func() string {
+	return serveSnapshot(t, p, snap), func() string {
 		mu.Lock()
 		defer mu.Unlock()
 		s := seen
