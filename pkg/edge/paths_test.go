@@ -326,3 +326,41 @@ func waitTCP(addr string, exited <-chan struct{}) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestRawTargetVariable: the raw request target stays available: the
+// firewall's request_target_raw and the application's ${request_uri} and
+// ${request_target_raw} hold it as sent, while request_uri and ${uri}
+// hold the normalised path.
+func TestRawTargetVariable(t *testing.T) {
+	origin := headerOrigin(t)
+	p := newPKI(t)
+	snap := snapshotFor(p, origin.URL)
+	app := snap.Resources[2].Spec.(*manifest.ApplicationSpec)
+	app.Rules = append(app.Rules, manifest.AppRule{Name: "paths", Behaviors: []manifest.AppBehavior{
+		{AddRequestHeader: "X-Uri: ${uri}"},
+		{AddRequestHeader: "X-Request-Uri: ${request_uri}"},
+		{AddRequestHeader: "X-Raw: ${request_target_raw}"},
+	}})
+	arg := `/\.\./`
+	fw := snap.Resources[3].Spec.(*manifest.FirewallSpec)
+	fw.Rules = append([]manifest.FirewallRule{{
+		Name:      "raw dot segments",
+		Criteria:  [][]manifest.Criterion{{{Variable: "request_target_raw", Operator: "matches", Argument: &arg}}},
+		Behaviors: []manifest.FirewallBehavior{{SetCustomResponse: &manifest.CustomResponse{StatusCode: 418, ContentBody: "raw"}}},
+	}}, fw.Rules...)
+	snap.Resources[4].Spec.(*manifest.DomainSpec).Firewall = "portal"
+	e := serveSnapshot(t, p, snap)
+	c := e.dial(t)
+	if status, body := c.get(t, "/x/../public"); status != 418 || body != "raw" {
+		t.Errorf("/x/../public: %d %q, want the firewall's 418 on the raw target", status, body)
+	}
+	status, body := c.get(t, "//public/./a?q=%2e")
+	if status != 200 {
+		t.Fatalf("status %d: %s", status, body)
+	}
+	for _, want := range []string{"x-uri: /public/a", "x-request-uri: //public/./a?q=%2e", "x-raw: //public/./a?q=%2e"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the origin did not receive %q:\n%s", want, body)
+		}
+	}
+}
