@@ -629,3 +629,32 @@ func TestOptionsAsterisk(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestBodyLimitDefaultAndUnlimited: without maxRequestBodySize a
+// body over 10MiB is refused (413) before the origin is reached, and "0"
+// accepts any size.
+func TestRequestBodyLimitDefaultAndUnlimited(t *testing.T) {
+	var reached atomic.Int64
+	origin := newCountingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		reached.Add(1)
+		n, err := io.Copy(io.Discard, r.Body)
+		fmt.Fprintf(w, "got %d bytes, err %v", n, err)
+	})
+	body := bytes.Repeat([]byte("z"), 10<<20+1)
+	post := func(e *edgeServer) (int, string) {
+		resp, err := e.h1Client().Post("https://api.bank.test/upload", "application/octet-stream", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		got, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(got)
+	}
+	if status, _ := post(edgeFor(t, origin.URL, nil)); status != 413 || reached.Load() != 0 {
+		t.Errorf("10MiB+1 with the default limit: %d, origin reached %d times; want 413 and never", status, reached.Load())
+	}
+	unlimited := edgeFor(t, origin.URL, func(a *manifest.ApplicationSpec) { a.MaxRequestBodySize = "0" })
+	if status, got := post(unlimited); status != 200 || got != fmt.Sprintf("got %d bytes, err <nil>", len(body)) {
+		t.Errorf("10MiB+1 with maxRequestBodySize 0: %d %q", status, got)
+	}
+}
