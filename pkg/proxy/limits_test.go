@@ -276,3 +276,39 @@ func TestBodyTooLargeBeforeDialing(t *testing.T) {
 		t.Errorf("%d connections opened", o.Open())
 	}
 }
+
+// TestExchangeCancelledHTTPS: the same with an https origin: the TLS
+// connection is broken at once, without waiting on its close_notify.
+func TestExchangeCancelledHTTPS(t *testing.T) {
+	t.Parallel()
+	arrived, closed := make(chan struct{}, 1), make(chan time.Time, 1)
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		select {
+		case <-r.Context().Done(): // the connection closed
+			closed <- time.Now()
+		case <-time.After(20 * time.Second):
+		}
+	}))
+	t.Cleanup(srv.Close)
+	u, _ := url.Parse(srv.URL)
+	tc := srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+	tc.ServerName = "example.com"
+	o := New(Config{URL: u, TLS: tc, ConnectTimeout: time.Second, ResponseTimeout: 30 * time.Second})
+	t.Cleanup(o.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := o.RoundTrip(ctx, httptest.NewRequest("GET", "https://edge.example/slow", nil), &Outbound{})
+		errc <- err
+	}()
+	waitFor(t, arrived, "the request at the origin")
+	cancelled := time.Now()
+	cancel()
+	if err := waitFor(t, errc, "RoundTrip to return"); !errors.Is(err, context.Canceled) {
+		t.Errorf("RoundTrip: %v, want context.Canceled", err)
+	}
+	if d := waitFor(t, closed, "the origin to see the connection close").Sub(cancelled); d > time.Second {
+		t.Errorf("the origin connection closed %v after the cancel", d)
+	}
+}

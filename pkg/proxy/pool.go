@@ -162,7 +162,9 @@ func (p *originPool) dial(ctx context.Context) (*originConn, error) {
 	c := &originConn{conn: conn, tcp: tcp, src: headerLimitReader{conn: conn, limit: -1}}
 	c.br = bufio.NewReaderSize(&c.src, connBufferSize)
 	c.bw = bufio.NewWriterSize(conn, connBufferSize)
-	c.abort = func() { conn.Close() }
+	// The TCP connection: closing it breaks a blocked TLS read or write at
+	// once, without a close_notify that could wait on them.
+	c.abort = func() { tcp.Close() }
 	return c, nil
 }
 
