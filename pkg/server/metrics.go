@@ -24,6 +24,7 @@ const (
 	MetricRuntimeDomains      = "edgectl_runtime_domains"
 	MetricAccessLogDropped    = "edgectl_access_log_dropped_total"
 	MetricStoreConnected      = "edgectl_state_store_connected"
+	MetricLimitRefusals       = "edgectl_limit_refusals_total"
 )
 
 // metrics holds the server's Prometheus collectors in a registry of its own.
@@ -41,6 +42,7 @@ type metrics struct {
 	domains       prometheus.Gauge
 	dropped       prometheus.Counter
 	connected     prometheus.Gauge
+	limits        *prometheus.CounterVec
 
 	// Cached children: looking a child up by labels hashes and allocates,
 	// so each (domain, code) and each domain's verification results are
@@ -86,7 +88,10 @@ func newMetrics() *metrics {
 	m.connected = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: MetricStoreConnected, Help: "1 while the state store answers, 0 while it cannot be reached (a file store is always 1).",
 	})
-	m.reg.MustRegister(m.requests, m.verifications, m.handshakes, m.firewall, m.upstream, m.reloads, m.serial, m.domains, m.dropped, m.connected,
+	m.limits = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: MetricLimitRefusals, Help: "Requests refused by a limit or policy of their application, by domain and limit (request_body_size: 413; origin_queue_full, origin_queue_timeout: 503; escaped_slash: 400).",
+	}, []string{"domain", "limit"})
+	m.reg.MustRegister(m.requests, m.verifications, m.handshakes, m.firewall, m.upstream, m.reloads, m.serial, m.domains, m.dropped, m.connected, m.limits,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Reload results and handshake reasons show from the start, at zero.
 	m.reloads.WithLabelValues("success")
@@ -103,6 +108,9 @@ func (m *metrics) request(rec *edge.Record) {
 	c.(prometheus.Counter).Inc()
 	if rec.FirewallRule != "" {
 		m.firewall.WithLabelValues(rec.Domain, rec.FirewallRule, rec.FirewallAction).Inc()
+	}
+	if rec.Limit != "" {
+		m.limits.WithLabelValues(rec.Domain, rec.Limit).Inc()
 	}
 	if rec.UpstreamStatus != 0 {
 		o, ok := m.upChildren.Load(rec.Domain)
