@@ -8,6 +8,7 @@ import (
 
 	"github.com/edgectl/edgectl/pkg/manifest"
 	"github.com/edgectl/edgectl/pkg/rules"
+	"github.com/edgectl/edgectl/pkg/state"
 )
 
 // compileCache is what a runtime was compiled from and into, kept so that
@@ -55,13 +56,19 @@ type cachedFirewall struct {
 	fw   *rules.Firewall
 }
 
-// newCompileCache is an empty cache for a compile with opts.
-func newCompileCache(opts Options) *compileCache {
+// newCompileCache is an empty cache for a compile with opts of the
+// resources byKind (which size its maps).
+func newCompileCache(opts Options, byKind map[string]map[string]*state.Resource) *compileCache {
+	n := func(kind string) int { return len(byKind[kind]) }
 	return &compileCache{
 		secret: opts.TicketSecret, skipKeys: opts.SkipKeys,
-		lists: map[string]cachedList{}, trusts: map[string]cachedTrust{},
-		certs: map[string]*compiledCert{}, byContent: map[[2][32]byte]*compiledCert{},
-		firewalls: map[string]cachedFirewall{}, apps: map[string]*cachedApp{}, policies: map[string]*tlsPolicy{},
+		lists:     make(map[string]cachedList, n(manifest.KindNetworkList)),
+		trusts:    make(map[string]cachedTrust, n(manifest.KindTrustedCA)),
+		certs:     make(map[string]*compiledCert, n(manifest.KindCertificate)),
+		byContent: make(map[[2][32]byte]*compiledCert, n(manifest.KindCertificate)),
+		firewalls: make(map[string]cachedFirewall, n(manifest.KindFirewall)),
+		apps:      make(map[string]*cachedApp, n(manifest.KindApplication)),
+		policies:  make(map[string]*tlsPolicy, n(manifest.KindDomain)),
 	}
 }
 
@@ -69,7 +76,7 @@ func newCompileCache(opts Options) *compileCache {
 // there is no previous runtime.
 func previousCache(opts Options) *compileCache {
 	if opts.Previous == nil || opts.Previous.cache == nil {
-		return newCompileCache(Options{})
+		return newCompileCache(Options{}, nil)
 	}
 	return opts.Previous.cache
 }

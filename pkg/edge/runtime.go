@@ -119,9 +119,9 @@ func (e *CompileError) Error() string {
 // when any resource cannot serve; nothing is partially compiled.
 func Compile(snap *state.Snapshot, opts Options) (*Runtime, error) {
 	opts = opts.withDefaults()
-	c := &compiler{opts: opts, errs: &CompileError{}, prev: previousCache(opts), next: newCompileCache(opts)}
+	byKind := groupByKind(snap)
+	c := &compiler{opts: opts, errs: &CompileError{}, byKind: byKind, prev: previousCache(opts), next: newCompileCache(opts, byKind)}
 	c.certsOK, c.policiesOK = c.prev.certReusable(opts), c.prev.policyReusable(opts)
-	c.byKind = groupByKind(snap)
 	nDomains := len(c.byKind[manifest.KindDomain])
 	rt := &Runtime{
 		serial: snap.Serial, lineage: snap.Lineage,
