@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -129,6 +130,7 @@ func fillSpecPath(t *testing.T, v reflect.Value, path string, n *int, target int
 // server certificates with their keys, two client CAs (one with a CRL), a
 // revoked and two valid client certificates, and a recording origin.
 type incrFixture struct {
+	edgeCA       *pkitest.CA
 	servers      []*pkitest.Certificate
 	caA, caB     *pkitest.CA
 	crlA         string
@@ -146,9 +148,9 @@ var (
 func getIncrFixture(t *testing.T) *incrFixture {
 	incrOnce.Do(func() {
 		edgeCA := pkitest.NewCA("incr edge root")
-		f := &incrFixture{caA: pkitest.NewCA("incr partners A"), caB: pkitest.NewCA("incr partners B"), secret: []byte("incr ticket secret")}
+		f := &incrFixture{edgeCA: edgeCA, caA: pkitest.NewCA("incr partners A"), caB: pkitest.NewCA("incr partners B"), secret: []byte("incr ticket secret")}
 		for i := range 3 {
-			f.servers = append(f.servers, edgeCA.IssueServer([]string{fmt.Sprintf("s%d.incr.test", i)}))
+			f.servers = append(f.servers, edgeCA.IssueServer([]string{fmt.Sprintf("s%d.incr.test", i), "*.test"}))
 		}
 		revoked := f.caA.IssueClient("revoked")
 		f.clients = []*pkitest.Certificate{f.caA.IssueClient("good-a"), revoked, f.caB.IssueClient("good-b")}
@@ -817,5 +819,86 @@ func TestIncrementalTicketSecret(t *testing.T) {
 	defer rt3.Close()
 	if rt3.Domains()[0].tls == rt.Domains()[0].tls {
 		t.Fatal("TLS configuration reused under a fresh random ticket secret")
+	}
+}
+
+// TestIncrementalSessionResumption resumes TLS sessions over loopback
+// across an incremental compile that changes a TrustedCA's CRL: the
+// domains using it refuse to resume (their ticket key changed with the
+// trust store), the other domains resume as before.
+func TestIncrementalSessionResumption(t *testing.T) {
+	f := getIncrFixture(t)
+	w := newIncrWorld()
+	rt1, err := Compile(w.snapshot(t, f, 1), f.options(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cur atomic.Pointer[Runtime]
+	cur.Store(rt1)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+		return cur.Load().ConfigForClient(h)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				if c.(*tls.Conn).Handshake() == nil {
+					io.WriteString(c, "ok\n")
+				}
+			}()
+		}
+	}()
+	caches := map[string]tls.ClientSessionCache{}
+	// dial handshakes with domain's first hostname and reports whether the
+	// session was resumed.
+	dial := func(domain string) bool {
+		t.Helper()
+		if caches[domain] == nil {
+			caches[domain] = tls.NewLRUClientSessionCache(4)
+		}
+		conn, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{ServerName: domain + ".test", RootCAs: f.edgeCA.Pool(),
+			Certificates: []tls.Certificate{f.clients[0].TLSCertificate()}, ClientSessionCache: caches[domain]})
+		if err != nil {
+			t.Fatalf("%s: %v", domain, err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		if line, err := io.ReadAll(conn); err != nil || string(line) != "ok\n" {
+			t.Fatalf("%s: read %q, %v", domain, line, err) // the read also takes the session ticket
+		}
+		return conn.ConnectionState().DidResume
+	}
+	domains := []string{"dom0", "dom1", "dom2", "dom3"}
+	for _, d := range domains {
+		if dial(d) {
+			t.Fatalf("%s: first handshake resumed", d)
+		}
+		if !dial(d) {
+			t.Fatalf("%s: no resumption before the change; the test cannot tell", d)
+		}
+	}
+	tr := w.trusts["ca1"] // dom1 (enforce) and dom2 (permissive)
+	tr.crl = false
+	w.trusts["ca1"] = tr
+	rt2, err := Compile(w.snapshot(t, f, 2), f.options(rt1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur.Swap(rt2).Close()
+	defer rt2.Close()
+	want := map[string]bool{"dom0": true, "dom1": false, "dom2": false, "dom3": true}
+	for _, d := range domains {
+		if got := dial(d); got != want[d] {
+			t.Errorf("%s: resumed %v after the CRL of ca1 changed, want %v", d, got, want[d])
+		}
 	}
 }

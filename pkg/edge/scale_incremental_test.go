@@ -238,12 +238,12 @@ func waitServing(tb testing.TB, c *http.Client, i int, want string, start time.T
 	return 0
 }
 
-// BenchmarkReload10kDomainsOneChange measures, through pkg/server with a
+// BenchmarkCompile10kDomainsWriteToServing measures, through pkg/server with a
 // state file, the time from the write of a state in which one domain's
 // application changed to that domain serving the change: the change
 // notification, reading and decoding the 10,000-domain state, the
 // incremental compile and the swap.
-func BenchmarkReload10kDomainsOneChange(b *testing.B) {
+func BenchmarkCompile10kDomainsWriteToServing(b *testing.B) {
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer origin.Close()
 	base := scaleSnapshot(scaleDomains, origin.URL)
@@ -294,7 +294,7 @@ func setSerial(tb testing.TB, data []byte, serial int64) []byte {
 // checks that every request succeeds, that unchanged domains keep their
 // origin connections, and that each change is served. It logs the time
 // from each write to the change serving and the request latencies before
-// and during the swaps (BenchmarkReload10kDomainsOneChange measures the
+// and during the swaps (BenchmarkCompile10kDomainsWriteToServing measures the
 // former).
 func TestScale10kDomainsSwapUnderLoad(t *testing.T) {
 	if testing.Short() {
