@@ -126,8 +126,9 @@ func Compile(snap *state.Snapshot, opts Options) (*Runtime, error) {
 	rt := &Runtime{
 		serial: snap.Serial, lineage: snap.Lineage,
 		exact: make(map[string]*Domain, nDomains), wildcard: make(map[string]*Domain, nDomains),
-		apps: make(map[string]*appRuntime, len(c.byKind[manifest.KindApplication])),
-		now:  opts.Now, observer: opts.Observer, cache: c.next,
+		apps:    make(map[string]*appRuntime, len(c.byKind[manifest.KindApplication])),
+		domains: make([]*Domain, 0, nDomains),
+		now:     opts.Now, observer: opts.Observer, cache: c.next,
 	}
 	if rt.observer == nil {
 		rt.observer = nopObserver{}
@@ -176,12 +177,18 @@ func (opts Options) withDefaults() Options {
 
 // groupByKind indexes the snapshot's resources by kind and name.
 func groupByKind(snap *state.Snapshot) map[string]map[string]*state.Resource {
-	byKind := map[string]map[string]*state.Resource{}
+	// Sized first: growing maps of 10,000 entries is a good part of an
+	// incremental compile.
+	counts := map[string]int{}
+	for i := range snap.Resources {
+		counts[snap.Resources[i].Kind]++
+	}
+	byKind := make(map[string]map[string]*state.Resource, len(counts))
+	for kind, n := range counts {
+		byKind[kind] = make(map[string]*state.Resource, n)
+	}
 	for i := range snap.Resources {
 		r := &snap.Resources[i]
-		if byKind[r.Kind] == nil {
-			byKind[r.Kind] = map[string]*state.Resource{}
-		}
 		byKind[r.Kind][r.Name] = r
 	}
 	return byKind
@@ -200,7 +207,7 @@ func sortedNames(byName map[string]*state.Resource) []string {
 
 // networkLists compiles the NetworkLists.
 func (c *compiler) networkLists() map[string]*rules.NetworkList {
-	lists := map[string]*rules.NetworkList{}
+	lists := make(map[string]*rules.NetworkList, len(c.byKind[manifest.KindNetworkList]))
 	for name, r := range c.byKind[manifest.KindNetworkList] {
 		spec := r.Spec.(*manifest.NetworkListSpec)
 		if p, ok := c.prev.lists[name]; ok && equalNetworkList(p.spec, spec) {
@@ -216,7 +223,7 @@ func (c *compiler) networkLists() map[string]*rules.NetworkList {
 
 // trustStores compiles the TrustedCAs; a broken one is left out.
 func (c *compiler) trustStores() map[string]*trustStore {
-	trusts := map[string]*trustStore{}
+	trusts := make(map[string]*trustStore, len(c.byKind[manifest.KindTrustedCA]))
 	for name, r := range c.byKind[manifest.KindTrustedCA] {
 		spec := r.Spec.(*manifest.TrustedCASpec)
 		if p, ok := c.prev.trusts[name]; ok && equalTrustedCA(p.spec, spec) {
@@ -235,7 +242,7 @@ func (c *compiler) trustStores() map[string]*trustStore {
 
 // firewalls compiles the Firewalls.
 func (c *compiler) firewalls(lists map[string]*rules.NetworkList) map[string]*rules.Firewall {
-	firewalls := map[string]*rules.Firewall{}
+	firewalls := make(map[string]*rules.Firewall, len(c.byKind[manifest.KindFirewall]))
 	for name, r := range c.byKind[manifest.KindFirewall] {
 		spec := r.Spec.(*manifest.FirewallSpec)
 		if p, ok := c.prev.firewalls[name]; ok && equalFirewall(p.spec, spec) && !c.firewallListsChanged(spec) {
@@ -292,7 +299,7 @@ func (c *compiler) domain(rt *Runtime, name string, certs map[string]*compiledCe
 			c.add(r, "spec.firewall", fmt.Sprintf("Firewall %q is missing or broken", spec.Firewall))
 		}
 	}
-	mode, trust, trustPEM := ModeOff, (*trustStore)(nil), ""
+	mode, trust, tca := ModeOff, (*trustStore)(nil), (*manifest.TrustedCASpec)(nil)
 	if m := spec.MTLS; m != nil && m.Enabled {
 		mode = ModeEnforce
 		if m.Verification == manifest.VerificationPermissive {
@@ -303,8 +310,7 @@ func (c *compiler) domain(rt *Runtime, name string, certs map[string]*compiledCe
 			c.add(r, "spec.mtls.trustedCA", fmt.Sprintf("TrustedCA %q is missing or broken; the domain would have no trust store", m.TrustedCA))
 			return
 		}
-		tca := c.byKind[manifest.KindTrustedCA][m.TrustedCA].Spec.(*manifest.TrustedCASpec)
-		trustPEM = tca.Certificate + tca.CRL + fmt.Sprint(trust.depth)
+		tca = c.byKind[manifest.KindTrustedCA][m.TrustedCA].Spec.(*manifest.TrustedCASpec)
 	}
 	if !ok {
 		return
@@ -315,6 +321,10 @@ func (c *compiler) domain(rt *Runtime, name string, certs map[string]*compiledCe
 	if p := c.prev.policies[name]; c.policiesOK && p != nil && p.cert == cert && p.trust == trust && p.mode == mode {
 		d.tls = p
 	} else {
+		trustPEM := ""
+		if tca != nil {
+			trustPEM = tca.Certificate + tca.CRL + fmt.Sprint(trust.depth)
+		}
 		d.tls = compileTLS(name, cert.tls, cert.pem, mode, trust, trustPEM, c.opts.TicketSecret, c.opts.Now)
 		d.tls.cert = cert
 	}

@@ -67,12 +67,22 @@ func equalFirewall(a, b *manifest.FirewallSpec) bool {
 // equalCriteria reports whether two criteria (groups of comparisons) are
 // the same.
 func equalCriteria(a, b [][]manifest.Criterion) bool {
-	return slices.EqualFunc(a, b, func(ga, gb []manifest.Criterion) bool {
-		return slices.EqualFunc(ga, gb, func(ca, cb manifest.Criterion) bool {
-			return ca.Conditional == cb.Conditional && ca.Variable == cb.Variable && ca.Operator == cb.Operator &&
-				equalPtr(ca.Argument, cb.Argument)
-		})
-	})
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if len(a[i]) != len(b[i]) {
+			return false
+		}
+		for j := range a[i] {
+			ca, cb := &a[i][j], &b[i][j]
+			if ca.Conditional != cb.Conditional || ca.Variable != cb.Variable || ca.Operator != cb.Operator ||
+				!equalPtr(ca.Argument, cb.Argument) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // equalPtr reports whether two optional values are both absent or both
