@@ -213,6 +213,8 @@ type incrApp struct {
 type incrFW struct {
 	admin int
 	list  string
+	// rate adds a global limit of one request per minute.
+	rate bool
 }
 
 func newIncrWorld() *incrWorld {
@@ -301,6 +303,10 @@ func (w *incrWorld) snapshot(t *testing.T, f *incrFixture, serial int64) *state.
 			spec.Rules = append(spec.Rules, manifest.FirewallRule{Name: "listed",
 				Criteria:  [][]manifest.Criterion{{{Variable: "network", Operator: "is_in_list", Argument: arg(fw.list)}}},
 				Behaviors: []manifest.FirewallBehavior{{SetCustomResponse: &manifest.CustomResponse{StatusCode: 451, ContentBody: "listed by " + name}}}})
+		}
+		if fw.rate {
+			spec.Rules = append(spec.Rules, manifest.FirewallRule{Name: "rate",
+				Behaviors: []manifest.FirewallBehavior{{SetRateLimit: &manifest.RateLimit{Type: "minute", LimitBy: "global", AverageRateLimit: 1, MaximumBurstSize: 1}}}})
 		}
 		res = append(res, state.Resource{Kind: manifest.KindFirewall, Name: name, Spec: spec})
 	}
@@ -900,5 +906,52 @@ func TestIncrementalSessionResumption(t *testing.T) {
 		if got := dial(d); got != want[d] {
 			t.Errorf("%s: resumed %v after the CRL of ca1 changed, want %v", d, got, want[d])
 		}
+	}
+}
+
+// TestIncrementalRateLimits checks that a reload keeps the counters of an
+// unchanged Firewall's rate limits, and that a changed Firewall starts
+// afresh, as docs/SECURITY.md says.
+func TestIncrementalRateLimits(t *testing.T) {
+	f := getIncrFixture(t)
+	w := newIncrWorld()
+	fw := w.fws["fw1"] // dom3's
+	fw.rate = true
+	w.fws["fw1"] = fw
+	status := func(rt *Runtime) string {
+		t.Helper()
+		return strings.Fields(incrRequest(t, rt, "dom3.test", "/", "192.0.2.10:4000", nil))[0]
+	}
+	rt1, err := Compile(w.snapshot(t, f, 1), f.options(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt1.Close()
+	if got := status(rt1); got != "200" {
+		t.Fatalf("first request: %s", got)
+	}
+	if got := status(rt1); got != "429" {
+		t.Fatalf("second request within the minute: %s, want 429", got)
+	}
+	a := w.apps["app0"] // an unrelated change
+	a.version++
+	w.apps["app0"] = a
+	rt2, err := Compile(w.snapshot(t, f, 2), f.options(rt1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt2.Close()
+	if got := status(rt2); got != "429" {
+		t.Errorf("after a reload that did not change the Firewall: %s, want 429 (the limit carried over)", got)
+	}
+	fw.admin++
+	w.fws["fw1"] = fw
+	rt3, err := Compile(w.snapshot(t, f, 3), f.options(rt2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt3.Close()
+	if got := status(rt3); got != "200" {
+		t.Errorf("after the Firewall changed: %s, want 200 (a new limit)", got)
 	}
 }
