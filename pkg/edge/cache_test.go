@@ -955,3 +955,35 @@ func TestIncrementalRateLimits(t *testing.T) {
 		t.Errorf("after the Firewall changed: %s, want 200 (a new limit)", got)
 	}
 }
+
+// TestIncrementalPreviousClosedConcurrently closes the previous runtime
+// while a compile reuses it (run it with -race): every application of the
+// new runtime must have an open pool, whether it took a reference before
+// the close or was compiled anew after it.
+func TestIncrementalPreviousClosedConcurrently(t *testing.T) {
+	f := getIncrFixture(t)
+	w := newIncrWorld()
+	snap := w.snapshot(t, f, 1)
+	for range 20 {
+		prev, err := Compile(snap, f.options(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() { prev.Close(); close(done) }()
+		next, err := Compile(snap, f.options(prev))
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-done
+		for _, host := range []string{"dom0.test", "dom4.test"} {
+			if res := incrRequest(t, next, host, "/", "192.0.2.10:4000", nil); !strings.HasPrefix(res, "200 ") {
+				t.Fatalf("%s: %s", host, res)
+			}
+		}
+		if IdleOriginConns(next, "app0") != 1 {
+			t.Fatalf("app0: %d idle origin connections after a request, want 1: its pool is closed", IdleOriginConns(next, "app0"))
+		}
+		next.Close()
+	}
+}
