@@ -445,7 +445,18 @@ func (w *incrWorld) edit(r *rand.Rand, f *incrFixture) string {
 func (w *incrWorld) fixBroken(f *incrFixture) {
 	f.keyOverrides.Delete("KEY0")
 	for name, d := range w.domains {
-		d.Hostnames = slices.DeleteFunc(slices.Clone(d.Hostnames), func(h string) bool { return !strings.Contains(h, name+".test") })
+		seen := map[string]bool{}
+		d.Hostnames = slices.DeleteFunc(slices.Clone(d.Hostnames), func(h string) bool {
+			dup := seen[h]
+			seen[h] = true
+			return dup || !strings.Contains(h, name+".test")
+		})
+	}
+	for name, tr := range w.trusts {
+		if tr.crl && !strings.Contains(tr.bundle, "A") { // the CRL is A's
+			tr.crl = false
+			w.trusts[name] = tr
+		}
 	}
 	for name, a := range w.apps {
 		if a.list == "missing" {
@@ -575,7 +586,7 @@ func TestIncrementalEqualsFull(t *testing.T) {
 	if testing.Short() {
 		sequences, steps = 2, 12
 	}
-	reused := 0
+	reused, served, failed := 0, 0, 0
 	for seq := range sequences {
 		t.Run(fmt.Sprintf("seed=%d", seq), func(t *testing.T) {
 			r := rand.New(rand.NewPCG(uint64(seq), 17))
@@ -596,9 +607,11 @@ func TestIncrementalEqualsFull(t *testing.T) {
 					t.Fatalf("after %s: errors differ (-full +incremental):\n%s", strings.Join(log, "; "), diff)
 				}
 				if ferr != nil {
+					failed++
 					w.fixBroken(f)
 					continue
 				}
+				served++
 				want, got := observe(t, f, full), observe(t, f, inc)
 				full.Close()
 				if diff := cmp.Diff(want, got); diff != "" {
@@ -614,8 +627,9 @@ func TestIncrementalEqualsFull(t *testing.T) {
 			}
 		})
 	}
-	if reused == 0 {
-		t.Error("no TLS policy was ever reused: the incremental compile is not incremental")
+	t.Logf("%d steps compiled the same, %d failed the same; %d TLS configurations reused", served, failed, reused)
+	if reused == 0 || served < failed {
+		t.Error("too few steps compiled, or no TLS configuration was ever reused: the test proves little")
 	}
 }
 
