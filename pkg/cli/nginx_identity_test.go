@@ -23,13 +23,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 	"unicode/utf16"
 
+	"github.com/edgectl/edgectl/internal/nginxtest"
 	"github.com/edgectl/edgectl/pkg/pki"
 	"github.com/edgectl/edgectl/pkg/pki/pkitest"
 )
@@ -47,7 +47,7 @@ import (
 // forms of values nginx cannot put in a header). It skips when nginx is
 // not installed, and fails then when CI is "true".
 func TestNginxIdentityParity(t *testing.T) {
-	nginxBin := nginxBinary(t)
+	nginxtest.Binary(t)
 	dir := t.TempDir()
 	// EDGECTL_IDT_KEEP=DIR keeps the PKI, nginx.conf and manifests there,
 	// to rerun a case by hand.
@@ -80,7 +80,7 @@ func TestNginxIdentityParity(t *testing.T) {
 		}
 	}
 
-	ngx := startNginx(t, nginxBin, dir, c, origin.URL)
+	ngx := startNginx(t, dir, c, origin.URL)
 	edge := startIdentityEdge(t, dir, c, origin.URL)
 
 	roots := edgeRoot.Pool()
@@ -657,53 +657,18 @@ func newIdentityCorpus(t *testing.T) *identityCorpus {
 	return c
 }
 
-// nginxBinary returns nginx's path, skipping the test when it is missing
-// (failing it when CI is "true").
-func nginxBinary(t *testing.T) string {
+// startNginx runs nginx in dir with one server per trust configuration
+// and returns its address. ssl_verify_client is optional_no_ca (the
+// verification and $ssl_client_verify are those of "optional"), and
+// error_page forwards the requests nginx would answer with its "SSL
+// certificate error" page, so that every verification result reaches the
+// origin.
+func startNginx(t *testing.T, dir string, c *identityCorpus, origin string) string {
 	t.Helper()
-	bin, err := exec.LookPath("nginx")
-	if err != nil {
-		for _, p := range []string{"/usr/sbin/nginx", "/usr/local/sbin/nginx"} {
-			if _, serr := os.Stat(p); serr == nil {
-				return p
-			}
-		}
-		msg := "nginx is not installed (apt-get install nginx, or make tools): " + err.Error()
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return bin
-}
-
-// startNginx runs nginx in the foreground with one server per trust
-// configuration and returns its address. ssl_verify_client is
-// optional_no_ca (the verification and $ssl_client_verify are those of
-// "optional"), and error_page forwards the requests nginx would answer
-// with its "SSL certificate error" page, so that every verification result
-// reaches the origin.
-func startNginx(t *testing.T, bin, dir string, c *identityCorpus, origin string) string {
-	t.Helper()
-	// nginx cannot listen on port 0 and say which port it got.
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
-	var conf strings.Builder
-	fmt.Fprintf(&conf, `daemon off;
-master_process off;
-worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log %[1]s/nginx-error.log info;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path %[1]s/tmp-body;
-  proxy_temp_path %[1]s/tmp-proxy;
-  fastcgi_temp_path %[1]s/tmp-fastcgi;
-  uwsgi_temp_path %[1]s/tmp-uwsgi;
-  scgi_temp_path %[1]s/tmp-scgi;
-`, dir)
-	for _, tr := range c.trusts {
-		fmt.Fprintf(&conf, `  server {
+	return nginxtest.Start(t, dir, func(addr string) string {
+		var conf strings.Builder
+		for _, tr := range c.trusts {
+			fmt.Fprintf(&conf, `  server {
     listen %s ssl;
     server_name %s;
     ssl_certificate %s/server.pem;
@@ -712,64 +677,21 @@ http {
     ssl_verify_client optional_no_ca;
     ssl_verify_depth %d;
 `, addr, tr.host(), dir, dir, dir, tr.name, tr.depth)
-		if tr.crl != nil {
-			fmt.Fprintf(&conf, "    ssl_crl %s/crl-%s.pem;\n", dir, tr.name)
+			if tr.crl != nil {
+				fmt.Fprintf(&conf, "    ssl_crl %s/crl-%s.pem;\n", dir, tr.name)
+			}
+			// nginx answers 495 (as "400 The SSL certificate error") to a
+			// certificate that failed for a reason other than its CA, even with
+			// optional_no_ca; error_page sends those requests on all the same.
+			conf.WriteString("    error_page 495 = @identity;\n    location / { error_page 418 = @identity; return 418; }\n")
+			fmt.Fprintf(&conf, "    location @identity {\n      proxy_pass %s;\n      proxy_set_header X-Idt-Proxy nginx;\n", origin)
+			for _, v := range nginxVars {
+				fmt.Fprintf(&conf, "      proxy_set_header %s \"[$%s]\";\n", headerOf(v), v)
+			}
+			conf.WriteString("    }\n  }\n")
 		}
-		// nginx answers 495 (as "400 The SSL certificate error") to a
-		// certificate that failed for a reason other than its CA, even with
-		// optional_no_ca; error_page sends those requests on all the same.
-		conf.WriteString("    error_page 495 = @identity;\n    location / { error_page 418 = @identity; return 418; }\n")
-		fmt.Fprintf(&conf, "    location @identity {\n      proxy_pass %s;\n      proxy_set_header X-Idt-Proxy nginx;\n", origin)
-		for _, v := range nginxVars {
-			fmt.Fprintf(&conf, "      proxy_set_header %s \"[$%s]\";\n", headerOf(v), v)
-		}
-		conf.WriteString("    }\n  }\n")
-	}
-	conf.WriteString("}\n")
-	confPath := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(confPath, []byte(conf.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "nginx-error.log"))
-	out := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = lockedWriter{out}, lockedWriter{out}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			log, _ := os.ReadFile(filepath.Join(dir, "nginx-error.log"))
-			t.Logf("nginx output:\n%s\nnginx error log:\n%s", out.String(), log)
-		}
+		return conf.String()
 	})
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			conn.Close()
-			return addr
-		}
-		select {
-		case err := <-exited:
-			log, _ := os.ReadFile(filepath.Join(dir, "nginx-error.log"))
-			t.Fatalf("nginx exited: %v\n%s\n%s", err, out.String(), log)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nginx did not listen on %s:\n%s", addr, out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-type lockedWriter struct{ b *lockedBuffer }
-
-func (w lockedWriter) Write(p []byte) (int, error) {
-	w.b.add(string(p))
-	return len(p), nil
 }
 
 // startIdentityEdge applies manifests equivalent to the nginx
