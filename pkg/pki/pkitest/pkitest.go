@@ -40,16 +40,6 @@ func WithValidity(notBefore, notAfter time.Time) Option {
 	return func(t *x509.Certificate) { t.NotBefore, t.NotAfter = notBefore, notAfter }
 }
 
-// WithNotBefore sets NotBefore.
-func WithNotBefore(notBefore time.Time) Option {
-	return func(t *x509.Certificate) { t.NotBefore = notBefore }
-}
-
-// WithNotAfter sets NotAfter.
-func WithNotAfter(notAfter time.Time) Option {
-	return func(t *x509.Certificate) { t.NotAfter = notAfter }
-}
-
 // WithExtKeyUsage replaces the extended key usages; with no argument the
 // certificate has no EKU extension, which crypto/x509 treats as any usage.
 func WithExtKeyUsage(usages ...x509.ExtKeyUsage) Option {
@@ -79,11 +69,6 @@ func WithMaxPathLen(n int) Option {
 // WithDNSNames adds DNS SANs.
 func WithDNSNames(names ...string) Option {
 	return func(t *x509.Certificate) { t.DNSNames = append(t.DNSNames, names...) }
-}
-
-// WithIPAddresses adds IP SANs.
-func WithIPAddresses(ips ...net.IP) Option {
-	return func(t *x509.Certificate) { t.IPAddresses = append(t.IPAddresses, ips...) }
 }
 
 // WithURIs adds URI SANs, such as SPIFFE IDs. It panics on a URI that does
