@@ -1,6 +1,7 @@
 package pki
 
 import (
+	"crypto/x509/pkix"
 	"encoding/asn1"
 	"testing"
 	"unicode/utf16"
@@ -134,11 +135,11 @@ func dnGolden(t testing.TB) map[string]struct {
 func TestDNGolden(t *testing.T) {
 	for name, tt := range dnGolden(t) {
 		t.Run(name, func(t *testing.T) {
-			one, err := OpenSSLOneline(tt.der)
+			one, err := opensslOnelineDN(tt.der)
 			if err != nil {
 				t.Fatal(err)
 			}
-			rfc, err := OpenSSLRFC2253(tt.der)
+			rfc, err := opensslRFC2253DN(tt.der)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -155,4 +156,42 @@ func TestDNGolden(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The forms below are OpenSSL's own, without edgectl's header-safe
+// differences, which the tests compare with the openssl command.
+
+// opensslOnelineDN formats a DER Name exactly as OpenSSL 3's X509_NAME_oneline
+// does, the form of nginx's $ssl_client_s_dn_legacy:
+// "/C=BR/O=Partner Bank/CN=partner-app". See [SubjectSlashDN] for the form
+// edgectl places in headers.
+func opensslOnelineDN(der []byte) (string, error) {
+	entries, err := parseName(der)
+	if err != nil {
+		return "", err
+	}
+	return opensslOneline(entries, false), nil
+}
+
+// opensslRFC2253DN formats a DER Name exactly as OpenSSL 3's
+// X509_NAME_print_ex with XN_FLAG_RFC2253 does, the form of nginx's
+// $ssl_client_s_dn: "CN=partner-app,O=Partner Bank,C=BR". See
+// [SubjectRFC2253] for the form edgectl places in headers.
+func opensslRFC2253DN(der []byte) (string, error) {
+	entries, err := parseName(der)
+	if err != nil {
+		return "", err
+	}
+	return opensslRFC2253(entries), nil
+}
+
+// slashDNOf formats rdns in the slash form of [SubjectSlashDN]. Go's encoding
+// of rdns decides the string types (PrintableString where it can,
+// UTF8String otherwise).
+func slashDNOf(rdns pkix.RDNSequence) string {
+	der, err := asn1.Marshal(rdns)
+	if err != nil {
+		return ""
+	}
+	return slashDN(der)
 }

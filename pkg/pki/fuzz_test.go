@@ -49,9 +49,9 @@ func FuzzSlashDN(f *testing.F) {
 		if _, err := asn1.Unmarshal(der, &back); err != nil {
 			return
 		}
-		got := SlashDN(back)
+		got := slashDNOf(back)
 		if !strings.HasPrefix(got, "/") && got != "" {
-			t.Fatalf("SlashDN = %q", got)
+			t.Fatalf("slashDNOf = %q", got)
 		}
 	})
 }
@@ -153,8 +153,8 @@ func FuzzDNForms(f *testing.F) {
 			}
 		}
 		der := buildName(t, rdns...)
-		one, err1 := OpenSSLOneline(der)
-		rfc, err2 := OpenSSLRFC2253(der)
+		one, err1 := opensslOnelineDN(der)
+		rfc, err2 := opensslRFC2253DN(der)
 		if err1 != nil || err2 != nil {
 			t.Fatalf("a name that encoding/asn1 wrote does not parse: %v %v", err1, err2)
 		}
