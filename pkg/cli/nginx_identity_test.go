@@ -396,27 +396,22 @@ type identityCorpus struct {
 	cases  []*identityCase
 }
 
-// nameAttr is one attribute of a hand-built DN: the OID, the ASN.1
-// universal tag of the string type and the value's bytes.
-type nameAttr struct {
-	oid   asn1.ObjectIdentifier
-	tag   int
-	value []byte
-}
+// nameAttr is one attribute of a hand-built DN (see pkitest.RawName).
+type nameAttr = pkitest.Attr
 
 func utf8A(oid asn1.ObjectIdentifier, s string) nameAttr {
-	return nameAttr{oid, asn1.TagUTF8String, []byte(s)}
+	return nameAttr{OID: oid, Tag: asn1.TagUTF8String, Value: s}
 }
 func prA(oid asn1.ObjectIdentifier, s string) nameAttr {
-	return nameAttr{oid, asn1.TagPrintableString, []byte(s)}
+	return nameAttr{OID: oid, Tag: asn1.TagPrintableString, Value: s}
 }
 
-func bmp(s string) []byte {
+func bmp(s string) string {
 	var b []byte
 	for _, u := range utf16.Encode([]rune(s)) {
 		b = append(b, byte(u>>8), byte(u))
 	}
-	return b
+	return string(b)
 }
 
 var (
@@ -445,35 +440,6 @@ var (
 	oidLong      = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 55555, 123456789, 987654321, 123456789, 987654321, 123456789, 987654321, 123456789, 987654321, 1}
 )
 
-// rawName encodes a DN from RDNs of attributes.
-func rawName(t *testing.T, rdns ...[]nameAttr) []byte {
-	t.Helper()
-	var seq []byte
-	for _, rdn := range rdns {
-		var set []byte
-		for _, a := range rdn {
-			val, err := asn1.Marshal(asn1.RawValue{Class: asn1.ClassUniversal, Tag: a.tag, Bytes: a.value})
-			if err != nil {
-				t.Fatal(err)
-			}
-			oid, err := asn1.Marshal(a.oid)
-			if err != nil {
-				t.Fatal(err)
-			}
-			atv, _ := asn1.Marshal(asn1.RawValue{Class: asn1.ClassUniversal, Tag: asn1.TagSequence, IsCompound: true, Bytes: append(oid, val...)})
-			set = append(set, atv...)
-		}
-		s, _ := asn1.Marshal(asn1.RawValue{Class: asn1.ClassUniversal, Tag: asn1.TagSet, IsCompound: true, Bytes: set})
-		seq = append(seq, s...)
-	}
-	der, _ := asn1.Marshal(asn1.RawValue{Class: asn1.ClassUniversal, Tag: asn1.TagSequence, IsCompound: true, Bytes: seq})
-	return der
-}
-
-func withRawSubject(der []byte) pkitest.Option {
-	return func(c *x509.Certificate) { c.RawSubject = der }
-}
-
 func newIdentityCorpus(t *testing.T) *identityCorpus {
 	t.Helper()
 	now := time.Now()
@@ -490,18 +456,18 @@ func newIdentityCorpus(t *testing.T) *identityCorpus {
 		return cs
 	}
 	dn := func(name string, rdns ...[]nameAttr) *identityCase {
-		return add(name, main, root.IssueClient("", validity, withRawSubject(rawName(t, rdns...))))
+		return add(name, main, root.IssueClient("", validity, pkitest.WithRawSubject(pkitest.RawName(rdns...))))
 	}
 
 	// Names.
 	dn("ascii", []nameAttr{prA(oidC, "BR")}, []nameAttr{utf8A(oidO, "Partner Bank")}, []nameAttr{utf8A(oidCN, "partner-app")})
 	dn("utf8 non-ASCII", []nameAttr{prA(oidC, "BR")}, []nameAttr{utf8A(oidO, "Banco São Paulo")}, []nameAttr{utf8A(oidL, "Zürich")},
 		[]nameAttr{utf8A(oidCN, "北京 app 😀")})
-	dn("t61", []nameAttr{prA(oidC, "BR")}, []nameAttr{{oidO, asn1.TagT61String, []byte("Banco S\xe3o Paulo")}}, []nameAttr{{oidCN, asn1.TagT61String, []byte("t61-app")}})
-	dn("bmp", []nameAttr{prA(oidC, "BR")}, []nameAttr{{oidO, asn1.TagBMPString, bmp("Banco São Paulo")}}, []nameAttr{{oidCN, asn1.TagBMPString, bmp("日本 app")}})
-	dn("ia5 and email", []nameAttr{{oidDC, asn1.TagIA5String, []byte("bank")}}, []nameAttr{{oidDC, asn1.TagIA5String, []byte("example")}},
-		[]nameAttr{{oidCN, asn1.TagIA5String, []byte("ia5-app")}}, []nameAttr{{oidEmail, asn1.TagIA5String, []byte("ops@partner.example")}})
-	dn("numeric string", []nameAttr{{oidSerial, asn1.TagNumericString, []byte("0123 4567")}}, []nameAttr{utf8A(oidCN, "numeric")})
+	dn("t61", []nameAttr{prA(oidC, "BR")}, []nameAttr{{OID: oidO, Tag: asn1.TagT61String, Value: "Banco S\xe3o Paulo"}}, []nameAttr{{OID: oidCN, Tag: asn1.TagT61String, Value: "t61-app"}})
+	dn("bmp", []nameAttr{prA(oidC, "BR")}, []nameAttr{{OID: oidO, Tag: asn1.TagBMPString, Value: bmp("Banco São Paulo")}}, []nameAttr{{OID: oidCN, Tag: asn1.TagBMPString, Value: bmp("日本 app")}})
+	dn("ia5 and email", []nameAttr{{OID: oidDC, Tag: asn1.TagIA5String, Value: "bank"}}, []nameAttr{{OID: oidDC, Tag: asn1.TagIA5String, Value: "example"}},
+		[]nameAttr{{OID: oidCN, Tag: asn1.TagIA5String, Value: "ia5-app"}}, []nameAttr{{OID: oidEmail, Tag: asn1.TagIA5String, Value: "ops@partner.example"}})
+	dn("numeric string", []nameAttr{{OID: oidSerial, Tag: asn1.TagNumericString, Value: "0123 4567"}}, []nameAttr{utf8A(oidCN, "numeric")})
 	dn("eIDAS PSD2 qualified", []nameAttr{prA(oidC, "GB")}, []nameAttr{utf8A(oidO, "Example Payments Ltd")},
 		[]nameAttr{utf8A(oidOrgID, "PSDGB-FCA-123456")}, []nameAttr{utf8A(oidBusiness, "Private Organization")},
 		[]nameAttr{prA(oidJurC, "GB")}, []nameAttr{utf8A(oidJurST, "England")}, []nameAttr{utf8A(oidJurL, "London")},
@@ -542,7 +508,7 @@ func newIdentityCorpus(t *testing.T) *identityCorpus {
 	}
 	univ, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
 		SerialNumber: big.NewInt(77), NotBefore: now.Add(-time.Hour), NotAfter: now.Add(400 * 24 * time.Hour),
-		RawSubject:  rawName(t, []nameAttr{{oidO, 28, []byte("\x00\x00\x00Z\x00\x00\x00\xe9")}}, []nameAttr{utf8A(oidCN, "universal")}),
+		RawSubject:  pkitest.RawName([]nameAttr{{OID: oidO, Tag: 28, Value: "\x00\x00\x00Z\x00\x00\x00\xe9"}}, []nameAttr{utf8A(oidCN, "universal")}),
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}, root.Cert, &univKey.PublicKey, root.Key)
