@@ -345,9 +345,6 @@ func runStateRollback(ctx context.Context, opts *StateRollbackOptions) (err erro
 		return err
 	}
 	defer closeStore(store)
-	if _, ok := store.(state.Historian); !ok {
-		return fmt.Errorf("state store %s keeps no history", store)
-	}
 	unlock, err := store.Lock(ctx, "edgectl state rollback")
 	if err != nil {
 		return err
