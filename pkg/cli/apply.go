@@ -97,8 +97,8 @@ func addWriteFlags(cmd *cobra.Command, output *string, noColor, allowDestroy *bo
 }
 
 func runApply(ctx context.Context, opts *ApplyOptions) (err error) {
-	if opts.Output != "text" && opts.Output != "json" {
-		return fmt.Errorf("unknown output format %q: use text or json", opts.Output)
+	if err := checkOutput(opts.Output, "text", "json"); err != nil {
+		return err
 	}
 	if err := checkHistoryLimit(opts.HistoryLimit); err != nil {
 		return err

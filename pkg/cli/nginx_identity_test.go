@@ -23,13 +23,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 	"unicode/utf16"
 
+	"github.com/edgectl/edgectl/internal/nginxtest"
 	"github.com/edgectl/edgectl/pkg/pki"
 	"github.com/edgectl/edgectl/pkg/pki/pkitest"
 )
@@ -47,7 +47,7 @@ import (
 // forms of values nginx cannot put in a header). It skips when nginx is
 // not installed, and fails then when CI is "true".
 func TestNginxIdentityParity(t *testing.T) {
-	nginxBin := nginxBinary(t)
+	nginxtest.Binary(t)
 	dir := t.TempDir()
 	// EDGECTL_IDT_KEEP=DIR keeps the PKI, nginx.conf and manifests there,
 	// to rerun a case by hand.
@@ -80,7 +80,7 @@ func TestNginxIdentityParity(t *testing.T) {
 		}
 	}
 
-	ngx := startNginx(t, nginxBin, dir, c, origin.URL)
+	ngx := startNginx(t, dir, c, origin.URL)
 	edge := startIdentityEdge(t, dir, c, origin.URL)
 
 	roots := edgeRoot.Pool()
@@ -396,27 +396,22 @@ type identityCorpus struct {
 	cases  []*identityCase
 }
 
-// nameAttr is one attribute of a hand-built DN: the OID, the ASN.1
-// universal tag of the string type and the value's bytes.
-type nameAttr struct {
-	oid   asn1.ObjectIdentifier
-	tag   int
-	value []byte
-}
+// nameAttr is one attribute of a hand-built DN (see pkitest.RawName).
+type nameAttr = pkitest.Attr
 
 func utf8A(oid asn1.ObjectIdentifier, s string) nameAttr {
-	return nameAttr{oid, asn1.TagUTF8String, []byte(s)}
+	return nameAttr{OID: oid, Tag: asn1.TagUTF8String, Value: s}
 }
 func prA(oid asn1.ObjectIdentifier, s string) nameAttr {
-	return nameAttr{oid, asn1.TagPrintableString, []byte(s)}
+	return nameAttr{OID: oid, Tag: asn1.TagPrintableString, Value: s}
 }
 
-func bmp(s string) []byte {
+func bmp(s string) string {
 	var b []byte
 	for _, u := range utf16.Encode([]rune(s)) {
 		b = append(b, byte(u>>8), byte(u))
 	}
-	return b
+	return string(b)
 }
 
 var (
@@ -445,35 +440,6 @@ var (
 	oidLong      = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 55555, 123456789, 987654321, 123456789, 987654321, 123456789, 987654321, 123456789, 987654321, 1}
 )
 
-// rawName encodes a DN from RDNs of attributes.
-func rawName(t *testing.T, rdns ...[]nameAttr) []byte {
-	t.Helper()
-	var seq []byte
-	for _, rdn := range rdns {
-		var set []byte
-		for _, a := range rdn {
-			val, err := asn1.Marshal(asn1.RawValue{Class: asn1.ClassUniversal, Tag: a.tag, Bytes: a.value})
-			if err != nil {
-				t.Fatal(err)
-			}
-			oid, err := asn1.Marshal(a.oid)
-			if err != nil {
-				t.Fatal(err)
-			}
-			atv, _ := asn1.Marshal(asn1.RawValue{Class: asn1.ClassUniversal, Tag: asn1.TagSequence, IsCompound: true, Bytes: append(oid, val...)})
-			set = append(set, atv...)
-		}
-		s, _ := asn1.Marshal(asn1.RawValue{Class: asn1.ClassUniversal, Tag: asn1.TagSet, IsCompound: true, Bytes: set})
-		seq = append(seq, s...)
-	}
-	der, _ := asn1.Marshal(asn1.RawValue{Class: asn1.ClassUniversal, Tag: asn1.TagSequence, IsCompound: true, Bytes: seq})
-	return der
-}
-
-func withRawSubject(der []byte) pkitest.Option {
-	return func(c *x509.Certificate) { c.RawSubject = der }
-}
-
 func newIdentityCorpus(t *testing.T) *identityCorpus {
 	t.Helper()
 	now := time.Now()
@@ -490,18 +456,18 @@ func newIdentityCorpus(t *testing.T) *identityCorpus {
 		return cs
 	}
 	dn := func(name string, rdns ...[]nameAttr) *identityCase {
-		return add(name, main, root.IssueClient("", validity, withRawSubject(rawName(t, rdns...))))
+		return add(name, main, root.IssueClient("", validity, pkitest.WithRawSubject(pkitest.RawName(rdns...))))
 	}
 
 	// Names.
 	dn("ascii", []nameAttr{prA(oidC, "BR")}, []nameAttr{utf8A(oidO, "Partner Bank")}, []nameAttr{utf8A(oidCN, "partner-app")})
 	dn("utf8 non-ASCII", []nameAttr{prA(oidC, "BR")}, []nameAttr{utf8A(oidO, "Banco São Paulo")}, []nameAttr{utf8A(oidL, "Zürich")},
 		[]nameAttr{utf8A(oidCN, "北京 app 😀")})
-	dn("t61", []nameAttr{prA(oidC, "BR")}, []nameAttr{{oidO, asn1.TagT61String, []byte("Banco S\xe3o Paulo")}}, []nameAttr{{oidCN, asn1.TagT61String, []byte("t61-app")}})
-	dn("bmp", []nameAttr{prA(oidC, "BR")}, []nameAttr{{oidO, asn1.TagBMPString, bmp("Banco São Paulo")}}, []nameAttr{{oidCN, asn1.TagBMPString, bmp("日本 app")}})
-	dn("ia5 and email", []nameAttr{{oidDC, asn1.TagIA5String, []byte("bank")}}, []nameAttr{{oidDC, asn1.TagIA5String, []byte("example")}},
-		[]nameAttr{{oidCN, asn1.TagIA5String, []byte("ia5-app")}}, []nameAttr{{oidEmail, asn1.TagIA5String, []byte("ops@partner.example")}})
-	dn("numeric string", []nameAttr{{oidSerial, asn1.TagNumericString, []byte("0123 4567")}}, []nameAttr{utf8A(oidCN, "numeric")})
+	dn("t61", []nameAttr{prA(oidC, "BR")}, []nameAttr{{OID: oidO, Tag: asn1.TagT61String, Value: "Banco S\xe3o Paulo"}}, []nameAttr{{OID: oidCN, Tag: asn1.TagT61String, Value: "t61-app"}})
+	dn("bmp", []nameAttr{prA(oidC, "BR")}, []nameAttr{{OID: oidO, Tag: asn1.TagBMPString, Value: bmp("Banco São Paulo")}}, []nameAttr{{OID: oidCN, Tag: asn1.TagBMPString, Value: bmp("日本 app")}})
+	dn("ia5 and email", []nameAttr{{OID: oidDC, Tag: asn1.TagIA5String, Value: "bank"}}, []nameAttr{{OID: oidDC, Tag: asn1.TagIA5String, Value: "example"}},
+		[]nameAttr{{OID: oidCN, Tag: asn1.TagIA5String, Value: "ia5-app"}}, []nameAttr{{OID: oidEmail, Tag: asn1.TagIA5String, Value: "ops@partner.example"}})
+	dn("numeric string", []nameAttr{{OID: oidSerial, Tag: asn1.TagNumericString, Value: "0123 4567"}}, []nameAttr{utf8A(oidCN, "numeric")})
 	dn("eIDAS PSD2 qualified", []nameAttr{prA(oidC, "GB")}, []nameAttr{utf8A(oidO, "Example Payments Ltd")},
 		[]nameAttr{utf8A(oidOrgID, "PSDGB-FCA-123456")}, []nameAttr{utf8A(oidBusiness, "Private Organization")},
 		[]nameAttr{prA(oidJurC, "GB")}, []nameAttr{utf8A(oidJurST, "England")}, []nameAttr{utf8A(oidJurL, "London")},
@@ -542,7 +508,7 @@ func newIdentityCorpus(t *testing.T) *identityCorpus {
 	}
 	univ, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
 		SerialNumber: big.NewInt(77), NotBefore: now.Add(-time.Hour), NotAfter: now.Add(400 * 24 * time.Hour),
-		RawSubject:  rawName(t, []nameAttr{{oidO, 28, []byte("\x00\x00\x00Z\x00\x00\x00\xe9")}}, []nameAttr{utf8A(oidCN, "universal")}),
+		RawSubject:  pkitest.RawName([]nameAttr{{OID: oidO, Tag: 28, Value: "\x00\x00\x00Z\x00\x00\x00\xe9"}}, []nameAttr{utf8A(oidCN, "universal")}),
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}, root.Cert, &univKey.PublicKey, root.Key)
@@ -657,53 +623,18 @@ func newIdentityCorpus(t *testing.T) *identityCorpus {
 	return c
 }
 
-// nginxBinary returns nginx's path, skipping the test when it is missing
-// (failing it when CI is "true").
-func nginxBinary(t *testing.T) string {
+// startNginx runs nginx in dir with one server per trust configuration
+// and returns its address. ssl_verify_client is optional_no_ca (the
+// verification and $ssl_client_verify are those of "optional"), and
+// error_page forwards the requests nginx would answer with its "SSL
+// certificate error" page, so that every verification result reaches the
+// origin.
+func startNginx(t *testing.T, dir string, c *identityCorpus, origin string) string {
 	t.Helper()
-	bin, err := exec.LookPath("nginx")
-	if err != nil {
-		for _, p := range []string{"/usr/sbin/nginx", "/usr/local/sbin/nginx"} {
-			if _, serr := os.Stat(p); serr == nil {
-				return p
-			}
-		}
-		msg := "nginx is not installed (apt-get install nginx, or make tools): " + err.Error()
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return bin
-}
-
-// startNginx runs nginx in the foreground with one server per trust
-// configuration and returns its address. ssl_verify_client is
-// optional_no_ca (the verification and $ssl_client_verify are those of
-// "optional"), and error_page forwards the requests nginx would answer
-// with its "SSL certificate error" page, so that every verification result
-// reaches the origin.
-func startNginx(t *testing.T, bin, dir string, c *identityCorpus, origin string) string {
-	t.Helper()
-	// nginx cannot listen on port 0 and say which port it got.
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
-	var conf strings.Builder
-	fmt.Fprintf(&conf, `daemon off;
-master_process off;
-worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log %[1]s/nginx-error.log info;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path %[1]s/tmp-body;
-  proxy_temp_path %[1]s/tmp-proxy;
-  fastcgi_temp_path %[1]s/tmp-fastcgi;
-  uwsgi_temp_path %[1]s/tmp-uwsgi;
-  scgi_temp_path %[1]s/tmp-scgi;
-`, dir)
-	for _, tr := range c.trusts {
-		fmt.Fprintf(&conf, `  server {
+	return nginxtest.Start(t, dir, func(addr string) string {
+		var conf strings.Builder
+		for _, tr := range c.trusts {
+			fmt.Fprintf(&conf, `  server {
     listen %s ssl;
     server_name %s;
     ssl_certificate %s/server.pem;
@@ -712,64 +643,21 @@ http {
     ssl_verify_client optional_no_ca;
     ssl_verify_depth %d;
 `, addr, tr.host(), dir, dir, dir, tr.name, tr.depth)
-		if tr.crl != nil {
-			fmt.Fprintf(&conf, "    ssl_crl %s/crl-%s.pem;\n", dir, tr.name)
+			if tr.crl != nil {
+				fmt.Fprintf(&conf, "    ssl_crl %s/crl-%s.pem;\n", dir, tr.name)
+			}
+			// nginx answers 495 (as "400 The SSL certificate error") to a
+			// certificate that failed for a reason other than its CA, even with
+			// optional_no_ca; error_page sends those requests on all the same.
+			conf.WriteString("    error_page 495 = @identity;\n    location / { error_page 418 = @identity; return 418; }\n")
+			fmt.Fprintf(&conf, "    location @identity {\n      proxy_pass %s;\n      proxy_set_header X-Idt-Proxy nginx;\n", origin)
+			for _, v := range nginxVars {
+				fmt.Fprintf(&conf, "      proxy_set_header %s \"[$%s]\";\n", headerOf(v), v)
+			}
+			conf.WriteString("    }\n  }\n")
 		}
-		// nginx answers 495 (as "400 The SSL certificate error") to a
-		// certificate that failed for a reason other than its CA, even with
-		// optional_no_ca; error_page sends those requests on all the same.
-		conf.WriteString("    error_page 495 = @identity;\n    location / { error_page 418 = @identity; return 418; }\n")
-		fmt.Fprintf(&conf, "    location @identity {\n      proxy_pass %s;\n      proxy_set_header X-Idt-Proxy nginx;\n", origin)
-		for _, v := range nginxVars {
-			fmt.Fprintf(&conf, "      proxy_set_header %s \"[$%s]\";\n", headerOf(v), v)
-		}
-		conf.WriteString("    }\n  }\n")
-	}
-	conf.WriteString("}\n")
-	confPath := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(confPath, []byte(conf.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "nginx-error.log"))
-	out := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = lockedWriter{out}, lockedWriter{out}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			log, _ := os.ReadFile(filepath.Join(dir, "nginx-error.log"))
-			t.Logf("nginx output:\n%s\nnginx error log:\n%s", out.String(), log)
-		}
+		return conf.String()
 	})
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			conn.Close()
-			return addr
-		}
-		select {
-		case err := <-exited:
-			log, _ := os.ReadFile(filepath.Join(dir, "nginx-error.log"))
-			t.Fatalf("nginx exited: %v\n%s\n%s", err, out.String(), log)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nginx did not listen on %s:\n%s", addr, out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-type lockedWriter struct{ b *lockedBuffer }
-
-func (w lockedWriter) Write(p []byte) (int, error) {
-	w.b.add(string(p))
-	return len(p), nil
 }
 
 // startIdentityEdge applies manifests equivalent to the nginx

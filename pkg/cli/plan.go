@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -103,10 +105,8 @@ func addStateFlags(cmd *cobra.Command, target *StateFlags) {
 }
 
 func runPlan(ctx context.Context, opts *PlanOptions) error {
-	switch opts.Output {
-	case "text", "json", "markdown":
-	default:
-		return fmt.Errorf("unknown output format %q: use text, json or markdown", opts.Output)
+	if err := checkOutput(opts.Output, "text", "json", "markdown"); err != nil {
+		return err
 	}
 	desired, err := desiredResources(opts.IO, opts.Files, opts.Output, "plan")
 	if err != nil {
@@ -180,6 +180,15 @@ func desiredResources(streams *IO, files []string, output, verb string) ([]state
 		return nil, errSilent(ExitError)
 	}
 	return res.StateResources(), nil
+}
+
+// checkOutput refuses an --output value that is not one of formats.
+func checkOutput(output string, formats ...string) error {
+	if slices.Contains(formats, output) {
+		return nil
+	}
+	last := len(formats) - 1
+	return fmt.Errorf("unknown output format %q: use %s or %s", output, strings.Join(formats[:last], ", "), formats[last])
 }
 
 // writeJSON writes v as indented JSON.

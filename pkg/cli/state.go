@@ -117,8 +117,8 @@ func history(ctx context.Context, store state.Store) ([]*state.Snapshot, error) 
 }
 
 func runStateShow(ctx context.Context, opts *StateShowOptions) error {
-	if opts.Output != "text" && opts.Output != "json" {
-		return fmt.Errorf("unknown output format %q: use text or json", opts.Output)
+	if err := checkOutput(opts.Output, "text", "json"); err != nil {
+		return err
 	}
 	store, err := openReadStore(opts.IO, opts.StateFlags, 0)
 	if err != nil {
@@ -219,8 +219,8 @@ type historyReport struct {
 }
 
 func runStateHistory(ctx context.Context, opts *StateHistoryOptions) error {
-	if opts.Output != "text" && opts.Output != "json" {
-		return fmt.Errorf("unknown output format %q: use text or json", opts.Output)
+	if err := checkOutput(opts.Output, "text", "json"); err != nil {
+		return err
 	}
 	store, err := openReadStore(opts.IO, opts.StateFlags, 0)
 	if err != nil {
@@ -334,8 +334,8 @@ privateKeyFile resolves against the --key-dir of edgectl serve.`,
 }
 
 func runStateRollback(ctx context.Context, opts *StateRollbackOptions) (err error) {
-	if opts.Output != "text" && opts.Output != "json" {
-		return fmt.Errorf("unknown output format %q: use text or json", opts.Output)
+	if err := checkOutput(opts.Output, "text", "json"); err != nil {
+		return err
 	}
 	if err := checkHistoryLimit(opts.HistoryLimit); err != nil {
 		return err
@@ -345,9 +345,6 @@ func runStateRollback(ctx context.Context, opts *StateRollbackOptions) (err erro
 		return err
 	}
 	defer closeStore(store)
-	if _, ok := store.(state.Historian); !ok {
-		return fmt.Errorf("state store %s keeps no history", store)
-	}
 	unlock, err := store.Lock(ctx, "edgectl state rollback")
 	if err != nil {
 		return err

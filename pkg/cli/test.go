@@ -119,8 +119,8 @@ func runTest(ctx context.Context, opts *TestOptions) error {
 
 // newTestRunner checks the flags and returns the runner they describe.
 func newTestRunner(opts *TestOptions) (*edgetest.Runner, error) {
-	if opts.Output != "text" && opts.Output != "json" {
-		return nil, fmt.Errorf("unknown output format %q: use text or json", opts.Output)
+	if err := checkOutput(opts.Output, "text", "json"); err != nil {
+		return nil, err
 	}
 	if opts.Timeout <= 0 {
 		return nil, fmt.Errorf("--timeout must be positive, got %s", opts.Timeout)

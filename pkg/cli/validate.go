@@ -67,8 +67,8 @@ func loadAndValidate(streams *IO, files []string, now time.Time) (*validate.Resu
 }
 
 func runValidate(_ context.Context, opts *ValidateOptions) error {
-	if opts.Output != "text" && opts.Output != "json" {
-		return fmt.Errorf("unknown output format %q: use text or json", opts.Output)
+	if err := checkOutput(opts.Output, "text", "json"); err != nil {
+		return err
 	}
 	res, diags := loadAndValidate(opts.IO, opts.Files, opts.Now)
 	wd, _ := os.Getwd()

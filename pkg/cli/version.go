@@ -2,8 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"io"
 	"runtime"
 	"runtime/debug"
@@ -137,10 +135,8 @@ func writeVersion(w io.Writer, output string, b BuildInfo) error {
 		_, err := io.WriteString(w, b.String())
 		return err
 	case "json":
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(b)
+		return writeJSON(w, b)
 	default:
-		return fmt.Errorf("unknown output format %q: use text or json", output)
+		return checkOutput(output, "text", "json")
 	}
 }

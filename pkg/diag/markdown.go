@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/edgectl/edgectl/internal/markdown"
 )
 
 // MarkdownOptions tune WriteMarkdown.
@@ -65,42 +67,12 @@ func markdownItem(d Diagnostic) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "- **%s**", d.Severity)
 	if d.File != "" {
-		b.WriteString(" " + codeSpan(d.Pos.String()))
+		b.WriteString(" " + markdown.CodeSpan(d.Pos.String()))
 	}
 	if d.Path != "" {
-		b.WriteString(" " + codeSpan(d.Path))
+		b.WriteString(" " + markdown.CodeSpan(d.Path))
 	}
-	b.WriteString(": " + escapeMarkdown(strings.ReplaceAll(d.Message, "\n", " ")) + "\n")
-	return b.String()
-}
-
-// codeSpan wraps s in a code span whose backtick run is longer than any in s.
-func codeSpan(s string) string {
-	longest, run := 0, 0
-	for _, r := range s {
-		if r == '`' {
-			run++
-			longest = max(longest, run)
-		} else {
-			run = 0
-		}
-	}
-	fence := strings.Repeat("`", longest+1)
-	if longest > 0 {
-		return fence + " " + s + " " + fence
-	}
-	return fence + s + fence
-}
-
-// escapeMarkdown escapes the characters Markdown would interpret in s.
-func escapeMarkdown(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if strings.ContainsRune("\\`*_{}[]<>#+!|~", r) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
+	b.WriteString(": " + markdown.Escape(strings.ReplaceAll(d.Message, "\n", " ")) + "\n")
 	return b.String()
 }
 

@@ -2,19 +2,16 @@ package edge_test
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/edgectl/edgectl/internal/nginxtest"
 	"github.com/edgectl/edgectl/pkg/manifest"
 	"github.com/edgectl/edgectl/pkg/state"
 )
@@ -241,90 +238,15 @@ func nginxStatus(t *testing.T, addr, target string) int {
 }
 
 // startNginxLocations runs nginx with a location denying /admin and one
-// answering 200, and returns its address; it skips the test (fails it
-// when CI is "true") when nginx is not installed.
+// answering 200, and returns its address.
 func startNginxLocations(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("nginx")
-	if err != nil {
-		if bin, err = exec.LookPath("/usr/sbin/nginx"); err != nil {
-			msg := "nginx is not installed (apt-get install nginx, or make tools)"
-			if os.Getenv("CI") == "true" {
-				t.Fatal(msg)
-			}
-			t.Skip(msg)
-		}
-	}
-	dir := t.TempDir()
-	var lastErr error
-	for range 3 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		conf := fmt.Sprintf(`daemon off;
-master_process off;
-worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log info;
-events { worker_connections 64; }
-http {
-	access_log off;
-	client_body_temp_path %[1]s/body;
-	proxy_temp_path %[1]s/proxy;
-	fastcgi_temp_path %[1]s/fastcgi;
-	uwsgi_temp_path %[1]s/uwsgi;
-	scgi_temp_path %[1]s/scgi;
-	server {
-		listen %[2]s;
-		location ^~ /admin { return 403; }
-		location / { return 200 "$uri\n"; }
-	}
-}
-`, dir, addr)
-		path := filepath.Join(dir, "nginx.conf")
-		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(bin, "-p", dir, "-c", path, "-e", filepath.Join(dir, "error.log"))
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan struct{})
-		go func() { cmd.Wait(); close(exited) }()
-		stop := func() { cmd.Process.Kill(); <-exited }
-		if err := waitTCP(addr, exited); err != nil {
-			stop()
-			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			lastErr = fmt.Errorf("nginx did not start on %s: %v\n%s", addr, err, log)
-			continue
-		}
-		t.Cleanup(stop)
-		return addr
-	}
-	t.Fatal(lastErr)
-	return ""
-}
-
-func waitTCP(addr string, exited <-chan struct{}) error {
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.Close()
-			return nil
-		}
-		select {
-		case <-exited:
-			return errors.New("it exited")
-		default:
-		}
-		if time.Now().After(deadline) {
-			return errors.New("timed out")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return nginxtest.Start(t, "", func(addr string) string {
+		return fmt.Sprintf(`server {
+	listen %s;
+	location ^~ /admin { return 403; }
+	location / { return 200 "$uri\n"; }
+}`, addr)
+	})
 }
 
 // TestRawTargetVariable: the raw request target stays available: the

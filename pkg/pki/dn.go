@@ -2,7 +2,6 @@ package pki
 
 import (
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/asn1"
 	"errors"
 	"fmt"
@@ -264,30 +263,6 @@ func escape2253(b *strings.Builder, c byte, first, last bool) {
 	}
 }
 
-// OpenSSLOneline formats a DER Name exactly as OpenSSL 3's X509_NAME_oneline
-// does, the form of nginx's $ssl_client_s_dn_legacy:
-// "/C=BR/O=Partner Bank/CN=partner-app". See [SubjectSlashDN] for the form
-// edgectl places in headers.
-func OpenSSLOneline(der []byte) (string, error) {
-	entries, err := parseName(der)
-	if err != nil {
-		return "", err
-	}
-	return opensslOneline(entries, false), nil
-}
-
-// OpenSSLRFC2253 formats a DER Name exactly as OpenSSL 3's
-// X509_NAME_print_ex with XN_FLAG_RFC2253 does, the form of nginx's
-// $ssl_client_s_dn: "CN=partner-app,O=Partner Bank,C=BR". See
-// [SubjectRFC2253] for the form edgectl places in headers.
-func OpenSSLRFC2253(der []byte) (string, error) {
-	entries, err := parseName(der)
-	if err != nil {
-		return "", err
-	}
-	return opensslRFC2253(entries), nil
-}
-
 // slashDN is the slash form edgectl gives: OpenSSL's one-line form with "\"
 // written as "\x5C" (OpenSSL leaves it bare, so "O=a\" followed by "CN=b"
 // and "O=a/CN=b" print the same) and a trailing space as "\x20" (an HTTP
@@ -317,17 +292,6 @@ func rfc2253DN(der []byte) string {
 		s = s[:len(s)-2] + `\20`
 	}
 	return s
-}
-
-// SlashDN formats rdns in the slash form of [SubjectSlashDN]. Go's encoding
-// of rdns decides the string types (PrintableString where it can,
-// UTF8String otherwise).
-func SlashDN(rdns pkix.RDNSequence) string {
-	der, err := asn1.Marshal(rdns)
-	if err != nil {
-		return ""
-	}
-	return slashDN(der)
 }
 
 // SubjectSlashDN formats the subject of cert as OpenSSL 3's

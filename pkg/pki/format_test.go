@@ -35,7 +35,7 @@ func TestFormatGolden(t *testing.T) {
 		"ssl_client_v_end":                TimeStamp(leaf.NotAfter),
 		"ssl_client_san_dns":              SANDNS(leaf),
 		"ssl_client_san_uri":              SANURI(leaf),
-		"SlashDN(goldenSubject)":          SlashDN(goldenSubject),
+		"slashDNOf(goldenSubject)":        slashDNOf(goldenSubject),
 		"ssl_client_i_dn_rfc2253":         IssuerRFC2253(leaf),
 		"ssl_client_cert_thumbprint_s256": ThumbprintS256(leaf),
 		// The PEM is pinned by the fingerprints; here, where it goes.
@@ -61,8 +61,8 @@ func TestFormatGolden(t *testing.T) {
 		"ssl_client_xfcc": `Hash=29274d1a03487be54d090357b557d8c0c15931edf00fbcbafbfcc194a3c024da;Cert="<ssl_client_escaped_cert>";` +
 			`Subject="emailAddress=ops@partner.example,CN=partner-app,serialNumber=12345,1.3.6.1.4.1.55555.1=#130C637573746F6D2076616C7565,title=Ops Lead,UID=u-42+OU=Payments,O=Partner Bank,L=Sao Paulo,ST=Sao Paulo,C=BR,DC=example";` +
 			`URI=spiffe://bank.example/ns/partners/sa/app;URI=https://partner.example/id;DNS=app.partner.example;DNS=*.api.partner.example`,
-		"ssl_client_raw_cert":    "<one-line PEM>",
-		"SlashDN(goldenSubject)": "/DC=example/C=BR/ST=Sao Paulo/L=Sao Paulo/O=Partner Bank/OU=Payments+UID=u-42/title=\\x00O\\x00p\\x00s\\x00 \\x00L\\x00e\\x00a\\x00d/1.3.6.1.4.1.55555.1=custom value/serialNumber=12345/CN=partner-app/emailAddress=ops@partner.example",
+		"ssl_client_raw_cert":      "<one-line PEM>",
+		"slashDNOf(goldenSubject)": "/DC=example/C=BR/ST=Sao Paulo/L=Sao Paulo/O=Partner Bank/OU=Payments+UID=u-42/title=\\x00O\\x00p\\x00s\\x00 \\x00L\\x00e\\x00a\\x00d/1.3.6.1.4.1.55555.1=custom value/serialNumber=12345/CN=partner-app/emailAddress=ops@partner.example",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("formats (-want +got):\n%s", diff)
@@ -123,9 +123,9 @@ func TestDNValues(t *testing.T) {
 		"slash with non-string value": {SubjectSlashDN(cert), `/CN=#a,b\+c"d\x5Ce<f>g;h\x0Aend /1.3.6.1.4.1.55555.1=*`},
 		// The final "\ " becomes "\20", which a header keeps whole.
 		"rfc2253 escapes":        {SubjectRFC2253(cert), `1.3.6.1.4.1.55555.1=#02012A,CN=\#a\,b\+c\"d\\e\<f\>g\;h\0Aend\20`},
-		"SlashDN with Go values": {SlashDN(oidUnknownInt), `/CN=#a,b\+c"d\x5Ce<f>g;h\x0Aend /1.3.6.1.4.1.55555.1=*`},
+		"SlashDN with Go values": {slashDNOf(oidUnknownInt), `/CN=#a,b\+c"d\x5Ce<f>g;h\x0Aend /1.3.6.1.4.1.55555.1=*`},
 		"empty issuer":           {IssuerSlashDN(cert), ""},
-		"empty sequence":         {SlashDN(nil), ""},
+		"empty sequence":         {slashDNOf(nil), ""},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {

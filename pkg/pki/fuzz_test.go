@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/edgectl/edgectl/pkg/pki/pkitest"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -49,9 +50,9 @@ func FuzzSlashDN(f *testing.F) {
 		if _, err := asn1.Unmarshal(der, &back); err != nil {
 			return
 		}
-		got := SlashDN(back)
+		got := slashDNOf(back)
 		if !strings.HasPrefix(got, "/") && got != "" {
-			t.Fatalf("SlashDN = %q", got)
+			t.Fatalf("slashDNOf = %q", got)
 		}
 	})
 }
@@ -138,13 +139,13 @@ func FuzzDNForms(f *testing.F) {
 			sel, n := data[0], int(data[1]%24)
 			data = data[2:]
 			n = min(n, len(data))
-			a := attr{oid: oids[int(sel)%len(oids)], tag: tags[int(sel>>3)%len(tags)], value: string(data[:n])}
+			a := attr{OID: oids[int(sel)%len(oids)], Tag: tags[int(sel>>3)%len(tags)], Value: string(data[:n])}
 			data = data[n:]
-			switch a.tag {
+			switch a.Tag {
 			case asn1.TagBMPString:
-				a.value = a.value[:len(a.value)/2*2]
+				a.Value = a.Value[:len(a.Value)/2*2]
 			case 28:
-				a.value = a.value[:len(a.value)/4*4]
+				a.Value = a.Value[:len(a.Value)/4*4]
 			}
 			if sel&0x80 != 0 && len(rdns) > 0 {
 				rdns[len(rdns)-1] = append(rdns[len(rdns)-1], a)
@@ -152,9 +153,9 @@ func FuzzDNForms(f *testing.F) {
 				rdns = append(rdns, []attr{a})
 			}
 		}
-		der := buildName(t, rdns...)
-		one, err1 := OpenSSLOneline(der)
-		rfc, err2 := OpenSSLRFC2253(der)
+		der := pkitest.RawName(rdns...)
+		one, err1 := opensslOnelineDN(der)
+		rfc, err2 := opensslRFC2253DN(der)
 		if err1 != nil || err2 != nil {
 			t.Fatalf("a name that encoding/asn1 wrote does not parse: %v %v", err1, err2)
 		}
@@ -176,8 +177,8 @@ func FuzzDNForms(f *testing.F) {
 		var want []slashAttr
 		for i, rdn := range rdns {
 			for _, a := range rdn {
-				name, _ := attrName(a.oid)
-				want = append(want, slashAttr{RDN: i, Type: name, Value: a.value})
+				name, _ := attrName(a.OID)
+				want = append(want, slashAttr{RDN: i, Type: name, Value: a.Value})
 			}
 		}
 		if diff := cmp.Diff(want, got); diff != "" {

@@ -6,6 +6,8 @@ import (
 	"io"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/edgectl/edgectl/internal/markdown"
 )
 
 // Masked is what every renderer shows instead of a sensitive value.
@@ -253,7 +255,7 @@ func WriteMarkdown(w io.Writer, p *Plan, opts MarkdownOptions) error {
 		fmt.Fprintf(&b, "Compared with the deployed state at serial %d (lineage `%s`).\n\n", p.PriorSerial, p.Lineage)
 	}
 	if msg := p.DestroyMessage(); msg != "" {
-		fmt.Fprintf(&b, "> [!CAUTION]\n> 🛑 **Destroy:** %s.\n> `edgectl apply` refuses this plan unless `--allow-destroy` is given.\n\n", escapeMarkdown(msg))
+		fmt.Fprintf(&b, "> [!CAUTION]\n> 🛑 **Destroy:** %s.\n> `edgectl apply` refuses this plan unless `--allow-destroy` is given.\n\n", markdown.Escape(msg))
 	}
 	if !p.HasChanges() {
 		b.WriteString("✅ **No changes.** The deployed state matches the manifests.\n")
@@ -313,35 +315,8 @@ func markdownChange(c *Change, maxValue int) string {
 			fmt.Fprintf(&lines, "- %s: %s\n+ %s: %s\n", f.Path, val(f.Before), f.Path, val(f.After))
 		}
 	}
-	fence := codeFence(lines.String())
+	fence := markdown.CodeFence(lines.String())
 	fmt.Fprintf(&b, "<details><summary>%s %s <code>%s</code> (%s)</summary>\n\n%sdiff\n%s%s\n\n</details>\n\n",
 		icon, c.Action, c.ID(), plural(len(c.Fields), "field"), fence, lines.String(), fence)
-	return b.String()
-}
-
-// codeFence returns a backtick fence longer than any backtick run in s.
-func codeFence(s string) string {
-	longest, run := 0, 0
-	for _, r := range s {
-		if r == '`' {
-			run++
-			longest = max(longest, run)
-		} else {
-			run = 0
-		}
-	}
-	return strings.Repeat("`", max(3, longest+1))
-}
-
-// escapeMarkdown escapes the characters that Markdown would interpret in
-// s, such as a resource name with underscores or backticks.
-func escapeMarkdown(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if strings.ContainsRune("\\`*_{}[]<>#+!|~", r) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
 	return b.String()
 }

@@ -145,3 +145,121 @@ func listDeps(t *testing.T, dirs ...string) map[string][]string {
 	}
 	return m
 }
+
+// layers are the module's packages from the top (the command line) to the
+// bottom: a package may import packages of its own layer or below, never
+// above. A package below pkg/ or internal/ belongs to the layer of its
+// nearest listed parent (pkg/server/h1 to pkg/server).
+var layers = [][]string{
+	{"pkg/cli"},
+	{"pkg/edgetest", "pkg/server", "pkg/validate"},
+	{"pkg/edge", "pkg/plan"},
+	{"pkg/rules", "pkg/proxy", "pkg/state"},
+	{"pkg/manifest"},
+	{"pkg/pki", "pkg/diag", "schemas", "internal/markdown", "internal/reference", "internal/nginxtest"},
+}
+
+// unlayered are the packages outside the layering: programs and the
+// generator, which may import anything and which no layered package may
+// import.
+var unlayered = []string{"cmd/", "bench/", "examples/", "internal/reference/gen", "internal/reference/generate"}
+
+// isUnlayered reports whether the module-relative package path rel is a
+// program or the generator.
+func isUnlayered(rel string) bool {
+	for _, u := range unlayered {
+		u = strings.TrimSuffix(u, "/")
+		if rel == u || strings.HasPrefix(rel, u+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// layerOf returns the layer of the module-relative package path rel (0 is
+// the top), and false when rel is in no layer.
+func layerOf(rel string) (int, bool) {
+	if isUnlayered(rel) {
+		return 0, false
+	}
+	best, layer := "", 0
+	for i, l := range layers {
+		for _, p := range l {
+			if (rel == p || strings.HasPrefix(rel, p+"/")) && len(p) > len(best) {
+				best, layer = p, i
+			}
+		}
+	}
+	return layer, best != ""
+}
+
+// TestLayering checks that every package of the module imports none in a
+// layer above its own (cli → edgetest/server/validate → edge/plan →
+// rules/proxy/state → manifest → pki/diag/schemas), that every package of
+// pkg/ and internal/ has a layer, and that no layered package imports a
+// program or the generator. Only the non-test files count: a test may
+// reach further up (the e2e tests of pkg/edge run pkg/server).
+func TestLayering(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("go command not found")
+	}
+	graph := listDeps(t, "../../...")
+	n := 0
+	for imp, imports := range graph {
+		rel, ok := strings.CutPrefix(imp, module)
+		if !ok {
+			continue
+		}
+		layer, layered := layerOf(rel)
+		if !layered {
+			if !isUnlayered(rel) {
+				t.Errorf("%s has no layer: add it to layers in pkg/rules/boundary_test.go", rel)
+			}
+			continue
+		}
+		n++
+		for _, dep := range imports {
+			drel, ok := strings.CutPrefix(dep, module)
+			if !ok {
+				continue
+			}
+			dlayer, dlayered := layerOf(drel)
+			switch {
+			case !dlayered:
+				t.Errorf("%s imports %s, a program or generator outside the layers", rel, drel)
+			case dlayer < layer:
+				t.Errorf("%s (layer %d) imports %s (layer %d), which is above it", rel, layer, drel, dlayer)
+			}
+		}
+	}
+	if n < 15 {
+		t.Fatalf("go list reported only %d layered packages", n)
+	}
+}
+
+func TestLayerOf(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		rel    string
+		layer  int
+		inside bool
+	}{
+		{"pkg/cli", 0, true},
+		{"pkg/server/h1", 1, true},
+		{"pkg/edge", 2, true},
+		{"pkg/edgetest", 1, true},
+		{"pkg/state/etcdtest", 3, true},
+		{"pkg/pki/pkitest", 5, true},
+		{"schemas", 5, true},
+		{"internal/reference", 5, true},
+		{"internal/reference/generate", 0, false},
+		{"cmd/edgectl", 0, false},
+		{"pkg/newthing", 0, false},
+	} {
+		layer, inside := layerOf(tc.rel)
+		if layer != tc.layer || inside != tc.inside {
+			t.Errorf("layerOf(%q) = %d, %v; want %d, %v", tc.rel, layer, inside, tc.layer, tc.inside)
+		}
+	}
+}

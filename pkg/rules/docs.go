@@ -1,7 +1,6 @@
 package rules
 
 import (
-	"slices"
 	"strings"
 )
 
@@ -140,20 +139,4 @@ var OperatorDocs = []OperatorDoc{
 	{"does_not_exist", "none", "True when the variable is absent."},
 	{"is_in_list", "a NetworkList name", "True when the client address (the firewall's network, the application's ${remote_addr}) is in one of the list's networks."},
 	{"is_not_in_list", "a NetworkList name", "True when the client address is in none of the list's networks."},
-}
-
-// VariablesFor returns the documented variables of an engine ("" for
-// both) available in a phase ("" for any), in VariableDocs order.
-func VariablesFor(engine, phase string) []VariableDoc {
-	var out []VariableDoc
-	for _, d := range VariableDocs {
-		if engine != "" && d.Engine != engine {
-			continue
-		}
-		if phase != "" && !slices.Contains(d.Phases, phase) {
-			continue
-		}
-		out = append(out, d)
-	}
-	return out
 }

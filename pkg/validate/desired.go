@@ -46,11 +46,9 @@ func (r *Result) desired(portable bool) []state.Resource {
 	return out
 }
 
-// Normalize returns a copy of the resource's spec with defaults filled in and
-// file references replaced by their content (a private-key file reference
-// made absolute).
-func Normalize(res *Resource) any { return normalize(res, false) }
-
+// normalize returns a copy of the resource's spec with defaults filled in
+// and file references replaced by their content; a private-key file
+// reference is made portable (relative to the manifest root) or absolute.
 func normalize(res *Resource, portable bool) any {
 	doc := res.Doc
 	switch spec := doc.Spec.(type) {

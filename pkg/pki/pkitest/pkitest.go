@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/pem"
 	"fmt"
 	"math/big"
@@ -40,16 +41,6 @@ func WithValidity(notBefore, notAfter time.Time) Option {
 	return func(t *x509.Certificate) { t.NotBefore, t.NotAfter = notBefore, notAfter }
 }
 
-// WithNotBefore sets NotBefore.
-func WithNotBefore(notBefore time.Time) Option {
-	return func(t *x509.Certificate) { t.NotBefore = notBefore }
-}
-
-// WithNotAfter sets NotAfter.
-func WithNotAfter(notAfter time.Time) Option {
-	return func(t *x509.Certificate) { t.NotAfter = notAfter }
-}
-
 // WithExtKeyUsage replaces the extended key usages; with no argument the
 // certificate has no EKU extension, which crypto/x509 treats as any usage.
 func WithExtKeyUsage(usages ...x509.ExtKeyUsage) Option {
@@ -81,11 +72,6 @@ func WithDNSNames(names ...string) Option {
 	return func(t *x509.Certificate) { t.DNSNames = append(t.DNSNames, names...) }
 }
 
-// WithIPAddresses adds IP SANs.
-func WithIPAddresses(ips ...net.IP) Option {
-	return func(t *x509.Certificate) { t.IPAddresses = append(t.IPAddresses, ips...) }
-}
-
 // WithURIs adds URI SANs, such as SPIFFE IDs. It panics on a URI that does
 // not parse.
 func WithURIs(uris ...string) Option {
@@ -98,6 +84,43 @@ func WithURIs(uris ...string) Option {
 		parsed[i] = u
 	}
 	return func(t *x509.Certificate) { t.URIs = append(t.URIs, parsed...) }
+}
+
+// Attr is one attribute of a hand-built distinguished name: its type, the
+// ASN.1 universal tag of its string type and the value's bytes, encoded as
+// given (crypto/x509 would choose the string types itself).
+type Attr struct {
+	OID   asn1.ObjectIdentifier
+	Tag   int
+	Value string
+}
+
+// RawName encodes RDNs of attributes as a DER Name, for WithRawSubject. It
+// panics on an attribute encoding/asn1 cannot write (an invalid OID).
+func RawName(rdns ...[]Attr) []byte {
+	must := func(b []byte, err error) []byte {
+		if err != nil {
+			panic("pkitest: " + err.Error())
+		}
+		return b
+	}
+	var seq []byte
+	for _, rdn := range rdns {
+		var set []byte
+		for _, a := range rdn {
+			val := must(asn1.Marshal(asn1.RawValue{Class: asn1.ClassUniversal, Tag: a.Tag, Bytes: []byte(a.Value)}))
+			oid := must(asn1.Marshal(a.OID))
+			set = append(set, must(asn1.Marshal(asn1.RawValue{Class: asn1.ClassUniversal, Tag: asn1.TagSequence, IsCompound: true, Bytes: append(oid, val...)}))...)
+		}
+		seq = append(seq, must(asn1.Marshal(asn1.RawValue{Class: asn1.ClassUniversal, Tag: asn1.TagSet, IsCompound: true, Bytes: set}))...)
+	}
+	return must(asn1.Marshal(asn1.RawValue{Class: asn1.ClassUniversal, Tag: asn1.TagSequence, IsCompound: true, Bytes: seq}))
+}
+
+// WithRawSubject sets the subject to der, a DER Name used as it is (see
+// RawName); it takes precedence over WithSubject.
+func WithRawSubject(der []byte) Option {
+	return func(t *x509.Certificate) { t.RawSubject = der }
 }
 
 // Certificate is a signed certificate with its private key.

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"math/big"
 	"os"
 	"testing"
@@ -131,5 +132,32 @@ func TestWriteFiles(t *testing.T) {
 	}
 	if diff := cmp.Diff([]any{dir + "/partner.pem", dir + "/partner-key.pem", os.FileMode(0o600)}, []any{certPath, keyPath, info.Mode().Perm()}); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+// TestRawSubject: a name built by RawName keeps its string types and RDN
+// order in the issued certificate, which Go reads back as written.
+func TestRawSubject(t *testing.T) {
+	der := pkitest.RawName(
+		[]pkitest.Attr{{OID: asn1.ObjectIdentifier{2, 5, 4, 6}, Tag: asn1.TagPrintableString, Value: "BR"}},
+		[]pkitest.Attr{{OID: asn1.ObjectIdentifier{2, 5, 4, 10}, Tag: asn1.TagT61String, Value: "Banco"}, {OID: asn1.ObjectIdentifier{2, 5, 4, 11}, Tag: asn1.TagUTF8String, Value: "Pix"}},
+		[]pkitest.Attr{{OID: asn1.ObjectIdentifier{2, 5, 4, 3}, Tag: asn1.TagUTF8String, Value: "app"}},
+	)
+	cert := pkitest.NewCA("raw root").IssueClient("ignored", pkitest.WithRawSubject(der)).Cert
+	if string(cert.RawSubject) != string(der) {
+		t.Fatalf("RawSubject = %x, want %x", cert.RawSubject, der)
+	}
+	if got, want := cert.Subject.String(), "CN=app,OU=Pix,O=Banco,C=BR"; got != want {
+		t.Errorf("subject %q, want %q", got, want)
+	}
+	var rdns pkix.RDNSequence
+	if _, err := asn1.Unmarshal(cert.RawSubject, &rdns); err != nil {
+		t.Fatal(err)
+	}
+	if len(rdns) != 3 || len(rdns[1]) != 2 {
+		t.Errorf("RDNs %v, want three with a multi-valued second", rdns)
+	}
+	if got := pkitest.RawName(); string(got) != "\x30\x00" {
+		t.Errorf("empty name %x, want 3000", got)
 	}
 }

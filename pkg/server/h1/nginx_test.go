@@ -7,13 +7,11 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/edgectl/edgectl/internal/nginxtest"
 	"github.com/edgectl/edgectl/pkg/server/h1"
 )
 
@@ -162,105 +160,14 @@ func rawOutcome(t *testing.T, addr, raw string) outcome {
 	}
 }
 
-// nginxBinary finds nginx on PATH or where Debian installs it (/usr/sbin
-// is not on an ordinary user's PATH); it skips t, or fails it when CI is
-// "true", when there is none.
-func nginxBinary(t *testing.T) string {
-	t.Helper()
-	if bin, err := exec.LookPath("nginx"); err == nil {
-		return bin
-	}
-	if bin, err := exec.LookPath("/usr/sbin/nginx"); err == nil {
-		return bin
-	}
-	msg := "nginx is not installed (apt-get install nginx, or make tools)"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
-
-// startNginx runs nginx in the foreground on a free loopback port with a
-// generated configuration whose one location answers 200, and stops it
-// when the test ends. It returns the address.
+// startNginx runs nginx on a loopback port with one location answering
+// 200, and returns its address.
 func startNginx(t *testing.T) string {
-	t.Helper()
-	bin := nginxBinary(t)
-	dir := t.TempDir()
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		conf := fmt.Sprintf(`daemon off;
-master_process off;
-worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log info;
-events { worker_connections 128; }
-http {
-	access_log off;
-	client_body_temp_path %[1]s/body;
-	proxy_temp_path %[1]s/proxy;
-	fastcgi_temp_path %[1]s/fastcgi;
-	uwsgi_temp_path %[1]s/uwsgi;
-	scgi_temp_path %[1]s/scgi;
-	lingering_timeout 100ms;
-	server {
-		listen %[2]s;
-		location / { return 200 "ok\n"; }
-	}
-}
-`, dir, addr)
-		path := filepath.Join(dir, "nginx.conf")
-		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(bin, "-p", dir, "-c", path, "-e", filepath.Join(dir, "error.log"))
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan struct{})
-		go func() { cmd.Wait(); close(exited) }()
-		stop := func() {
-			cmd.Process.Kill()
-			<-exited
-		}
-		if err := waitListening(addr, exited); err != nil {
-			stop()
-			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			lastErr = fmt.Errorf("nginx did not start on %s: %v\n%s%s", addr, err, stderr.String(), log)
-			continue
-		}
-		t.Cleanup(stop)
-		return addr
-	}
-	t.Fatal(lastErr)
-	return ""
-}
-
-func waitListening(addr string, exited <-chan struct{}) error {
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		select {
-		case <-exited:
-			return errors.New("it exited")
-		default:
-		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return nginxtest.Start(t, "", func(addr string) string {
+		return fmt.Sprintf(`lingering_timeout 100ms;
+server {
+	listen %s;
+	location / { return 200 "ok\n"; }
+}`, addr)
+	})
 }
