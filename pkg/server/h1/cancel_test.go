@@ -27,12 +27,12 @@ func newWaiter() *waiter {
 
 func (h *waiter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	io.Copy(io.Discard, r.Body)
-	h.started <- r.URL.Path
+	h.started <- r.Method + " " + r.URL.Path
 	select {
 	case <-r.Context().Done():
 		h.ended <- "cancelled"
 	case <-h.release:
-		io.WriteString(w, "done "+r.URL.Path)
+		io.WriteString(w, "done "+r.Method+" "+r.URL.Path)
 		h.ended <- "released"
 	case <-time.After(10 * time.Second):
 		h.ended <- "still running after 10s"
@@ -69,7 +69,7 @@ func TestCancelWhenClientCloses(t *testing.T) {
 			addr := serve(t, &h1.Server{}, h)
 			c, _ := dial(t, addr)
 			io.WriteString(c, tc.raw)
-			expect(t, h.started, tc.raw[strings.Index(tc.raw, "/"):strings.Index(tc.raw, " HTTP")], 5*time.Second)
+			expect(t, h.started, tc.raw[:strings.Index(tc.raw, " HTTP")], 5*time.Second)
 			if tc.name == "reset" {
 				c.(*net.TCPConn).SetLinger(0)
 			}
@@ -108,7 +108,7 @@ func TestCancelOverTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	io.WriteString(c, "GET /tls HTTP/1.1\r\nHost: example.com\r\n\r\n")
-	expect(t, h.started, "/tls", 5*time.Second)
+	expect(t, h.started, "GET /tls", 5*time.Second)
 	c.Close()
 	expect(t, h.ended, "cancelled", time.Second)
 }
@@ -123,17 +123,17 @@ func TestWatchKeepsPipelinedRequest(t *testing.T) {
 	addr := serve(t, &h1.Server{}, h)
 	c, br := dial(t, addr)
 	io.WriteString(c, "POST /first HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi")
-	expect(t, h.started, "/first", 5*time.Second)
+	expect(t, h.started, "POST /first", 5*time.Second)
 	io.WriteString(c, "GET /second HTTP/1.1\r\nHost: a\r\n\r\n")
 	time.Sleep(100 * time.Millisecond) // the watch reads the first byte
 	h.release <- struct{}{}
 	expect(t, h.ended, "released", 5*time.Second)
-	if resp, body := exchange(t, c, br, "POST", ""); resp.StatusCode != 200 || body != "done /first" {
+	if resp, body := exchange(t, c, br, "POST", ""); resp.StatusCode != 200 || body != "done POST /first" {
 		t.Fatalf("first: %d %q", resp.StatusCode, body)
 	}
-	expect(t, h.started, "/second", 5*time.Second)
+	expect(t, h.started, "GET /second", 5*time.Second)
 	h.release <- struct{}{}
-	if resp, body := exchange(t, c, br, "GET", ""); resp.StatusCode != 200 || body != "done /second" {
+	if resp, body := exchange(t, c, br, "GET", ""); resp.StatusCode != 200 || body != "done GET /second" {
 		t.Fatalf("second: %d %q", resp.StatusCode, body)
 	}
 	expect(t, h.ended, "released", 5*time.Second)
@@ -194,4 +194,3 @@ func TestWriteFailureCancels(t *testing.T) {
 	c.Close()
 	expect(t, ended, "cancelled", 5*time.Second)
 }
-
