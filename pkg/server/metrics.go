@@ -108,7 +108,7 @@ func newMetrics() *metrics {
 		Name: MetricHTTP2Timeouts, Help: "HTTP/2 timeouts: connections closed for want of a first request (header), streams reset for a stalled request body (body) or response write (write).",
 	}, []string{"timeout"})
 	m.h2Errors = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: MetricHTTP2Errors, Help: "HTTP/2 protocol errors and defences of Go's http2 server, by type (such as too_many_early_resets, the rapid-reset defence).",
+		Name: MetricHTTP2Errors, Help: "HTTP/2 protocol errors and defences of Go's http2 server, by type (scope, code and cause, such as conn_enhance_your_calm_too_many_early_resets: the rapid-reset defence).",
 	}, []string{"type"})
 	m.reg.MustRegister(m.requests, m.verifications, m.handshakes, m.firewall, m.upstream, m.reloads, m.serial, m.domains, m.dropped, m.connected,
 		m.refused, open, m.h2Timeouts, m.h2Errors,
@@ -141,8 +141,10 @@ func (m *metrics) request(rec *edge.Record) {
 	}
 }
 
-// h2Error is http.HTTP2Config.CountError.
-func (m *metrics) h2Error(errType string) { m.h2Errors.WithLabelValues(errType).Inc() }
+// h2Error is http.HTTP2Config.CountError: errType is the error's scope,
+// code and cause, such as "conn_ENHANCE_YOUR_CALM_too_many_early_resets",
+// counted in lower case.
+func (m *metrics) h2Error(errType string) { m.h2Errors.WithLabelValues(strings.ToLower(errType)).Inc() }
 
 func (m *metrics) verified(domain, verify string) {
 	v, ok := m.verifyChildren.Load(domain)
