@@ -1,23 +1,17 @@
-// Package edge compiles deployed resources into the immutable rules engine of
-// the edge and evaluates it on the request path.
+// Package edge compiles a deployed snapshot into the immutable runtime that
+// serves it, and swaps runtimes when the snapshot changes.
 //
-// Compilation (CompileNetworkList, CompileFirewall, CompileApplication,
-// CompileTemplate) parses every variable reference, regular expression,
-// network list and header template once and reports problems as FieldErrors
-// positioned by field path, so that edgectl validate runs the same compiler
-// as edgectl serve: what validates will serve.
+// Compile checks every resource with the compilers of package rules
+// (network lists, firewalls, applications) and adds what serving needs on
+// top: per-domain TLS configurations and trust stores (tls.go), domain
+// lookup by SNI and Host, and, per application, an origin client of package
+// proxy. Problems come back as a *CompileError naming each resource and
+// field.
 //
-// Evaluation (Firewall.Evaluate, Application.EvaluateRequest,
-// Application.EvaluateResponse) only reads the compiled values: variables
-// are resolved by a switch on a precomputed id, never by a string lookup, and
-// results are written into caller-owned, reusable values so that a request
-// costs almost no allocation. The rules engine opens no sockets and reads
-// no files: values in, values out.
-//
-// The Runtime (Compile) adds what serving needs on top: per-domain TLS
-// configurations, the request pipeline (Runtime.ServeHTTP) and, per
-// application, a pool of persistent HTTP/1.1 connections to the origin
-// with a client of its own (origin*.go) that runs each exchange on the
-// request's goroutine. Sockets are accepted by package server; the origin
-// connections are the one place this package dials.
+// The request pipeline (Runtime.ServeHTTP) checks that Host agrees with
+// SNI, computes the connection's facts once (ConnContext), runs the
+// firewall and the application's request phase, forwards to the origin
+// through package proxy, and runs the response phase on the origin's answer.
+// Sockets are accepted by package server and origin connections dialed by
+// package proxy: this package dials nothing.
 package edge

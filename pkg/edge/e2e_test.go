@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -183,16 +186,26 @@ func (e *edgeServer) do(t *testing.T, sni, client string, version uint16, host s
 	return result{status: resp.StatusCode, body: string(body), header: resp.Header}
 }
 
+// alertName returns the name of the TLS alert that failed the connection
+// ("unknown_certificate_authority"), or "error: " and the error when none
+// did. A received alert is a *net.OpError "remote error" wrapping the
+// alert's code (an unexported uint8 type of crypto/tls), named here by
+// tls.AlertError; one the client sent is a tls.AlertError.
 func alertName(err error) string {
+	name := func(a tls.AlertError) string {
+		return strings.ReplaceAll(strings.TrimPrefix(a.Error(), "tls: "), " ", "_")
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "remote error" {
+		if v := reflect.ValueOf(oe.Err); v.Kind() == reflect.Uint8 {
+			return name(tls.AlertError(v.Uint()))
+		}
+	}
 	var ae tls.AlertError
 	if errors.As(err, &ae) {
-		return strings.ReplaceAll(ae.Error(), " ", "_")
+		return name(ae)
 	}
-	msg := err.Error()
-	if i := strings.Index(msg, "remote error: tls: "); i >= 0 {
-		return strings.ReplaceAll(msg[i+len("remote error: tls: "):], " ", "_")
-	}
-	return "error: " + msg
+	return "error: " + err.Error()
 }
 
 func TestEnforceHandshakes(t *testing.T) {
@@ -359,5 +372,8 @@ func TestCompileFailsClosed(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "TrustedCA/partners") || !strings.Contains(err.Error(), "no trust store") {
 		t.Errorf("error does not name the broken trust store: %v", err)
+	}
+	if !slices.ContainsFunc(ce.Problems, func(p edge.Problem) bool { return p.Kind == manifest.KindTrustedCA && p.Name == "partners" }) {
+		t.Errorf("no problem of TrustedCA/partners in %+v", ce.Problems)
 	}
 }

@@ -15,15 +15,25 @@ import (
 	"github.com/edgectl/edgectl/pkg/manifest"
 )
 
-// edgeWithOrigin starts an edge whose application points at originURL.
-func edgeWithOrigin(t *testing.T, originURL string) *edgeServer {
+// edgeWithOrigin starts an edge whose application points at originURL;
+// edit, when not nil, changes the application first.
+func edgeWithOrigin(t *testing.T, originURL string, edit func(*manifest.ApplicationSpec)) *edgeServer {
 	t.Helper()
 	p := newPKI(t)
-	rt := compileFor(t, p, snapshotFor(p, originURL), nil)
+	snap := snapshotFor(p, originURL)
+	if edit != nil {
+		edit(snap.Resources[2].Spec.(*manifest.ApplicationSpec))
+	}
+	rt := compileFor(t, p, snap, nil)
 	return &edgeServer{addr: serveRuntime(t, rt), rt: rt, p: p, o: &origin{}}
 }
 
+// faultResponseTimeout is the origin response timeout of TestOriginFaults:
+// short, so that the timeouts it checks do not wait out the default.
+const faultResponseTimeout = "300ms"
+
 func TestOriginFaults(t *testing.T) {
+	t.Parallel()
 	refused := func() string { // a port nothing listens on
 		ln, _ := net.Listen("tcp", "127.0.0.1:0")
 		addr := ln.Addr().String()
@@ -36,15 +46,15 @@ func TestOriginFaults(t *testing.T) {
 		case <-r.Context().Done():
 		}
 	}))
-	defer slow.Close()
+	t.Cleanup(slow.Close)
 	hangup := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, _, _ := http.NewResponseController(w).Hijack()
 		c.Close()
 	}))
-	defer hangup.Close()
+	t.Cleanup(hangup.Close)
 	// A listener that accepts and never answers: the connect succeeds, the response never comes.
 	silent, _ := net.Listen("tcp", "127.0.0.1:0")
-	defer silent.Close()
+	t.Cleanup(func() { silent.Close() })
 	go func() {
 		for {
 			c, err := silent.Accept()
@@ -68,7 +78,10 @@ func TestOriginFaults(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			e := edgeWithOrigin(t, tc.url)
+			t.Parallel()
+			e := edgeWithOrigin(t, tc.url, func(a *manifest.ApplicationSpec) {
+				a.Origin.ResponseTimeout = faultResponseTimeout
+			})
 			start := time.Now()
 			got := e.do(t, "api.bank.test", "valid", tls.VersionTLS13, "", nil)
 			if got.status != tc.status || !strings.Contains(got.body, tc.body) {
@@ -96,7 +109,7 @@ func TestStreamingBody(t *testing.T) {
 	}))
 	defer o.Close()
 	defer close(release)
-	e := edgeWithOrigin(t, o.URL)
+	e := edgeWithOrigin(t, o.URL, nil)
 	roots := e.p.edgeRoot.Pool()
 	cert := e.p.clients["valid"].TLSCertificate()
 	conn, err := tls.Dial("tcp", e.addr, &tls.Config{ServerName: "api.bank.test", RootCAs: roots, Certificates: []tls.Certificate{cert}})

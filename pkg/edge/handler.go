@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"net"
 	"net/http"
@@ -12,6 +13,9 @@ import (
 	"time"
 
 	"github.com/edgectl/edgectl/pkg/pki"
+
+	"github.com/edgectl/edgectl/pkg/proxy"
+	"github.com/edgectl/edgectl/pkg/rules"
 )
 
 // Observer receives what happens on the request path, for metrics and the
@@ -68,7 +72,7 @@ type connKey struct{}
 type connInfo struct {
 	raw  net.Conn
 	mu   sync.Mutex
-	conn *Conn
+	conn *rules.Conn
 	// policy is the id of the TLS policy the facts were computed under;
 	// after a reload that changed the domain's trust, they are recomputed.
 	policy [32]byte
@@ -85,7 +89,7 @@ func ConnContext(ctx context.Context, c net.Conn) context.Context {
 // ok is false when the connection must not serve d any more: an Enforce
 // domain whose new trust store rejects the certificate the connection was
 // verified with.
-func (rt *Runtime) connFacts(r *http.Request, d *Domain) (c *Conn, ok bool) {
+func (rt *Runtime) connFacts(r *http.Request, d *Domain) (c *rules.Conn, ok bool) {
 	ci, _ := r.Context().Value(connKey{}).(*connInfo)
 	if ci == nil {
 		ci = &connInfo{}
@@ -97,7 +101,7 @@ func (rt *Runtime) connFacts(r *http.Request, d *Domain) (c *Conn, ok bool) {
 	}
 	reverified := ci.conn != nil
 	state := r.TLS
-	var client *ClientCert
+	var client *rules.ClientCert
 	switch d.tls.mode {
 	case ModeOff:
 		client = nil
@@ -116,7 +120,7 @@ func (rt *Runtime) connFacts(r *http.Request, d *Domain) (c *Conn, ok bool) {
 				return nil, false
 			}
 		}
-		client = NewClientCert(leaf, verr.SSLClientVerify(), verr.Status())
+		client = rules.NewClientCert(leaf, verr.SSLClientVerify(), verr.Status())
 		rt.observer.Verified(d.Name, client.Verify)
 	}
 	var remote, local netip.AddrPort
@@ -126,7 +130,12 @@ func (rt *Runtime) connFacts(r *http.Request, d *Domain) (c *Conn, ok bool) {
 	} else {
 		remote, _ = netip.ParseAddrPort(r.RemoteAddr)
 	}
-	ci.conn = NewConn(remote, local, state, client)
+	var facts *rules.TLS
+	if state != nil {
+		t := connTLS(state)
+		facts = &t
+	}
+	ci.conn = rules.NewConn(remote, local, facts, client)
 	ci.policy = d.tls.id
 	return ci.conn, true
 }
@@ -145,9 +154,10 @@ func addrPort(a net.Addr) netip.AddrPort {
 // reqState is one request's working state, from the handler through the
 // origin exchange; it is pooled and reused.
 type reqState struct {
-	req    Request
-	acts   RequestActions
-	resp   ResponseActions
+	req    rules.Request
+	acts   rules.RequestActions
+	resp   rules.ResponseActions
+	out    proxy.Outbound
 	domain *Domain
 	w      statusWriter
 	rec    Record
@@ -213,30 +223,30 @@ func (rt *Runtime) serve(w *statusWriter, r *http.Request, st *reqState) {
 	}
 	// Clients can neither forge nor remove the headers the edge sets.
 	d.app.app.StripHeaders(r.Header)
-	st.req = Request{HTTP: r, Host: host, Scheme: "https", Conn: conn, Now: st.started}
+	st.req = rules.Request{HTTP: r, Host: host, Scheme: "https", Conn: conn, Now: st.started}
 	st.domain = d
 
 	if d.firewall != nil {
 		dec := d.firewall.Evaluate(&st.req)
-		if dec.Action != Allow {
+		if dec.Action != rules.Allow {
 			st.rec.FirewallRule, st.rec.FirewallAction = dec.Rule, dec.Action.String()
 		}
 		switch dec.Action {
-		case Deny:
+		case rules.Deny:
 			respond(w, http.StatusForbidden, "forbidden\n")
 			return
-		case Drop:
+		case rules.Drop:
 			// Close the connection (or reset the HTTP/2 stream) without a
 			// response; the record keeps status 0.
 			st.dropped = true
 			panic(http.ErrAbortHandler)
-		case RateLimited:
+		case rules.RateLimited:
 			if dec.RetryAfter > 0 {
 				w.Header().Set("Retry-After", strconv.Itoa(dec.RetryAfter))
 			}
 			respond(w, http.StatusTooManyRequests, "too many requests\n")
 			return
-		case Custom:
+		case rules.Custom:
 			w.Header().Set("Content-Type", dec.ContentType)
 			respond(w, dec.Status, dec.Body)
 			return
@@ -304,3 +314,27 @@ func (w *statusWriter) Flush() {
 
 // Unwrap gives http.ResponseController access to the connection.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// connTLS returns the TLS facts the rules engine reads of a handshake.
+func connTLS(state *tls.ConnectionState) rules.TLS {
+	return rules.TLS{
+		ServerName: state.ServerName,
+		Protocol:   protocolName(state.Version),
+		Cipher:     tls.CipherSuiteName(state.CipherSuite),
+	}
+}
+
+// protocolName spells a TLS version as OpenSSL does, for ssl_protocol.
+func protocolName(v uint16) string {
+	switch v {
+	case tls.VersionTLS10:
+		return "TLSv1"
+	case tls.VersionTLS11:
+		return "TLSv1.1"
+	case tls.VersionTLS12:
+		return "TLSv1.2"
+	case tls.VersionTLS13:
+		return "TLSv1.3"
+	}
+	return ""
+}

@@ -539,7 +539,9 @@ func TestOriginStallsMidBody(t *testing.T) {
 		w.(http.Flusher).Flush()
 		<-r.Context().Done()
 	})
-	e := edgeFor(t, o.URL, nil) // response timeout 2s
+	e := edgeFor(t, o.URL, func(a *manifest.ApplicationSpec) {
+		a.Origin.ResponseTimeout = "300ms" // short: the stall is not waited out
+	})
 	c := e.dial(t)
 	start := time.Now()
 	io.WriteString(c, "GET /stall HTTP/1.1\r\nHost: api.bank.test\r\n\r\n")
@@ -599,6 +601,7 @@ func TestUnsolicitedOriginBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
+	unsolicited := make(chan struct{}) // closed once the unasked-for response is written
 	go func() {
 		for conns := 0; ; conns++ {
 			c, err := ln.Accept()
@@ -618,6 +621,7 @@ func TestUnsolicitedOriginBytes(t *testing.T) {
 					if first {
 						time.Sleep(20 * time.Millisecond)
 						io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nEVIL!")
+						close(unsolicited)
 					}
 				}
 			}(c, conns == 0)
@@ -627,7 +631,7 @@ func TestUnsolicitedOriginBytes(t *testing.T) {
 	if status, body := e.dial(t).get(t, "/first"); status != 200 || body != "ok" {
 		t.Fatalf("first request: %d %q", status, body)
 	}
-	time.Sleep(100 * time.Millisecond) // the unsolicited response arrives
+	<-unsolicited // written on loopback: it is in the edge's receive buffer
 	for _, method := range []string{"GET", "POST"} {
 		req := method + " /second HTTP/1.1\r\nHost: api.bank.test\r\nContent-Length: 0\r\n\r\n"
 		resp := e.dial(t).raw(t, method, req)

@@ -16,31 +16,32 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/edgectl/edgectl/pkg/manifest"
+
+	"github.com/edgectl/edgectl/pkg/proxy"
+	"github.com/edgectl/edgectl/pkg/rules"
 )
 
 // appRuntime is a compiled application: its rules and its origin client.
 type appRuntime struct {
-	name            string
-	app             *Application
-	origin          *url.URL
-	hostHeader      *Template
-	responseTimeout time.Duration
-	pool            *originPool
+	name       string
+	app        *rules.Application
+	hostHeader *rules.Template
+	origin     *proxy.Origin
 }
 
-type fieldErrs struct{ errs []FieldError }
+type fieldErrs struct{ errs []rules.FieldError }
 
 func (e *fieldErrs) Error() string { return fmt.Sprint(e.errs) }
 
-func compileApp(name string, spec *manifest.ApplicationSpec, lists map[string]*NetworkList) (*appRuntime, error) {
-	app, errs := CompileApplication(spec, lists)
+func compileApp(name string, spec *manifest.ApplicationSpec, lists map[string]*rules.NetworkList) (*appRuntime, error) {
+	app, errs := rules.CompileApplication(spec, lists)
 	hostHeader := manifest.DefaultHostHeader
 	if spec.Origin.HostHeader != "" {
 		hostHeader = spec.Origin.HostHeader
 	}
-	tmpl, terrs := CompileTemplate("spec.origin.hostHeader", hostHeader, manifest.PhaseRequest)
+	tmpl, terrs := rules.CompileTemplate("spec.origin.hostHeader", hostHeader, manifest.PhaseRequest)
 	errs = append(errs, terrs...)
-	if hasErrors(errs) {
+	if rules.HasErrors(errs) {
 		return nil, &fieldErrs{errs: errs}
 	}
 	u, err := url.Parse(spec.Origin.URL)
@@ -62,9 +63,11 @@ func compileApp(name string, spec *manifest.ApplicationSpec, lists map[string]*N
 		}
 	}
 	return &appRuntime{
-		name: name, app: app, origin: u, hostHeader: tmpl,
-		responseTimeout: respTimeout,
-		pool:            newOriginPool(u, tc, connect),
+		name: name, app: app, hostHeader: tmpl,
+		origin: proxy.New(proxy.Config{
+			URL: u, TLS: tc, ConnectTimeout: connect, ResponseTimeout: respTimeout,
+			StripTrailers: app.StripHeaders,
+		}),
 	}, nil
 }
 
@@ -100,7 +103,7 @@ func durationOr(d, def manifest.Duration) (time.Duration, error) {
 	return v, nil
 }
 
-func (a *appRuntime) close() { a.pool.close() }
+func (a *appRuntime) close() { a.origin.Close() }
 
 // forward proxies r to the application's origin over HTTP/1.1 and relays
 // the answer, all on the handler's goroutine: no goroutine, channel or
@@ -117,19 +120,49 @@ func (a *appRuntime) forward(w *statusWriter, r *http.Request, st *reqState) {
 		respond(w, http.StatusNotImplemented, "not implemented: the edge does not proxy protocol upgrades or CONNECT\n")
 		return
 	}
-	host := a.hostHeader.Render(&st.req, nil)
-	if host == "" {
-		host = a.origin.Host
+	st.out = proxy.Outbound{
+		Host:   a.hostHeader.Render(&st.req, nil),
+		Path:   st.acts.Path,
+		Filter: st.acts.Filter,
+		Add:    (*addedHeaders)(&st.acts.Add),
 	}
 	st.sentAt = time.Now()
-	c, resp, err := a.roundTrip(r, st, host)
+	x, err := a.origin.RoundTrip(r.Context(), r, &st.out)
 	if err != nil {
 		proxyError(w, r, st, err)
 		return
 	}
 	keep := false
-	defer func() { a.pool.release(c, keep) }()
-	keep = relay(w, st, c, resp, a.responseTimeout)
+	defer func() { x.Release(keep) }()
+	applyResponsePhase(st, x.Response)
+	keep, err = x.Relay(w)
+	if err != nil {
+		st.rec.Error = err.Error()
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// addedHeaders passes the headers of the request phase to the origin
+// client without a copy.
+type addedHeaders []rules.Header
+
+func (h *addedHeaders) Len() int { return len(*h) }
+
+func (h *addedHeaders) Field(i int) (name, value string) { return (*h)[i].Name, (*h)[i].Value }
+
+// applyResponsePhase runs the application's response phase on the
+// origin's response and records the origin's latency and status.
+func applyResponsePhase(st *reqState, resp *http.Response) {
+	st.rec.Upstream = time.Since(st.sentAt)
+	st.rec.UpstreamStatus = resp.StatusCode
+	view := rules.ResponseView{Status: resp.StatusCode, Header: resp.Header, UpstreamStatus: resp.StatusCode, UpstreamHeader: resp.Header}
+	st.domain.app.app.EvaluateResponse(&st.req, &view, &st.resp)
+	for _, name := range st.resp.Filter {
+		resp.Header.Del(name)
+	}
+	for _, hd := range st.resp.Add {
+		resp.Header[hd.Name] = append(resp.Header[hd.Name], hd.Value)
+	}
 }
 
 // isUpgrade reports whether r asks to switch protocols.
@@ -143,7 +176,7 @@ func isUpgrade(r *http.Request) bool {
 func proxyError(w http.ResponseWriter, r *http.Request, st *reqState, err error) {
 	status, body := http.StatusBadGateway, "bad gateway: the origin is unavailable\n"
 	var ne net.Error
-	var cbe *clientBodyError
+	var cbe *proxy.ClientBodyError
 	switch {
 	case errors.Is(err, context.Canceled), r.Context().Err() != nil:
 		// The client went away; nobody reads the answer.

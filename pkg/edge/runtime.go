@@ -2,6 +2,7 @@ package edge
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -14,6 +15,8 @@ import (
 	"github.com/edgectl/edgectl/pkg/manifest"
 	"github.com/edgectl/edgectl/pkg/pki"
 	"github.com/edgectl/edgectl/pkg/state"
+
+	"github.com/edgectl/edgectl/pkg/rules"
 )
 
 // Options are the outside facts a compile needs, injected so that this
@@ -59,7 +62,7 @@ type Domain struct {
 	Name      string
 	Hostnames []string
 	tls       *tlsPolicy
-	firewall  *Firewall
+	firewall  *rules.Firewall
 	app       *appRuntime
 }
 
@@ -98,18 +101,7 @@ func (e *CompileError) Error() string {
 // Compile turns a snapshot into a runtime. It fails with a *CompileError
 // when any resource cannot serve; nothing is partially compiled.
 func Compile(snap *state.Snapshot, opts Options) (*Runtime, error) {
-	if opts.ReadFile == nil {
-		opts.ReadFile = os.ReadFile
-	}
-	if opts.LookupEnv == nil {
-		opts.LookupEnv = os.LookupEnv
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	if len(opts.TicketSecret) == 0 {
-		opts.TicketSecret = randomSecret()
-	}
+	opts = opts.withDefaults()
 	c := &compiler{opts: opts, errs: &CompileError{}}
 	rt := &Runtime{
 		serial: snap.Serial, lineage: snap.Lineage,
@@ -119,100 +111,14 @@ func Compile(snap *state.Snapshot, opts Options) (*Runtime, error) {
 	if rt.observer == nil {
 		rt.observer = nopObserver{}
 	}
-	byKind := map[string]map[string]*state.Resource{}
-	for i := range snap.Resources {
-		r := &snap.Resources[i]
-		if byKind[r.Kind] == nil {
-			byKind[r.Kind] = map[string]*state.Resource{}
-		}
-		byKind[r.Kind][r.Name] = r
-	}
-	lists := map[string]*NetworkList{}
-	for name, r := range byKind[manifest.KindNetworkList] {
-		nl, errs := CompileNetworkList(r.Spec.(*manifest.NetworkListSpec))
-		c.fieldErrors(r, errs)
-		lists[name] = nl
-	}
-	certs := c.certificates(byKind[manifest.KindCertificate])
-	trusts := map[string]*trustStore{}
-	for name, r := range byKind[manifest.KindTrustedCA] {
-		t, err := compileTrust(name, r.Spec.(*manifest.TrustedCASpec))
-		if err != nil {
-			c.add(r, "spec", err.Error())
-			continue
-		}
-		trusts[name] = t
-	}
-	firewalls := map[string]*Firewall{}
-	for name, r := range byKind[manifest.KindFirewall] {
-		fw, errs := CompileFirewall(r.Spec.(*manifest.FirewallSpec), lists)
-		c.fieldErrors(r, errs)
-		firewalls[name] = fw
-	}
-	for name, r := range byKind[manifest.KindApplication] {
-		app, err := compileApp(name, r.Spec.(*manifest.ApplicationSpec), lists)
-		if err != nil {
-			if ce, ok := err.(*fieldErrs); ok {
-				c.fieldErrors(r, ce.errs)
-			} else {
-				c.add(r, "spec.origin", err.Error())
-			}
-			continue
-		}
-		rt.apps[name] = app
-	}
-	names := make([]string, 0, len(byKind[manifest.KindDomain]))
-	for name := range byKind[manifest.KindDomain] {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		r := byKind[manifest.KindDomain][name]
-		spec := r.Spec.(*manifest.DomainSpec)
-		d := &Domain{Name: name, Hostnames: spec.Hostnames}
-		cert, ok := certs[spec.Certificate]
-		if !ok {
-			c.add(r, "spec.certificate", fmt.Sprintf("Certificate %q is missing or broken", spec.Certificate))
-		}
-		if d.app = rt.apps[spec.Application]; d.app == nil {
-			c.add(r, "spec.application", fmt.Sprintf("Application %q is missing or broken", spec.Application))
-		}
-		if spec.Firewall != "" {
-			if d.firewall = firewalls[spec.Firewall]; d.firewall == nil {
-				c.add(r, "spec.firewall", fmt.Sprintf("Firewall %q is missing or broken", spec.Firewall))
-			}
-		}
-		mode, trust, trustPEM := ModeOff, (*trustStore)(nil), ""
-		if m := spec.MTLS; m != nil && m.Enabled {
-			mode = ModeEnforce
-			if m.Verification == manifest.VerificationPermissive {
-				mode = ModePermissive
-			}
-			// Fail closed: mTLS without a usable trust store never serves.
-			if trust = trusts[m.TrustedCA]; trust == nil {
-				c.add(r, "spec.mtls.trustedCA", fmt.Sprintf("TrustedCA %q is missing or broken; the domain would have no trust store", m.TrustedCA))
-				continue
-			}
-			tca := byKind[manifest.KindTrustedCA][m.TrustedCA].Spec.(*manifest.TrustedCASpec)
-			trustPEM = tca.Certificate + tca.CRL + fmt.Sprint(trust.depth)
-		}
-		if !ok {
-			continue
-		}
-		d.tls = compileTLS(name, cert.tls, cert.pem, mode, trust, trustPEM, opts.TicketSecret, opts.Now)
-		for i, h := range spec.Hostnames {
-			h = NormalizeName(h)
-			table, key := rt.exact, h
-			if rest, ok := strings.CutPrefix(h, "*."); ok {
-				table, key = rt.wildcard, rest
-			}
-			if other := table[key]; other != nil {
-				c.add(r, fmt.Sprintf("spec.hostnames[%d]", i), fmt.Sprintf("hostname %q already belongs to Domain %q", h, other.Name))
-				continue
-			}
-			table[key] = d
-		}
-		rt.domains = append(rt.domains, d)
+	c.byKind = groupByKind(snap)
+	lists := c.networkLists()
+	certs := c.certificates(c.byKind[manifest.KindCertificate])
+	trusts := c.trustStores()
+	firewalls := c.firewalls(lists)
+	c.applications(rt, lists)
+	for _, name := range sortedNames(c.byKind[manifest.KindDomain]) {
+		c.domain(rt, name, certs, trusts, firewalls)
 	}
 	if len(c.errs.Problems) > 0 {
 		for _, app := range rt.apps {
@@ -228,21 +134,173 @@ func Compile(snap *state.Snapshot, opts Options) (*Runtime, error) {
 	return rt, nil
 }
 
+// withDefaults fills in the options left zero.
+func (opts Options) withDefaults() Options {
+	if opts.ReadFile == nil {
+		opts.ReadFile = os.ReadFile
+	}
+	if opts.LookupEnv == nil {
+		opts.LookupEnv = os.LookupEnv
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if len(opts.TicketSecret) == 0 {
+		opts.TicketSecret = randomSecret()
+	}
+	return opts
+}
+
+// groupByKind indexes the snapshot's resources by kind and name.
+func groupByKind(snap *state.Snapshot) map[string]map[string]*state.Resource {
+	byKind := map[string]map[string]*state.Resource{}
+	for i := range snap.Resources {
+		r := &snap.Resources[i]
+		if byKind[r.Kind] == nil {
+			byKind[r.Kind] = map[string]*state.Resource{}
+		}
+		byKind[r.Kind][r.Name] = r
+	}
+	return byKind
+}
+
+// sortedNames returns the names of resources in order, so that problems
+// and domains come out in a stable order.
+func sortedNames(byName map[string]*state.Resource) []string {
+	names := make([]string, 0, len(byName))
+	for name := range byName {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// networkLists compiles the NetworkLists.
+func (c *compiler) networkLists() map[string]*rules.NetworkList {
+	lists := map[string]*rules.NetworkList{}
+	for name, r := range c.byKind[manifest.KindNetworkList] {
+		nl, errs := rules.CompileNetworkList(r.Spec.(*manifest.NetworkListSpec))
+		c.fieldErrors(r, errs)
+		lists[name] = nl
+	}
+	return lists
+}
+
+// trustStores compiles the TrustedCAs; a broken one is left out.
+func (c *compiler) trustStores() map[string]*trustStore {
+	trusts := map[string]*trustStore{}
+	for name, r := range c.byKind[manifest.KindTrustedCA] {
+		t, err := compileTrust(name, r.Spec.(*manifest.TrustedCASpec))
+		if err != nil {
+			c.add(r, "spec", err.Error())
+			continue
+		}
+		trusts[name] = t
+	}
+	return trusts
+}
+
+// firewalls compiles the Firewalls.
+func (c *compiler) firewalls(lists map[string]*rules.NetworkList) map[string]*rules.Firewall {
+	firewalls := map[string]*rules.Firewall{}
+	for name, r := range c.byKind[manifest.KindFirewall] {
+		fw, errs := rules.CompileFirewall(r.Spec.(*manifest.FirewallSpec), lists)
+		c.fieldErrors(r, errs)
+		firewalls[name] = fw
+	}
+	return firewalls
+}
+
+// applications compiles the Applications into rt.apps; a broken one is
+// left out.
+func (c *compiler) applications(rt *Runtime, lists map[string]*rules.NetworkList) {
+	for name, r := range c.byKind[manifest.KindApplication] {
+		app, err := compileApp(name, r.Spec.(*manifest.ApplicationSpec), lists)
+		if err != nil {
+			if fe := (*fieldErrs)(nil); errors.As(err, &fe) {
+				c.fieldErrors(r, fe.errs)
+			} else {
+				c.add(r, "spec.origin", err.Error())
+			}
+			continue
+		}
+		rt.apps[name] = app
+	}
+}
+
+// domain compiles the Domain name, with the certificate, trust store,
+// application and firewall it names, and indexes its hostnames in rt.
+func (c *compiler) domain(rt *Runtime, name string, certs map[string]*compiledCert, trusts map[string]*trustStore, firewalls map[string]*rules.Firewall) {
+	r := c.byKind[manifest.KindDomain][name]
+	spec := r.Spec.(*manifest.DomainSpec)
+	d := &Domain{Name: name, Hostnames: spec.Hostnames}
+	cert, ok := certs[spec.Certificate]
+	if !ok {
+		c.add(r, "spec.certificate", fmt.Sprintf("Certificate %q is missing or broken", spec.Certificate))
+	}
+	if d.app = rt.apps[spec.Application]; d.app == nil {
+		c.add(r, "spec.application", fmt.Sprintf("Application %q is missing or broken", spec.Application))
+	}
+	if spec.Firewall != "" {
+		if d.firewall = firewalls[spec.Firewall]; d.firewall == nil {
+			c.add(r, "spec.firewall", fmt.Sprintf("Firewall %q is missing or broken", spec.Firewall))
+		}
+	}
+	mode, trust, trustPEM := ModeOff, (*trustStore)(nil), ""
+	if m := spec.MTLS; m != nil && m.Enabled {
+		mode = ModeEnforce
+		if m.Verification == manifest.VerificationPermissive {
+			mode = ModePermissive
+		}
+		// Fail closed: mTLS without a usable trust store never serves.
+		if trust = trusts[m.TrustedCA]; trust == nil {
+			c.add(r, "spec.mtls.trustedCA", fmt.Sprintf("TrustedCA %q is missing or broken; the domain would have no trust store", m.TrustedCA))
+			return
+		}
+		tca := c.byKind[manifest.KindTrustedCA][m.TrustedCA].Spec.(*manifest.TrustedCASpec)
+		trustPEM = tca.Certificate + tca.CRL + fmt.Sprint(trust.depth)
+	}
+	if !ok {
+		return
+	}
+	d.tls = compileTLS(name, cert.tls, cert.pem, mode, trust, trustPEM, c.opts.TicketSecret, c.opts.Now)
+	c.hostnames(rt, r, d)
+	rt.domains = append(rt.domains, d)
+}
+
+// hostnames indexes the hostnames of d in rt, refusing one that another
+// domain already has.
+func (c *compiler) hostnames(rt *Runtime, r *state.Resource, d *Domain) {
+	for i, h := range d.Hostnames {
+		h = NormalizeName(h)
+		table, key := rt.exact, h
+		if rest, ok := strings.CutPrefix(h, "*."); ok {
+			table, key = rt.wildcard, rest
+		}
+		if other := table[key]; other != nil {
+			c.add(r, fmt.Sprintf("spec.hostnames[%d]", i), fmt.Sprintf("hostname %q already belongs to Domain %q", h, other.Name))
+			continue
+		}
+		table[key] = d
+	}
+}
+
 type compiledCert struct {
 	tls tls.Certificate
 	pem string
 }
 
 type compiler struct {
-	opts Options
-	errs *CompileError
+	opts   Options
+	errs   *CompileError
+	byKind map[string]map[string]*state.Resource
 }
 
 func (c *compiler) add(r *state.Resource, path, msg string) {
 	c.errs.Problems = append(c.errs.Problems, Problem{Kind: r.Kind, Name: r.Name, Path: path, Message: msg})
 }
 
-func (c *compiler) fieldErrors(r *state.Resource, errs []FieldError) {
+func (c *compiler) fieldErrors(r *state.Resource, errs []rules.FieldError) {
 	for _, fe := range errs {
 		if !fe.Warning {
 			c.add(r, fe.Path, fe.Message)

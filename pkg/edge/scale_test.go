@@ -180,8 +180,10 @@ func vmRSS() uint64 {
 
 const mb = 1 << 20
 
-// TestScale10kDomains compiles 10,000 domains, swaps the runtime in, serves
-// it over real TLS and prints compile+swap time, heap and RSS.
+// TestScale10kDomains compiles 10,000 domains, swaps the runtime in and
+// checks that it serves the right certificate and rules over real TLS; it
+// logs compile+swap time, heap and RSS (BenchmarkCompile10kDomains measures
+// them).
 func TestScale10kDomains(t *testing.T) {
 	if testing.Short() {
 		t.Skip("10,000 domains: skipped with -short")
@@ -215,18 +217,14 @@ func TestScale10kDomains(t *testing.T) {
 	snap = nil
 	heapAfter := heapInuse()
 	rss := vmRSS()
-	verdict := func(ok bool) string {
-		if ok {
-			return "within target"
-		}
-		return "OVER TARGET"
-	}
-	t.Logf("compile+swap of %d domains: first %v, reload %v (target < 1s: %s)", scaleDomains,
-		first.Round(time.Millisecond), reload.Round(time.Millisecond), verdict(first < time.Second && reload < time.Second))
+	// The figures are logged for the record; the targets (compile+swap
+	// under 1 s, a serving process under 300 MB) are measured on a quiet
+	// machine by BenchmarkCompile10kDomains (ns/op, MB-heap, MB-rss).
+	t.Logf("compile+swap of %d domains: first %v, reload %v", scaleDomains,
+		first.Round(time.Millisecond), reload.Round(time.Millisecond))
 	t.Logf("Go heap in use after GC: %.1f MB with the runtime swapped in and the snapshot dropped (%.1f KB per domain; includes the cached certificate PEMs); %.1f MB before compiling (snapshot and fixtures)",
 		float64(heapAfter)/mb, float64(heapAfter)/scaleDomains/1024, float64(heapBefore)/mb)
-	t.Logf("process VmRSS: %.1f MB (target < 300 MB for a serving process: %s; this test process also holds the fixtures)",
-		float64(rss)/mb, verdict(rss < 300*mb))
+	t.Logf("process VmRSS: %.1f MB (this test process also holds the fixtures)", float64(rss)/mb)
 
 	// Serve it over real TLS: the listener delegates to the current runtime.
 	addr := serveSwappable(t, &cur)

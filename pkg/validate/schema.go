@@ -10,7 +10,6 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v5"
 
 	"github.com/edgectl/edgectl/pkg/diag"
-	"github.com/edgectl/edgectl/pkg/edge"
 	"github.com/edgectl/edgectl/pkg/manifest"
 	"github.com/edgectl/edgectl/schemas"
 )
@@ -84,7 +83,7 @@ func typoFields(leaves []*jsonschema.ValidationError) map[string]bool {
 		}
 		path := pointerToPath(leaf.InstanceLocation)
 		for _, n := range quotedNames(leaf.Message) {
-			if best := edge.Closest(n, allowedProperties(leaf)); best != "" {
+			if best := diag.Closest(n, allowedProperties(leaf)); best != "" {
 				out[joinPath(path, best)] = true
 			}
 		}
@@ -271,7 +270,7 @@ func quoteAll(names []string) []string {
 // suggestField proposes the allowed property closest to an unknown one.
 func suggestField(_ string, name string, e *jsonschema.ValidationError) string {
 	allowed := allowedProperties(e)
-	if best := edge.Closest(name, allowed); best != "" {
+	if best := diag.Closest(name, allowed); best != "" {
 		return fmt.Sprintf(" (did you mean %q?)", best)
 	}
 	return ""

@@ -15,6 +15,7 @@ import (
 	"github.com/edgectl/edgectl/pkg/edge"
 	"github.com/edgectl/edgectl/pkg/manifest"
 	"github.com/edgectl/edgectl/pkg/pki"
+	"github.com/edgectl/edgectl/pkg/rules"
 	"github.com/edgectl/edgectl/pkg/state"
 )
 
@@ -149,8 +150,8 @@ type entry struct {
 	ok        bool
 	duplicate bool
 
-	netlist  *edge.NetworkList
-	firewall *edge.Firewall
+	netlist  *rules.NetworkList
+	firewall *rules.Firewall
 }
 
 type checker struct {
@@ -191,14 +192,14 @@ func (c *checker) check(e *entry) {
 	case *manifest.TrustedCASpec:
 		c.trustedCA(e, spec)
 	case *manifest.NetworkListSpec:
-		var errs []edge.FieldError
-		e.netlist, errs = edge.CompileNetworkList(spec)
+		var errs []rules.FieldError
+		e.netlist, errs = rules.CompileNetworkList(spec)
 		c.fieldErrors(e.res.Doc, errs)
 	case *manifest.ApplicationSpec:
 		c.application(e, spec)
 	case *manifest.FirewallSpec:
-		var errs []edge.FieldError
-		e.firewall, errs = edge.CompileFirewall(spec, c.networkLists())
+		var errs []rules.FieldError
+		e.firewall, errs = rules.CompileFirewall(spec, c.networkLists())
 		c.fieldErrors(e.res.Doc, errs)
 	case *manifest.DomainSpec:
 		c.domain(e, spec)
@@ -207,7 +208,7 @@ func (c *checker) check(e *entry) {
 	}
 }
 
-func (c *checker) fieldErrors(doc *manifest.Document, errs []edge.FieldError) {
+func (c *checker) fieldErrors(doc *manifest.Document, errs []rules.FieldError) {
 	for _, fe := range errs {
 		if fe.Warning {
 			doc.Warnf(&c.diags, fe.Path, "%s", fe.Message)
@@ -219,15 +220,15 @@ func (c *checker) fieldErrors(doc *manifest.Document, errs []edge.FieldError) {
 
 // networkLists returns the compiled network lists checked so far (all of
 // them: NetworkList comes before Application and Firewall in dependency order).
-func (c *checker) networkLists() map[string]*edge.NetworkList {
-	out := map[string]*edge.NetworkList{}
+func (c *checker) networkLists() map[string]*rules.NetworkList {
+	out := map[string]*rules.NetworkList{}
 	for name, e := range c.byKind[manifest.KindNetworkList] {
 		if e.netlist != nil {
 			out[name] = e.netlist
 		} else {
 			// Referenced lists that failed their own checks still resolve, so
 			// that one mistake is not reported twice.
-			out[name] = &edge.NetworkList{}
+			out[name] = &rules.NetworkList{}
 		}
 	}
 	return out
@@ -442,9 +443,9 @@ func (c *checker) application(e *entry, spec *manifest.ApplicationSpec) {
 		}
 	}
 	if o.HostHeader != "" {
-		c.fieldErrors(doc, edge.CheckTemplate("spec.origin.hostHeader", o.HostHeader, manifest.PhaseRequest))
+		c.fieldErrors(doc, rules.CheckTemplate("spec.origin.hostHeader", o.HostHeader, manifest.PhaseRequest))
 	}
-	_, errs := edge.CompileApplication(spec, c.networkLists())
+	_, errs := rules.CompileApplication(spec, c.networkLists())
 	c.fieldErrors(doc, errs)
 }
 
@@ -457,7 +458,7 @@ func (c *checker) lookupRef(doc *manifest.Document, path, kind, name string) *en
 		}
 		sort.Strings(names)
 		hint := ""
-		if best := edge.Closest(name, names); best != "" {
+		if best := diag.Closest(name, names); best != "" {
 			hint = fmt.Sprintf(" (did you mean %q?)", best)
 		} else if len(names) == 0 {
 			hint = fmt.Sprintf("; no %s is defined", kind)

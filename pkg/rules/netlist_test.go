@@ -1,4 +1,4 @@
-package edge
+package rules
 
 import (
 	"net/netip"
@@ -10,6 +10,7 @@ import (
 )
 
 func TestCompileNetworkList(t *testing.T) {
+	t.Parallel()
 	tests := map[string]struct {
 		spec       manifest.NetworkListSpec
 		wantErrs   []FieldError
@@ -39,7 +40,7 @@ func TestCompileNetworkList(t *testing.T) {
 				t.Errorf("errors (-want +got):\n%s", diff)
 			}
 			var got []string
-			for _, p := range l.Prefixes() {
+			for _, p := range l.prefixes {
 				got = append(got, p.String())
 			}
 			if diff := cmp.Diff(tt.wantPrefix, got); diff != "" {
@@ -50,6 +51,7 @@ func TestCompileNetworkList(t *testing.T) {
 }
 
 func TestNetworkListContains(t *testing.T) {
+	t.Parallel()
 	l, errs := CompileNetworkList(&manifest.NetworkListSpec{Type: "ipCidr", Items: []string{
 		"10.0.0.0/8", "10.1.0.0/16", "192.0.2.7", "192.0.2.8/31", "2001:db8::/32", "2001:db8:1::/48", "::1", "0.0.0.0/32",
 	}})
@@ -86,7 +88,7 @@ func BenchmarkNetworkListContains(b *testing.B) {
 	for i := range 1000 {
 		ps = append(ps, netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), 0}), 24))
 	}
-	l := NewNetworkList(ps...)
+	l := newNetworkList(ps...)
 	a := netip.MustParseAddr("10.3.200.7")
 	b.ReportAllocs()
 	for b.Loop() {
@@ -94,4 +96,15 @@ func BenchmarkNetworkListContains(b *testing.B) {
 			b.Fatal("not found")
 		}
 	}
+}
+
+// newNetworkList returns a list of the given prefixes, built without a
+// manifest.
+func newNetworkList(prefixes ...netip.Prefix) *NetworkList {
+	l := &NetworkList{}
+	for _, p := range prefixes {
+		l.prefixes = append(l.prefixes, normalizePrefix(p))
+	}
+	l.build()
+	return l
 }

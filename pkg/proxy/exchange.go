@@ -1,6 +1,7 @@
-package edge
+package proxy
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -33,17 +34,17 @@ func (e *staleConnError) Unwrap() error { return e.err }
 // the probe) is retried once on a new connection. A request that is not
 // replayable is never retried.
 // On success the caller owns c and releases it to the pool.
-func (a *appRuntime) roundTrip(r *http.Request, st *reqState, host string) (c *originConn, resp *http.Response, err error) {
+func (o *Origin) roundTrip(ctx context.Context, r *http.Request, out *Outbound, host string) (c *originConn, resp *http.Response, err error) {
 	replay := replayable(r)
-	c = a.pool.get()
+	c = o.pool.get()
 	for {
 		reused := c != nil
 		if !reused {
-			if c, err = a.pool.dial(); err != nil {
+			if c, err = o.pool.dial(ctx); err != nil {
 				return nil, nil, err
 			}
 		}
-		resp, err = a.exchange(c, r, st, host)
+		resp, err = o.exchange(c, r, out, host)
 		if err == nil {
 			return c, resp, nil
 		}
@@ -75,11 +76,11 @@ func replayable(r *http.Request) bool {
 // exchange writes r on c and reads the origin's response head. Writing,
 // and waiting for the response head, are each bounded by the
 // application's response timeout.
-func (a *appRuntime) exchange(c *originConn, r *http.Request, st *reqState, host string) (*http.Response, error) {
-	timeout := a.responseTimeout
+func (o *Origin) exchange(c *originConn, r *http.Request, out *Outbound, host string) (*http.Response, error) {
+	timeout := o.responseTimeout
 	c.conn.SetDeadline(time.Now().Add(timeout))
 	bodyLen := bodyLength(r)
-	if err := a.writeHead(c.bw, r, st, host, bodyLen); err != nil {
+	if err := o.writeHead(c.bw, r, out, host, bodyLen); err != nil {
 		return nil, err
 	}
 	if bodyLen == 0 {
@@ -88,12 +89,12 @@ func (a *appRuntime) exchange(c *originConn, r *http.Request, st *reqState, host
 		}
 		return c.readResponse(r)
 	}
-	err := c.writeBody(r, bodyLen, timeout, func() http.Header { return a.forwardedTrailers(r, st.acts.Filter) })
+	err := c.writeBody(r, bodyLen, timeout, func() http.Header { return o.forwardedTrailers(r, out.Filter) })
 	if err == nil {
 		err = c.bw.Flush()
 	}
 	if err != nil {
-		var cbe *clientBodyError
+		var cbe *ClientBodyError
 		if errors.As(err, &cbe) {
 			return nil, err
 		}

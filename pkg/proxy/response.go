@@ -1,4 +1,4 @@
-package edge
+package proxy
 
 import (
 	"io"
@@ -15,16 +15,25 @@ var copyBufs = sync.Pool{New: func() any {
 	return &b
 }}
 
-// relay sends the origin's response to the client: hop-by-hop headers
-// removed, the response phase applied, then the body, streamed (flushed
-// after every write) when its length is unknown or it is a server-sent
-// event stream. It reports whether the origin connection can carry
-// another request. An origin that fails mid-body aborts the client's
-// response (http.ErrAbortHandler) so that the client never takes a
-// truncated body for a whole one.
-func relay(w *statusWriter, st *reqState, c *originConn, resp *http.Response, timeout time.Duration) (reusable bool) {
-	removeHopByHop(resp.Header)
-	applyResponsePhase(st, resp)
+// BodyError is a failure to read the origin's response body after its
+// head was relayed: the client's response must be aborted so that the
+// client never takes a truncated body for a whole one.
+type BodyError struct{ Err error }
+
+func (e *BodyError) Error() string { return "reading the origin's response body: " + e.Err.Error() }
+
+// Unwrap returns the read error.
+func (e *BodyError) Unwrap() error { return e.Err }
+
+// Relay sends the origin's response to w: x.Response's header (added to
+// what w holds), then the body, streamed (flushed after every write) when
+// its length is unknown or it is a server-sent event stream, then the
+// trailers. It reports whether the origin connection can carry another
+// request. An origin that fails mid-body returns a *BodyError; a client
+// that goes away ends the relay without an error, the connection not
+// reusable.
+func (x *Exchange) Relay(w ResponseWriter) (reusable bool, err error) {
+	resp, c := x.Response, x.c
 	h := w.Header()
 	for k, vv := range resp.Header {
 		if old, ok := h[k]; ok {
@@ -39,18 +48,17 @@ func relay(w *statusWriter, st *reqState, c *originConn, resp *http.Response, ti
 		// Nothing of the body is here yet: let the client see the head.
 		w.Flush()
 	}
-	rerr, werr := c.copyBody(w, resp.Body, stream, timeout)
+	rerr, werr := c.copyBody(w, resp.Body, stream, x.o.responseTimeout)
 	if rerr != nil {
-		st.rec.Error = "reading the origin's response body: " + rerr.Error()
-		panic(http.ErrAbortHandler)
+		return false, &BodyError{rerr}
 	}
 	if werr != nil {
 		// The client went away: the rest of the body is not read.
-		return false
+		return false, nil
 	}
 	resp.Body.Close()
 	forwardTrailers(w, resp.Trailer, announced)
-	return !resp.Close && c.br.Buffered() == 0
+	return !resp.Close && c.br.Buffered() == 0, nil
 }
 
 // removeHopByHop removes the hop-by-hop headers of an origin response,
@@ -61,21 +69,6 @@ func removeHopByHop(h http.Header) {
 		if hopByHop(k, conn) {
 			delete(h, k)
 		}
-	}
-}
-
-// applyResponsePhase runs the application's response phase on the
-// origin's response and records the origin's latency and status.
-func applyResponsePhase(st *reqState, resp *http.Response) {
-	st.rec.Upstream = time.Since(st.sentAt)
-	st.rec.UpstreamStatus = resp.StatusCode
-	view := ResponseView{Status: resp.StatusCode, Header: resp.Header, UpstreamStatus: resp.StatusCode, UpstreamHeader: resp.Header}
-	st.domain.app.app.EvaluateResponse(&st.req, &view, &st.resp)
-	for _, name := range st.resp.Filter {
-		resp.Header.Del(name)
-	}
-	for _, hd := range st.resp.Add {
-		resp.Header[hd.Name] = append(resp.Header[hd.Name], hd.Value)
 	}
 }
 
@@ -94,7 +87,7 @@ func isEventStream(h http.Header) bool {
 // copyBody copies the response body to the client. rerr is a failure to
 // read from the origin (each read must complete within timeout), werr a
 // failure to write to the client.
-func (c *originConn) copyBody(w *statusWriter, body io.Reader, stream bool, timeout time.Duration) (rerr, werr error) {
+func (c *originConn) copyBody(w ResponseWriter, body io.Reader, stream bool, timeout time.Duration) (rerr, werr error) {
 	if body == http.NoBody {
 		return nil, nil
 	}
@@ -143,7 +136,7 @@ func announceTrailers(h, trailer http.Header) int {
 // forwardTrailers sends the origin's trailers, read with the end of the
 // body, as httputil.ReverseProxy does: declared ones under their names,
 // undeclared ones with http.TrailerPrefix.
-func forwardTrailers(w *statusWriter, trailer http.Header, announced int) {
+func forwardTrailers(w ResponseWriter, trailer http.Header, announced int) {
 	if len(trailer) == 0 {
 		return
 	}

@@ -1,7 +1,8 @@
-package edge
+package proxy
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"errors"
 	"net"
@@ -108,9 +109,10 @@ func (r *headerLimitReader) Read(p []byte) (int, error) {
 }
 
 // dial opens a new connection to the origin: the TCP connect and, for an
-// https origin, the TLS handshake each complete within the connect timeout.
-func (p *originPool) dial() (*originConn, error) {
-	tcp, err := p.dialer.Dial("tcp", p.addr)
+// https origin, the TLS handshake each complete within the connect timeout
+// and are abandoned when ctx is done.
+func (p *originPool) dial(ctx context.Context) (*originConn, error) {
+	tcp, err := p.dialer.DialContext(ctx, "tcp", p.addr)
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +120,7 @@ func (p *originPool) dial() (*originConn, error) {
 	if p.tls != nil {
 		tc := tls.Client(tcp, p.tls)
 		tcp.SetDeadline(time.Now().Add(p.dialer.Timeout))
-		if err := tc.Handshake(); err != nil {
+		if err := tc.HandshakeContext(ctx); err != nil {
 			tcp.Close()
 			return nil, err
 		}

@@ -1,4 +1,4 @@
-package edge
+package rules
 
 import (
 	"fmt"
@@ -42,11 +42,12 @@ func testRequest(method, target string, headers ...string) *Request {
 }
 
 var testLists = map[string]*NetworkList{
-	"partners": NewNetworkList(netip.MustParsePrefix("203.0.113.0/24"), netip.MustParsePrefix("2001:db8::/32")),
-	"office":   NewNetworkList(netip.MustParsePrefix("10.0.0.0/8")),
+	"partners": newNetworkList(netip.MustParsePrefix("203.0.113.0/24"), netip.MustParsePrefix("2001:db8::/32")),
+	"office":   newNetworkList(netip.MustParsePrefix("10.0.0.0/8")),
 }
 
 func TestCriteriaCompileErrors(t *testing.T) {
+	t.Parallel()
 	tests := map[string]struct {
 		firewall bool
 		phase    string
@@ -208,6 +209,7 @@ func TestCriteriaCompileErrors(t *testing.T) {
 }
 
 func TestCriteriaPrecedence(t *testing.T) {
+	t.Parallel()
 	// a or b and c == a or (b and c); groups are ANDed.
 	is := func(v bool) string {
 		if v {
@@ -267,6 +269,7 @@ func TestCriteriaPrecedence(t *testing.T) {
 }
 
 func TestOperators(t *testing.T) {
+	t.Parallel()
 	r := testRequest("GET", "/accounts/42?page=2&Sort=asc", "User-Agent", "curl/8.0", "X-Empty", "", "Cookie", "a=1; session=\"abc\"")
 	tests := map[string]struct {
 		firewall bool
@@ -325,6 +328,7 @@ func TestOperators(t *testing.T) {
 }
 
 func TestNoConnection(t *testing.T) {
+	t.Parallel()
 	// A request without connection facts reads as no certificate.
 	r := &Request{HTTP: httptest.NewRequest("GET", "/", nil), Host: "h"}
 	cr, _ := compileCriteria("r", [][]manifest.Criterion{{
@@ -509,6 +513,7 @@ func describeCriteria(cr criteria) []string {
 }
 
 func TestOrderGroup(t *testing.T) {
+	t.Parallel()
 	// Spelled as compiled comparisons, to compare with describeCriteria.
 	const (
 		uri   = `uri is_equal "/a"`
@@ -569,6 +574,7 @@ func TestOrderGroup(t *testing.T) {
 }
 
 func TestCriteriaLinks(t *testing.T) {
+	t.Parallel()
 	type link struct{ OnTrue, OnFalse int32 }
 	e := func(v string) manifest.Criterion { return crit("", "${http_"+v+"}", "exists") }
 	and := func(v string) manifest.Criterion { return crit("and", "${http_"+v+"}", "exists") }
@@ -708,6 +714,7 @@ func (g criteriaGen) request() *Request {
 }
 
 func TestCriteriaMatchesReference(t *testing.T) {
+	t.Parallel()
 	g := criteriaGen{rand.New(rand.NewPCG(1, 2))}
 	for i := range 3000 {
 		groups := g.criteria()
@@ -774,6 +781,7 @@ func compileAll(t testing.TB, rules [][][]manifest.Criterion) []criteria {
 }
 
 func TestBuildIndex(t *testing.T) {
+	t.Parallel()
 	const host, uri, method, hdr = "host", "uri", "request_method", "http_X-A"
 	one := func(c ...manifest.Criterion) [][]manifest.Criterion { return [][]manifest.Criterion{c} }
 	uriIs := func(p string) [][]manifest.Criterion { return one(crit("", "${uri}", "starts_with", p)) }
@@ -880,6 +888,7 @@ func TestBuildIndex(t *testing.T) {
 }
 
 func TestBuildIndexPrefixLengthLimit(t *testing.T) {
+	t.Parallel()
 	// Lengths 2 to maxPrefixLengths+3, length 2 used by three rules and
 	// the longest lengths by one: the three least used lengths are not
 	// looked up, and their rules are visited always.
@@ -938,6 +947,7 @@ func checkVisits(t *testing.T, all []criteria, ix *ruleIndex, r *Request, resp *
 }
 
 func TestIndexNeverSkipsAMatch(t *testing.T) {
+	t.Parallel()
 	// The requests hit each shape of rule. Rules 2 and 3 have an or with a
 	// comparison the index cannot evaluate: they are visited always.
 	rules := [][][]manifest.Criterion{
@@ -1008,6 +1018,7 @@ func TestIndexNeverSkipsAMatch(t *testing.T) {
 }
 
 func TestIndexMatchesUnindexedRandom(t *testing.T) {
+	t.Parallel()
 	g := criteriaGen{rand.New(rand.NewPCG(3, 4))}
 	indexed := 0
 	for app := range 40 {
@@ -1049,6 +1060,7 @@ func TestIndexMatchesUnindexedRandom(t *testing.T) {
 }
 
 func TestIndexTooManyLists(t *testing.T) {
+	t.Parallel()
 	// Nested prefixes on several variables gather more lists than a
 	// ruleIter holds: every rule is visited, in order.
 	var rules [][][]manifest.Criterion

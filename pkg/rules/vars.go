@@ -1,7 +1,6 @@
-package edge
+package rules
 
 import (
-	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edgectl/edgectl/pkg/diag"
 	"github.com/edgectl/edgectl/pkg/pki"
 
 	"github.com/edgectl/edgectl/pkg/manifest"
@@ -190,7 +190,7 @@ func lookupAppVar(name, phase string) (variable, string) {
 	}
 	if !ok {
 		msg := fmt.Sprintf("unknown variable \"${%s}\"", name)
-		if best := Closest(name, appCandidates(name)); best != "" {
+		if best := diag.Closest(name, appCandidates(name)); best != "" {
 			msg += fmt.Sprintf("; did you mean \"${%s}\"?", best)
 		}
 		return v, msg
@@ -241,7 +241,7 @@ func lookupFirewallVar(spelled string) (variable, string) {
 	for n := range firewallVars {
 		names = append(names, n)
 	}
-	if best := Closest(name, names); best != "" {
+	if best := diag.Closest(name, names); best != "" {
 		msg += fmt.Sprintf("; did you mean %q?", best)
 	}
 	return variable{}, msg
@@ -260,43 +260,6 @@ func isVarName(s string) bool {
 // headerKey turns the suffix of ${http_x_client_id} into "X-Client-Id".
 func headerKey(suffix string) string {
 	return textproto.CanonicalMIMEHeaderKey(strings.ReplaceAll(suffix, "_", "-"))
-}
-
-// Closest returns the candidate nearest to name in edit distance, or "" if
-// none is close enough to be a plausible typo; messages use it for "did you
-// mean". Ties go to the smallest name, so that suggestions are stable.
-func Closest(name string, candidates []string) string {
-	best, bestD := "", -1
-	for _, c := range candidates {
-		d := distance(name, c)
-		if d > max(len(name), len(c))/2 {
-			continue
-		}
-		if bestD < 0 || d < bestD || d == bestD && c < best {
-			best, bestD = c, d
-		}
-	}
-	return best
-}
-
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // Request is what the rules engine evaluates: one HTTP request with the facts
@@ -412,14 +375,25 @@ type Conn struct {
 	remoteAddr, remotePort, serverAddr, serverPort string
 }
 
+// TLS holds the TLS facts of a connection, in the spelling of the variables
+// that read them; the caller that completed the handshake fills it in.
+type TLS struct {
+	// ServerName is the SNI sent by the client; ssl_server_name.
+	ServerName string
+	// Protocol is the TLS version in OpenSSL spelling ("TLSv1.3"); ssl_protocol.
+	Protocol string
+	// Cipher is the cipher suite's name; ssl_cipher.
+	Cipher string
+}
+
 // NewConn returns the facts of a connection, with its address strings
-// formatted once. state is nil for a connection without TLS.
-func NewConn(remote, local netip.AddrPort, state *tls.ConnectionState, client *ClientCert) *Conn {
+// formatted once. tls is nil for a connection without TLS.
+func NewConn(remote, local netip.AddrPort, tls *TLS, client *ClientCert) *Conn {
 	c := &Conn{Remote: remote, Local: local, Client: client}
-	if state != nil {
-		c.ServerName = state.ServerName
-		c.Protocol = protocolName(state.Version)
-		c.Cipher = tls.CipherSuiteName(state.CipherSuite)
+	if tls != nil {
+		c.ServerName = tls.ServerName
+		c.Protocol = tls.Protocol
+		c.Cipher = tls.Cipher
 	}
 	if remote.IsValid() {
 		c.remoteAddr = remote.Addr().Unmap().String()
@@ -430,20 +404,6 @@ func NewConn(remote, local netip.AddrPort, state *tls.ConnectionState, client *C
 		c.serverPort = strconv.Itoa(int(local.Port()))
 	}
 	return c
-}
-
-func protocolName(v uint16) string {
-	switch v {
-	case tls.VersionTLS10:
-		return "TLSv1"
-	case tls.VersionTLS11:
-		return "TLSv1.1"
-	case tls.VersionTLS12:
-		return "TLSv1.2"
-	case tls.VersionTLS13:
-		return "TLSv1.3"
-	}
-	return ""
 }
 
 // ClientCert holds the client-certificate variables of one connection,
@@ -583,6 +543,19 @@ func (r *Request) value(v *variable, resp *ResponseView) (string, bool) {
 
 // resolve computes the value of v.
 func (r *Request) resolve(v *variable, resp *ResponseView) (string, bool) {
+	switch {
+	case v.kind >= vStatus:
+		return responseValue(v, resp)
+	case v.kind >= vClientVerify:
+		return r.clientValue(v)
+	case v.kind >= vRemoteAddr && v.kind != vRequest:
+		return r.connValue(v)
+	}
+	return r.requestValue(v)
+}
+
+// requestValue resolves a variable of the client's request.
+func (r *Request) requestValue(v *variable) (string, bool) {
 	var s string
 	h := r.HTTP
 	switch v.kind {
@@ -621,6 +594,19 @@ func (r *Request) resolve(v *variable, resp *ResponseView) (string, bool) {
 		if h != nil {
 			s = cookieValue(h.Header, v.name)
 		}
+	case vRequest:
+		if h != nil {
+			uri, _ := r.value(&variable{kind: vRequestURI}, nil)
+			s = h.Method + " " + uri + " " + h.Proto
+		}
+	}
+	return s, s != ""
+}
+
+// connValue resolves a variable of the connection: addresses and TLS.
+func (r *Request) connValue(v *variable) (string, bool) {
+	var s string
+	switch v.kind {
 	case vRemoteAddr:
 		c := r.conn()
 		s = c.remoteAddr
@@ -645,17 +631,21 @@ func (r *Request) resolve(v *variable, resp *ResponseView) (string, bool) {
 		if s == "" && c.Local.IsValid() {
 			s = strconv.Itoa(int(c.Local.Port()))
 		}
-	case vRequest:
-		if h != nil {
-			uri, _ := r.value(&variable{kind: vRequestURI}, nil)
-			s = h.Method + " " + uri + " " + h.Proto
-		}
 	case vSSLServerName:
 		s = r.conn().ServerName
 	case vSSLProtocol:
 		s = r.conn().Protocol
 	case vSSLCipher:
 		s = r.conn().Cipher
+	}
+	return s, s != ""
+}
+
+// clientValue resolves a variable of the client certificate and its
+// verification.
+func (r *Request) clientValue(v *variable) (string, bool) {
+	var s string
+	switch v.kind {
 	case vClientVerify:
 		s = r.client().Verify
 	case vClientEscapedCert:
@@ -698,6 +688,15 @@ func (r *Request) resolve(v *variable, resp *ResponseView) (string, bool) {
 		}
 	case vVerificationStatus:
 		s = r.client().Status
+	}
+	return s, s != ""
+}
+
+// responseValue resolves a response-phase variable; resp is nil in the
+// request phase.
+func responseValue(v *variable, resp *ResponseView) (string, bool) {
+	var s string
+	switch v.kind {
 	case vStatus:
 		if resp != nil {
 			s = statusString(resp.Status)
@@ -721,7 +720,6 @@ func (r *Request) resolve(v *variable, resp *ResponseView) (string, bool) {
 // daysRemaining is whole days until expiry, rounded down (negative once
 // expired), as pkg/pki's DaysRemaining.
 func daysRemaining(expiry, now time.Time) int {
-	const day = 24 * time.Hour
 	secs := expiry.Unix() - now.Unix()
 	days := secs / 86400
 	if secs < 0 && secs%86400 != 0 {

@@ -1,4 +1,4 @@
-package edge
+package rules
 
 import (
 	"testing"
@@ -7,6 +7,7 @@ import (
 )
 
 func TestTemplateCompileErrors(t *testing.T) {
+	t.Parallel()
 	tests := map[string]struct {
 		s, phase string
 		want     []FieldError
@@ -46,6 +47,7 @@ func TestTemplateCompileErrors(t *testing.T) {
 }
 
 func TestTemplateRender(t *testing.T) {
+	t.Parallel()
 	r := testRequest("GET", "/a%0Db?x=1", "X-Evil", "v\x00a\x7fl\tue", "X-Utf8", "São")
 	r.Conn.Client.SubjectDN = "/CN=evil\r\nX-Injected: 1"
 	resp := &ResponseView{Status: 201, Header: map[string][]string{"Server": {"origin"}}, UpstreamStatus: 200}

@@ -1,4 +1,4 @@
-package edge
+package rules
 
 import (
 	"fmt"
@@ -41,17 +41,6 @@ func CompileNetworkList(spec *manifest.NetworkListSpec) (*NetworkList, []FieldEr
 	}
 	l.build()
 	return l, errs
-}
-
-// NewNetworkList returns a list of the given prefixes (for tests and callers
-// that build lists without a manifest).
-func NewNetworkList(prefixes ...netip.Prefix) *NetworkList {
-	l := &NetworkList{}
-	for _, p := range prefixes {
-		l.prefixes = append(l.prefixes, normalizePrefix(p))
-	}
-	l.build()
-	return l
 }
 
 func parseNetwork(item string) (netip.Prefix, string, bool) {
@@ -144,12 +133,4 @@ func (l *NetworkList) Contains(a netip.Addr) bool {
 		}
 	}
 	return lo > 0 && a.Compare(rs[lo-1].last) <= 0 && a.BitLen() == rs[lo-1].last.BitLen()
-}
-
-// Prefixes returns the list's networks, normalized, in manifest order.
-func (l *NetworkList) Prefixes() []netip.Prefix {
-	if l == nil {
-		return nil
-	}
-	return slices.Clone(l.prefixes)
 }

@@ -2,9 +2,4 @@ package edge
 
 // IdleOriginConns returns how many idle origin connections the application
 // app of rt keeps, for the tests of package edge_test.
-func IdleOriginConns(rt *Runtime, app string) int {
-	p := rt.apps[app].pool
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.idle)
-}
+func IdleOriginConns(rt *Runtime, app string) int { return rt.apps[app].origin.Idle() }

@@ -1,4 +1,4 @@
-package edge
+package rules
 
 import (
 	"crypto/ecdsa"
@@ -51,6 +51,7 @@ func testCert(t *testing.T) *x509.Certificate {
 }
 
 func TestNewClientCert(t *testing.T) {
+	t.Parallel()
 	cert := testCert(t)
 	c := NewClientCert(cert, VerifySuccess, StatusSuccess)
 	sum := sha256.Sum256(cert.Raw)
@@ -82,6 +83,7 @@ func TestNewClientCert(t *testing.T) {
 }
 
 func TestVariableValues(t *testing.T) {
+	t.Parallel()
 	cert := testCert(t)
 	h := httptest.NewRequest("POST", "/a/b?x=1&Y=%20z", nil)
 	h.Header.Add("X-Multi", "1")
@@ -91,7 +93,7 @@ func TestVariableValues(t *testing.T) {
 		HTTP: h,
 		Host: "api.bank.example",
 		Conn: NewConn(netip.MustParseAddrPort("[::ffff:203.0.113.9]:50000"), netip.MustParseAddrPort("[2001:db8::1]:8443"),
-			&tls.ConnectionState{ServerName: "api.bank.example", Version: tls.VersionTLS13, CipherSuite: tls.TLS_AES_128_GCM_SHA256},
+			&TLS{ServerName: "api.bank.example", Protocol: "TLSv1.3", Cipher: "TLS_AES_128_GCM_SHA256"},
 			NewClientCert(cert, VerifySuccess, StatusSuccess)),
 		Now: time.Date(2025, 12, 1, 3, 4, 5, 0, time.UTC),
 	}
@@ -125,6 +127,7 @@ func TestVariableValues(t *testing.T) {
 }
 
 func TestDaysRemaining(t *testing.T) {
+	t.Parallel()
 	exp := time.Date(2026, 1, 10, 0, 0, 0, 0, time.UTC)
 	got := []int{
 		daysRemaining(exp, exp.Add(-48*time.Hour)), daysRemaining(exp, exp.Add(-time.Second)),
@@ -175,6 +178,7 @@ func memoSlotsOf(t *testing.T, rules []appRule, ix *ruleIndex) map[string]uint8 
 }
 
 func TestAssignSlots(t *testing.T) {
+	t.Parallel()
 	const uri, tenant, a, b, route = "uri", "http_X-Tenant", "http_X-A", "http_X-B", "upstream_http_X-Route"
 	rule := func(phase string, groups [][]manifest.Criterion, headers ...string) manifest.AppRule {
 		r := manifest.AppRule{Name: "r", Phase: phase, Criteria: groups}
@@ -274,6 +278,7 @@ func TestAssignSlots(t *testing.T) {
 }
 
 func TestMemoizedValues(t *testing.T) {
+	t.Parallel()
 	// One evaluation resolves a memoized variable once; the next
 	// evaluation of a reused Request resolves it again.
 	a := mustApplication(t,

@@ -1,7 +1,8 @@
-package edge
+package proxy
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -67,7 +68,7 @@ func dialN(t *testing.T, p *originPool, n int) []*originConn {
 	t.Helper()
 	var cs []*originConn
 	for range n {
-		c, err := p.dial()
+		c, err := p.dial(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -77,6 +78,7 @@ func dialN(t *testing.T, p *originPool, n int) []*originConn {
 }
 
 func TestPoolIsLIFO(t *testing.T) {
+	t.Parallel()
 	p := listen(t).pool(t)
 	cs := dialN(t, p, 3)
 	for _, c := range cs {
@@ -93,6 +95,7 @@ func TestPoolIsLIFO(t *testing.T) {
 }
 
 func TestPoolIdleTimeout(t *testing.T) {
+	t.Parallel()
 	l := listen(t)
 	p := l.pool(t)
 	p.idleTimeout = 50 * time.Millisecond
@@ -118,6 +121,7 @@ func TestPoolIdleTimeout(t *testing.T) {
 }
 
 func TestPoolLimitAndClose(t *testing.T) {
+	t.Parallel()
 	l := listen(t)
 	p := l.pool(t)
 	p.maxIdle = 2
@@ -139,6 +143,7 @@ func TestPoolLimitAndClose(t *testing.T) {
 // TestPoolProbe: a connection the origin closed while idle is discarded by
 // a probing get.
 func TestPoolProbe(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -173,6 +178,7 @@ func TestPoolProbe(t *testing.T) {
 }
 
 func TestWriteFieldRefusesControlBytes(t *testing.T) {
+	t.Parallel()
 	for name, tc := range map[string]struct{ name, value string }{
 		"CR in value":   {"X-A", "a\rb"},
 		"LF in value":   {"X-A", "a\nX-Injected: 1"},
@@ -198,6 +204,7 @@ func TestWriteFieldRefusesControlBytes(t *testing.T) {
 // TestResponseHeaderLimit: an origin that sends an endless header section
 // fails the request instead of filling the edge's memory.
 func TestResponseHeaderLimit(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

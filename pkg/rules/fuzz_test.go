@@ -1,4 +1,4 @@
-package edge
+package rules
 
 import (
 	"net/http/httptest"
@@ -16,7 +16,7 @@ func FuzzRules(f *testing.F) {
 	f.Add("${remote_addr}", "is_in_list", "office", "X-Out: ${ssl_client_s_dn}", "\x00\x7f\xff")
 	f.Add("${uri}", "starts_with", "/", "X-Out: ${arg_q}${cookie_c}", "é")
 	f.Add("${host", "exists", "", "X-Out: ${", "")
-	lists := map[string]*NetworkList{"office": NewNetworkList(netip.MustParsePrefix("10.0.0.0/8"))}
+	lists := map[string]*NetworkList{"office": newNetworkList(netip.MustParsePrefix("10.0.0.0/8"))}
 	f.Fuzz(func(t *testing.T, variable, op, arg, header, value string) {
 		crit := manifest.Criterion{Variable: variable, Operator: op}
 		if arg != "" {

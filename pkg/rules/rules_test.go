@@ -1,4 +1,4 @@
-package edge
+package rules
 
 import (
 	"fmt"
@@ -17,6 +17,7 @@ import (
 )
 
 func TestCompileFirewallErrors(t *testing.T) {
+	t.Parallel()
 	host := [][]manifest.Criterion{{crit("", "host", "is_equal", "api.bank.example")}}
 	tests := map[string]struct {
 		rules []manifest.FirewallRule
@@ -90,7 +91,7 @@ func TestCompileFirewallErrors(t *testing.T) {
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("errors (-want +got):\n%s", diff)
 			}
-			if (f == nil) != hasErrors(got) {
+			if (f == nil) != HasErrors(got) {
 				t.Errorf("firewall = %v with errors %v", f, got)
 			}
 		})
@@ -100,13 +101,14 @@ func TestCompileFirewallErrors(t *testing.T) {
 func mustFirewall(t testing.TB, rules ...manifest.FirewallRule) *Firewall {
 	t.Helper()
 	f, errs := CompileFirewall(&manifest.FirewallSpec{Rules: rules}, testLists)
-	if hasErrors(errs) {
+	if HasErrors(errs) {
 		t.Fatal(errs)
 	}
 	return f
 }
 
 func TestFirewallEvaluate(t *testing.T) {
+	t.Parallel()
 	f := mustFirewall(t,
 		manifest.FirewallRule{Name: "inactive", Active: ptr(false), Behaviors: []manifest.FirewallBehavior{{Drop: true}}},
 		manifest.FirewallRule{
@@ -182,6 +184,7 @@ func fromAddr(addr string) *Request {
 }
 
 func TestRateLimit(t *testing.T) {
+	t.Parallel()
 	type step struct {
 		advance time.Duration
 		from    string
@@ -233,7 +236,7 @@ func TestRateLimit(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			f := mustFirewall(t, tt.rule)
 			clock := &fakeClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
-			f.SetClock(clock.now)
+			f.setClock(clock.now)
 			var want, got []string
 			for _, s := range tt.steps {
 				clock.advance(s.advance)
@@ -255,6 +258,7 @@ func TestRateLimit(t *testing.T) {
 }
 
 func TestRateLimitThenDeny(t *testing.T) {
+	t.Parallel()
 	// Within the limit, the rule's next behaviors and the next rules still
 	// run: a rate limit never lets a request skip later deny rules.
 	f := mustFirewall(t,
@@ -267,6 +271,7 @@ func TestRateLimitThenDeny(t *testing.T) {
 }
 
 func TestRateLimitEviction(t *testing.T) {
+	t.Parallel()
 	l := newLimiter(1, 1, false)
 	now := int64(1e18)
 	for i := range limiterShards * maxBucketsPerShd * 2 {
@@ -295,6 +300,7 @@ func TestRateLimitEviction(t *testing.T) {
 }
 
 func TestCanDenyUnverified(t *testing.T) {
+	t.Parallel()
 	verification := [][]manifest.Criterion{{crit("", "ssl_verification_status", "is_not_equal", "SUCCESS")}}
 	tests := map[string]struct {
 		rules []manifest.FirewallRule
@@ -327,6 +333,7 @@ func TestCanDenyUnverified(t *testing.T) {
 }
 
 func TestCompileApplicationErrors(t *testing.T) {
+	t.Parallel()
 	rule := func(phase string, bs ...manifest.AppBehavior) manifest.AppRule {
 		return manifest.AppRule{Name: "r", Phase: phase, Behaviors: bs}
 	}
@@ -460,7 +467,7 @@ func TestCompileApplicationErrors(t *testing.T) {
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("errors (-want +got):\n%s", diff)
 			}
-			if (a == nil) != hasErrors(got) {
+			if (a == nil) != HasErrors(got) {
 				t.Errorf("application = %v with errors %v", a, got)
 			}
 		})
@@ -470,7 +477,7 @@ func TestCompileApplicationErrors(t *testing.T) {
 func mustApplication(t testing.TB, rules ...manifest.AppRule) *Application {
 	t.Helper()
 	a, errs := CompileApplication(&manifest.ApplicationSpec{Rules: rules}, testLists)
-	if hasErrors(errs) {
+	if HasErrors(errs) {
 		t.Fatal(errs)
 	}
 	return a
@@ -490,6 +497,7 @@ func result(a *RequestActions) requestResult {
 }
 
 func TestEvaluateRequest(t *testing.T) {
+	t.Parallel()
 	add := func(s string) manifest.AppBehavior { return manifest.AppBehavior{AddRequestHeader: s} }
 	when := func(uri string) [][]manifest.Criterion {
 		return [][]manifest.Criterion{{crit("", "${uri}", "starts_with", uri)}}
@@ -577,6 +585,7 @@ func TestEvaluateRequest(t *testing.T) {
 }
 
 func TestEvaluateResponse(t *testing.T) {
+	t.Parallel()
 	a := mustApplication(t,
 		manifest.AppRule{Name: "status", Phase: "response", Behaviors: []manifest.AppBehavior{
 			{AddResponseHeader: "X-Edge-Status: ${status} from ${upstream_status}"},
@@ -625,6 +634,7 @@ func TestEvaluateResponse(t *testing.T) {
 }
 
 func TestHeaderNames(t *testing.T) {
+	t.Parallel()
 	a := mustApplication(t,
 		manifest.AppRule{Name: "a", Behaviors: []manifest.AppBehavior{{AddRequestHeader: "client-cert: ${ssl_client_cert}"}, {FilterRequestHeader: "X-Internal"}}},
 		manifest.AppRule{Name: "b", Active: ptr(false), Behaviors: []manifest.AppBehavior{{AddRequestHeader: "Client-Cert-Subject: ${ssl_client_s_dn}"}, {AddRequestHeader: "Client-Cert: again"}}},
@@ -632,8 +642,8 @@ func TestHeaderNames(t *testing.T) {
 		manifest.AppRule{Name: "d", Phase: "response", Behaviors: []manifest.AppBehavior{{AddResponseHeader: "X-Response: 1"}}},
 	)
 	want := []string{"Client-Cert", "Client-Cert-Subject", "X-Internal", "X_spiffe_id"}
-	if diff := cmp.Diff(want, a.HeaderNames()); diff != "" {
-		t.Errorf("HeaderNames (-want +got):\n%s", diff)
+	if diff := cmp.Diff(want, a.strippedNames()); diff != "" {
+		t.Errorf("strippedNames (-want +got):\n%s", diff)
 	}
 	h := http.Header{
 		"Client-Cert": {"forged"}, "CLIENT_CERT": {"forged"}, "Client_cert_subject": {"forged"}, "X-Spiffe-Id": {"forged"},
@@ -645,7 +655,7 @@ func TestHeaderNames(t *testing.T) {
 		t.Errorf("StripHeaders (-want +got):\n%s", diff)
 	}
 	var nilApp *Application
-	if nilApp.HeaderNames() != nil {
+	if nilApp.strippedNames() != nil {
 		t.Error("nil application has no header names")
 	}
 }
@@ -699,6 +709,7 @@ func BenchmarkFirewallRateLimitPerClient(b *testing.B) {
 }
 
 func TestFirewallIndexed(t *testing.T) {
+	t.Parallel()
 	var rules []manifest.FirewallRule
 	for i := range 10 {
 		rules = append(rules, manifest.FirewallRule{
@@ -727,8 +738,8 @@ func TestFirewallIndexed(t *testing.T) {
 	unindexed := mustFirewall(t, rules...)
 	unindexed.index = nil
 	now := time.Unix(1e9, 0)
-	f.SetClock(func() time.Time { return now })
-	unindexed.SetClock(func() time.Time { return now })
+	f.setClock(func() time.Time { return now })
+	unindexed.setClock(func() time.Time { return now })
 	requests := []*Request{
 		testRequest("GET", "/svc-3/x", "User-Agent", "bot/1"),
 		testRequest("GET", "/svc-3/x", "User-Agent", "curl"),
@@ -753,6 +764,7 @@ func TestFirewallIndexed(t *testing.T) {
 }
 
 func TestEvaluateResponseIndexed(t *testing.T) {
+	t.Parallel()
 	var rules []manifest.AppRule
 	for i := range 10 {
 		rules = append(rules, manifest.AppRule{
@@ -817,6 +829,7 @@ func TestEvaluateResponseIndexed(t *testing.T) {
 // values that the memo, the shared comparison results and the index read
 // change: every evaluation must see its own request, as a fresh state does.
 func TestPooledRequestState(t *testing.T) {
+	t.Parallel()
 	// The firewall reads User-Agent most (memo slot 1).
 	f := mustFirewall(t,
 		manifest.FirewallRule{Name: "bots", Criteria: [][]manifest.Criterion{{crit("", "header_user_agent", "starts_with", "bot")}}, Behaviors: []manifest.FirewallBehavior{{Deny: true}}},

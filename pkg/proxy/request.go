@@ -1,4 +1,4 @@
-package edge
+package proxy
 
 import (
 	"bufio"
@@ -39,17 +39,17 @@ import (
 // request for r. bodyLen is the request body's length, -1 when unknown.
 // A header name or value that could break the message framing (CR, LF,
 // NUL and other control bytes) fails the request instead of being sent.
-func (a *appRuntime) writeHead(bw *bufio.Writer, r *http.Request, st *reqState, host string, bodyLen int64) error {
+func (o *Origin) writeHead(bw *bufio.Writer, r *http.Request, out *Outbound, host string, bodyLen int64) error {
 	if !httpguts.ValidHostHeader(host) {
 		return fmt.Errorf("invalid Host header %q for the origin", host)
 	}
 	bw.WriteString(r.Method)
 	bw.WriteByte(' ')
-	a.writeTarget(bw, r, st.acts.Path)
+	o.writeTarget(bw, r, out.Path)
 	bw.WriteString(" HTTP/1.1\r\nHost: ")
 	bw.WriteString(host)
 	bw.WriteString("\r\n")
-	filter := st.acts.Filter
+	filter := out.Filter
 	if err := writeClientHeaders(bw, r.Header, filter); err != nil {
 		return err
 	}
@@ -59,12 +59,15 @@ func (a *appRuntime) writeHead(bw *bufio.Writer, r *http.Request, st *reqState, 
 	if httpguts.HeaderValuesContainsToken(r.Header["Te"], "trailers") {
 		bw.WriteString("Te: trailers\r\n")
 	}
-	for _, hd := range st.acts.Add {
-		if err := writeField(bw, hd.Name, hd.Value); err != nil {
-			return err
+	if out.Add != nil {
+		for i := range out.Add.Len() {
+			name, value := out.Add.Field(i)
+			if err := writeField(bw, name, value); err != nil {
+				return err
+			}
 		}
 	}
-	writeFraming(bw, r, bodyLen, a.forwardedTrailers(r, filter))
+	writeFraming(bw, r, bodyLen, o.forwardedTrailers(r, filter))
 	bw.WriteString("\r\n")
 	return nil
 }
@@ -72,10 +75,10 @@ func (a *appRuntime) writeHead(bw *bufio.Writer, r *http.Request, st *reqState, 
 // writeTarget writes the request target: the rewritten path when the
 // request phase rewrote it, else the origin's base path joined with the
 // client's path, escaped as url.URL.RequestURI escapes it.
-func (a *appRuntime) writeTarget(bw *bufio.Writer, r *http.Request, rewritten string) {
+func (o *Origin) writeTarget(bw *bufio.Writer, r *http.Request, rewritten string) {
 	if rewritten != "" {
 		path, query, _ := strings.Cut(rewritten, "?")
-		u := url.URL{Path: singleJoin(a.origin.Path, path)}
+		u := url.URL{Path: singleJoin(o.url.Path, path)}
 		writePath(bw, &u)
 		if query != "" || r.URL.ForceQuery {
 			bw.WriteByte('?')
@@ -84,9 +87,9 @@ func (a *appRuntime) writeTarget(bw *bufio.Writer, r *http.Request, rewritten st
 		return
 	}
 	var u url.URL
-	u.Path, u.RawPath = joinURLPath(a.origin, r.URL)
+	u.Path, u.RawPath = joinURLPath(o.url, r.URL)
 	writePath(bw, &u)
-	base, query := a.origin.RawQuery, cleanQueryParams(r.URL.RawQuery)
+	base, query := o.url.RawQuery, cleanQueryParams(r.URL.RawQuery)
 	if base == "" && query == "" && !r.URL.ForceQuery {
 		return
 	}
@@ -298,7 +301,7 @@ func writeField(bw *bufio.Writer, name, value string) error {
 // names the application's rules set (so a trailer cannot forge an
 // identity header either). Before the body is read it holds the announced
 // names; after, their values.
-func (a *appRuntime) forwardedTrailers(r *http.Request, filter []string) http.Header {
+func (o *Origin) forwardedTrailers(r *http.Request, filter []string) http.Header {
 	if len(r.Trailer) == 0 {
 		return nil
 	}
@@ -309,7 +312,9 @@ func (a *appRuntime) forwardedTrailers(r *http.Request, filter []string) http.He
 			t[k] = vv
 		}
 	}
-	a.app.StripHeaders(t)
+	if o.stripTrailers != nil {
+		o.stripTrailers(t)
+	}
 	return t
 }
 
@@ -356,11 +361,13 @@ func bodyLength(r *http.Request) int64 {
 	return r.ContentLength
 }
 
-// clientBodyError is a failure to read the client's request body.
-type clientBodyError struct{ err error }
+// ClientBodyError is a failure to read the client's request body.
+type ClientBodyError struct{ Err error }
 
-func (e *clientBodyError) Error() string { return "reading the request body: " + e.err.Error() }
-func (e *clientBodyError) Unwrap() error { return e.err }
+func (e *ClientBodyError) Error() string { return "reading the request body: " + e.Err.Error() }
+
+// Unwrap returns the read error.
+func (e *ClientBodyError) Unwrap() error { return e.Err }
 
 // writeBody copies the request body to the origin: exactly bodyLen bytes,
 // or chunked (flushing every chunk, so that a streamed upload streams)
@@ -393,9 +400,9 @@ func (c *originConn) writeBody(r *http.Request, bodyLen int64, timeout time.Dura
 		case rerr == io.EOF && chunked:
 			return c.endChunked(trailer())
 		case rerr == io.EOF && remaining > 0:
-			return &clientBodyError{io.ErrUnexpectedEOF}
+			return &ClientBodyError{io.ErrUnexpectedEOF}
 		case rerr != nil && rerr != io.EOF:
-			return &clientBodyError{rerr}
+			return &ClientBodyError{rerr}
 		}
 	}
 	return nil
