@@ -272,6 +272,45 @@ func TestHTTP2SlowReaderLargeResponse(t *testing.T) {
 	}
 }
 
+// TestHTTP2ClientNotReading: a client that opens its windows wide and
+// then reads nothing fills the connection; the stalled write resets the
+// stream, and the connection, on which nothing can be written any more,
+// is closed: the client reads what was buffered, then the end.
+func TestHTTP2ClientNotReading(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	const size = 64 << 20
+	handlerDone := make(chan error, 1)
+	r := start(t, f, func(c *server.Config) {
+		c.WriteTimeout = 300 * time.Millisecond
+		server.ServeWith(c, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			chunk := bytes.Repeat([]byte("x"), 64<<10)
+			var err error
+			for i := 0; i < size/len(chunk) && err == nil; i++ {
+				_, err = w.Write(chunk)
+			}
+			handlerDone <- err
+		}))
+	})
+	c := dialH2(t, f, r, "open.test", http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1<<31 - 1})
+	c.fr.WriteWindowUpdate(0, 1<<31-1-65535)
+	c.request(1, "GET", "open.test", "/large", true)
+	select {
+	case err := <-handlerDone:
+		if err == nil {
+			t.Fatal("the handler wrote the whole response to a client that reads nothing")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the handler's write was still stalled after 5s")
+	}
+	eventually(t, "the connection closed", func() bool { return r.metric(t, "edgectl_client_connections") == "0" })
+	c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, err := io.Copy(io.Discard, c.conn)
+	if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() || n >= size {
+		t.Fatalf("read %d bytes then %v: the connection was not closed", n, err)
+	}
+}
+
 // TestHTTP2HeaderTimeout: a connection that completes the handshake and
 // the preface but sends no request, or trickles an endless header block
 // of empty CONTINUATION frames, is closed after the header timeout.
