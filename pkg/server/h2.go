@@ -110,12 +110,12 @@ func (s *Server) serveH2(w http.ResponseWriter, r *http.Request) {
 		r.Body = (*h2Body)(st)
 	}
 	s.serveEdge((*h2Writer)(st), r)
-	// What the handler wrote but the http2 server still buffers is sent
-	// under the write timeout too: after the handler returns, it would
-	// wait for the client's window without limit.
-	st.begin(&st.writing)
-	st.rc.Flush()
-	st.end(&st.writing)
+	if st.unflushed {
+		// What the handler wrote but the http2 server still buffers is
+		// sent under the write timeout too: after the handler returns,
+		// it would wait for the client's window without limit.
+		(*h2Writer)(st).FlushError()
+	}
 }
 
 // h2Stream watches one stream's body reads and response writes: one
@@ -130,6 +130,8 @@ type h2Stream struct {
 	// reading and writing are when the current body read or response
 	// write began (UnixNano), 0 when there is none.
 	reading, writing atomic.Int64
+	// unflushed is set when the handler wrote since its last flush.
+	unflushed bool
 
 	mu   sync.Mutex // guards done and the reset, against the handler's return
 	done bool
@@ -225,6 +227,7 @@ func (w *h2Writer) Write(p []byte) (int, error) {
 	st.begin(&st.writing)
 	n, err := st.w.Write(p)
 	st.end(&st.writing)
+	st.unflushed = st.unflushed || n > 0
 	return n, err
 }
 
@@ -235,6 +238,7 @@ func (w *h2Writer) FlushError() error {
 	st.begin(&st.writing)
 	err := st.rc.Flush()
 	st.end(&st.writing)
+	st.unflushed = false
 	return err
 }
 
