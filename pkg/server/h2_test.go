@@ -362,6 +362,27 @@ func TestHTTP2IdleTimeout(t *testing.T) {
 	if len(evs) < 2 || evs[0].status != "200" || !goaway || evs[len(evs)-1].kind != "closed" {
 		t.Fatalf("an idle connection was not closed with GOAWAY within 3s: %+v", evs)
 	}
+
+	// A later header block trickled in empty CONTINUATION frames opens no
+	// stream: the connection is idle all the same.
+	c = dialH2(t, f, r, "open.test")
+	c.request(1, "GET", "open.test", "/", true)
+	if evs := c.until(3*time.Second, func(ev frameEvent) bool { return ev.end }); len(evs) == 0 || evs[0].status != "200" {
+		t.Fatalf("first request: %+v", evs)
+	}
+	c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, BlockFragment: c.headerBlock("GET", "open.test", "/"), EndHeaders: false})
+	go func() {
+		for i := 0; i < 100; i++ {
+			if c.fr.WriteContinuation(3, false, nil) != nil {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	evs = c.until(4*time.Second, func(ev frameEvent) bool { return ev.kind == "closed" })
+	if len(evs) == 0 || evs[len(evs)-1].kind != "closed" {
+		t.Fatalf("a trickled header block kept the connection open: %+v", evs)
+	}
 }
 
 // blocker is a handler that counts its requests and the most running at
