@@ -246,6 +246,7 @@ func (w *h2Writer) FlushError() error {
 func (w *h2Writer) Unwrap() http.ResponseWriter { return w.w }
 
 var (
-	_ http.Flusher = (*h2Writer)(nil)
-	_ io.Reader    = (*h2Body)(nil)
+	_ http.ResponseWriter = (*h2Writer)(nil)
+	_ http.Flusher        = (*h2Writer)(nil)
+	_ io.ReadCloser       = (*h2Body)(nil)
 )

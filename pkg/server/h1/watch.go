@@ -146,3 +146,5 @@ func (b *watchedBody) Read(p []byte) (int, error) {
 }
 
 func (b *watchedBody) Close() error { return b.rc.Close() }
+
+var _ io.ReadCloser = (*watchedBody)(nil)
