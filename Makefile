@@ -20,8 +20,13 @@ test: tools vet
 
 ## demo: build, reuse or regenerate the demo PKI, then validate, plan, apply and serve the
 ## example, and show partners' calls with curl and openssl (see examples/open-banking/demo.sh).
+## Ports: DEMO_EDGE_PORT (8443), DEMO_ADMIN_PORT (9901), DEMO_ORIGIN_PORT (9000), such as
+## make demo DEMO_EDGE_PORT=18443 DEMO_ADMIN_PORT=19901 DEMO_ORIGIN_PORT=19000
+DEMO_EDGE_PORT   ?= 8443
+DEMO_ADMIN_PORT  ?= 9901
+DEMO_ORIGIN_PORT ?= 9000
 demo: demo-tools build certs
-	EDGECTL=$(BIN) ./$(EXAMPLE)/demo.sh
+	EDGECTL=$(BIN) DEMO_EDGE_PORT=$(DEMO_EDGE_PORT) DEMO_ADMIN_PORT=$(DEMO_ADMIN_PORT) DEMO_ORIGIN_PORT=$(DEMO_ORIGIN_PORT) ./$(EXAMPLE)/demo.sh
 
 ## certs: reuse the demo PKI of the example, regenerating it when missing or close to expiry.
 certs:
@@ -43,7 +48,7 @@ bench:
 
 ## fuzz: run each fuzz target for FUZZTIME (default 30s); their seed corpora also run in make test.
 FUZZTIME ?= 30s
-FUZZ_TARGETS := FuzzLoad:./pkg/manifest/ FuzzValidate:./pkg/validate/ FuzzRules:./pkg/rules/ FuzzHeaderSafe:./pkg/pki/ FuzzSlashDN:./pkg/pki/ FuzzServeConn:./pkg/server/h1/ FuzzDifferential:./pkg/server/h1/
+FUZZ_TARGETS := FuzzLoad:./pkg/manifest/ FuzzValidate:./pkg/validate/ FuzzRules:./pkg/rules/ FuzzHeaderSafe:./pkg/pki/ FuzzSlashDN:./pkg/pki/ FuzzDNForms:./pkg/pki/ FuzzServeConn:./pkg/server/h1/ FuzzDifferential:./pkg/server/h1/
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		name=$${t%%:*}; pkg=$${t#*:}; echo "== $$name ($$pkg, $(FUZZTIME))"; \
@@ -60,7 +65,7 @@ demo-tools:
 	@$(MAKE) --no-print-directory install-missing PROGRAMS="$(DEMO_TOOLS)"
 install-missing:
 	@missing=""; for t in $(PROGRAMS); do \
-		command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t#*:}"; done; \
+		PATH="$$PATH:/usr/sbin:/sbin" command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

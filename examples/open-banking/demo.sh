@@ -4,9 +4,14 @@
 # echo origin and "edgectl serve", show what partners see with curl and
 # openssl, then stop everything it started, also when a step fails.
 #
-# Ports: the edge on 127.0.0.1:8443 (DEMO_EDGE_PORT), the admin listener on
-# 127.0.0.1:9901 (DEMO_ADMIN_PORT), the origin on 127.0.0.1:9000 (the
-# example's origin URL in application.yaml).
+# Everything it writes goes to .demo/ (or DEMO_DIR, a new or empty
+# directory). Ports, each movable: the edge on 127.0.0.1:8443
+# (DEMO_EDGE_PORT), the admin listener on 127.0.0.1:9901 (DEMO_ADMIN_PORT),
+# the origin on 127.0.0.1:9000
+# (DEMO_ORIGIN_PORT; another port plans a copy of the example in .demo/ whose
+# origin URL names it). Before every step that talks to them, the demo checks
+# that the edge and the origin answering are the processes it started: alive,
+# their startup line seen, and the edge serving the lineage it applied.
 set -euo pipefail
 set -m # every background process gets its own process group, stopped as a whole
 
@@ -14,15 +19,20 @@ cd "$(dirname "$0")/../.."
 EDGECTL="${EDGECTL:-bin/edgectl}"
 EXAMPLE=examples/open-banking
 CERTS="$EXAMPLE/certs"
-DEMO=.demo
+DEMO="${DEMO_DIR:-.demo}"
 EDGE_PORT="${DEMO_EDGE_PORT:-8443}"
 ADMIN="127.0.0.1:${DEMO_ADMIN_PORT:-9901}"
-ORIGIN=127.0.0.1:9000
+ORIGIN_PORT="${DEMO_ORIGIN_PORT:-9000}"
+ORIGIN="127.0.0.1:$ORIGIN_PORT"
+MANIFESTS="$EXAMPLE"
 API=api.bank.example
 PORTAL=portal.bank.example
 
 if [ -t 1 ]; then bold=$'\e[1m' dim=$'\e[2m' reset=$'\e[0m'; else bold="" dim="" reset=""; fi
-step() { printf '\n%s==> %s%s\n' "$bold" "$*" "$reset"; }
+step() {
+	ensure_ours
+	printf '\n%s==> %s%s\n' "$bold" "$*" "$reset"
+}
 # show prints a command line, quoting the arguments that need it; say
 # prints one already written out.
 show() {
@@ -37,8 +47,42 @@ run() { show "$@"; "$@"; }
 fail() { printf '\n%sdemo failed: %s%s\n' "$bold" "$*" "$reset" >&2; exit 1; }
 
 pids=()
+serve_pid="" origin_pid="" lineage=""
+
+# ensure_ours stops the demo unless the origin and the edge it started are
+# still alive and the edge answering on the admin port serves the lineage
+# this demo applied (another process on a port would answer otherwise).
+ensure_ours() {
+	if [ -n "$origin_pid" ] && ! kill -0 "$origin_pid" 2>/dev/null; then
+		cat "$DEMO/origin.log" >&2
+		fail "the echo origin the demo started (pid $origin_pid) has exited"
+	fi
+	[ -n "$serve_pid" ] || return 0
+	if ! kill -0 "$serve_pid" 2>/dev/null; then
+		cat "$DEMO/serve.log" >&2
+		fail "edgectl serve (pid $serve_pid) has exited"
+	fi
+	local served
+	served=$(curl -sf "http://$ADMIN/state" | grep -oE '"lineage": *"[^"]*"' | grep -oE '[0-9a-f-]{36}' || true)
+	[ "$served" = "$lineage" ] || fail "the edge answering on $ADMIN serves lineage '${served:-none}', not the demo's $lineage: another process holds the port"
+}
+
+# wait_for_line waits up to 10 s for the startup line matching pattern in
+# log, while pid is alive.
+wait_for_line() {
+	local pid=$1 log=$2 pattern=$3 what=$4
+	for _ in $(seq 100); do
+		grep -qE "$pattern" "$log" 2>/dev/null && return 0
+		kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; fail "$what exited before it was ready (is its port taken?)"; }
+		sleep 0.1
+	done
+	cat "$log" >&2
+	fail "$what did not print its startup line within 10 s"
+}
+
 stop_all() {
 	local status=$?
+	serve_pid="" origin_pid="" # stopping them: no more checks
 	trap - EXIT INT TERM HUP
 	trap '' PIPE # the output may be gone (| head): stop the processes anyway
 	if [ "${#pids[@]}" -gt 0 ]; then
@@ -67,44 +111,60 @@ busy() { (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
 for addr in "127.0.0.1:$EDGE_PORT" "$ADMIN" "$ORIGIN"; do
 	if busy "$addr"; then
 		fail "port ${addr##*:} on 127.0.0.1 is busy (a previous demo still running?). Find it with: ss -ltnp 'sport = :${addr##*:}'
-  The edge and admin ports can be changed: DEMO_EDGE_PORT=18443 DEMO_ADMIN_PORT=19901 make demo
-  The origin's port is the origin URL in $EXAMPLE/application.yaml."
+  Every port can be changed: DEMO_EDGE_PORT=18443 DEMO_ADMIN_PORT=19901 DEMO_ORIGIN_PORT=19000 make demo"
 	fi
 done
 
-rm -rf "$DEMO"
+if [ -n "${DEMO_DIR:-}" ]; then
+	[ ! -e "$DEMO" ] || [ -z "$(ls -A "$DEMO")" ] || fail "DEMO_DIR=$DEMO must be a new or empty directory"
+else
+	rm -rf "$DEMO"
+fi
 mkdir -p "$DEMO"
 STATE="$DEMO/state.json"
+if [ "$ORIGIN_PORT" != 9000 ]; then
+	# The origin URL is part of the manifests: plan a copy that names the port.
+	MANIFESTS="$DEMO/open-banking"
+	mkdir -p "$MANIFESTS"
+	cp -R "$EXAMPLE/." "$MANIFESTS"
+	rm -rf "$MANIFESTS/origin" "$MANIFESTS/certs/gen.go"
+	sed -i.orig "s#http://127.0.0.1:9000#http://$ORIGIN#" "$MANIFESTS/application.yaml"
+	rm -f "$MANIFESTS/application.yaml.orig"
+	grep -q "$ORIGIN" "$MANIFESTS/application.yaml" || fail "could not set the origin URL to http://$ORIGIN in $MANIFESTS/application.yaml"
+	echo "${dim}(DEMO_ORIGIN_PORT=$ORIGIN_PORT: using a copy of the example, $MANIFESTS, whose origin URL is http://$ORIGIN)${reset}"
+fi
 
 step "1. Validate the manifests"
-run "$EDGECTL" validate -f "$EXAMPLE"
+run "$EDGECTL" validate -f "$MANIFESTS"
 
 step "2. Plan against an empty state ($STATE)"
-show "$EDGECTL" plan -f "$EXAMPLE" --state "$STATE" --no-color
-"$EDGECTL" plan -f "$EXAMPLE" --state "$STATE" --no-color >"$DEMO/plan.txt"
+show "$EDGECTL" plan -f "$MANIFESTS" --state "$STATE" --no-color
+"$EDGECTL" plan -f "$MANIFESTS" --state "$STATE" --no-color >"$DEMO/plan.txt"
 grep -E '^[-+~] |^Plan:' "$DEMO/plan.txt"
 echo "${dim}(resources only; the field-by-field plan is in $DEMO/plan.txt)${reset}"
 
 step "3. Apply"
-run "$EDGECTL" apply -f "$EXAMPLE" --state "$STATE" --no-color | tail -n 1
+run "$EDGECTL" apply -f "$MANIFESTS" --state "$STATE" --no-color | tail -n 1
+lineage=$(grep -m1 -oE '"lineage": *"[^"]*"' "$STATE" | grep -oE '[0-9a-f-]{36}') || fail "no lineage in $STATE"
 
 step "4. Start the echo origin ($ORIGIN) and edgectl serve (127.0.0.1:$EDGE_PORT, admin $ADMIN)"
-run go build -o bin/echo-origin "./$EXAMPLE/origin"
-say "bin/echo-origin -listen $ORIGIN &"
-bin/echo-origin -listen "$ORIGIN" >"$DEMO/origin.log" 2>&1 &
-pids+=($!)
-say "$EDGECTL serve --state $STATE --listen 127.0.0.1:$EDGE_PORT --admin $ADMIN --access-log $DEMO/access.log &"
-"$EDGECTL" serve --state "$STATE" --listen "127.0.0.1:$EDGE_PORT" --admin "$ADMIN" --access-log "$DEMO/access.log" >"$DEMO/serve.log" 2>&1 &
-serve_pid=$!
-pids+=("$serve_pid")
-for _ in $(seq 100); do
-	if curl -sf "http://$ADMIN/readyz" >/dev/null 2>&1; then break; fi
-	kill -0 "$serve_pid" 2>/dev/null || { cat "$DEMO/serve.log" >&2; fail "edgectl serve exited"; }
-	sleep 0.1
-done
-curl -sf "http://$ADMIN/readyz" >/dev/null || { cat "$DEMO/serve.log" >&2; fail "edgectl serve is not ready after 10 s"; }
-busy "$ORIGIN" || { cat "$DEMO/origin.log" >&2; fail "the origin is not listening on $ORIGIN"; }
-head -n 1 "$DEMO/serve.log"
+run go build -o "$DEMO/echo-origin" "./$EXAMPLE/origin"
+say "$DEMO/echo-origin -listen $ORIGIN &"
+"$DEMO/echo-origin" -listen "$ORIGIN" >"$DEMO/origin.log" 2>&1 &
+pid=$!
+pids+=("$pid")
+wait_for_line "$pid" "$DEMO/origin.log" "listening on http://$ORIGIN\$" "the echo origin"
+origin_pid=$pid
+curl -sf "http://$ORIGIN/demo-check" | grep -q '^origin received GET /demo-check' || fail "the process answering on $ORIGIN is not the demo's echo origin"
+say "$EDGECTL serve --state $STATE --key-dir $MANIFESTS --listen 127.0.0.1:$EDGE_PORT --admin $ADMIN --access-log $DEMO/access.log &"
+"$EDGECTL" serve --state "$STATE" --key-dir "$MANIFESTS" --listen "127.0.0.1:$EDGE_PORT" --admin "$ADMIN" --access-log "$DEMO/access.log" >"$DEMO/serve.log" 2>&1 &
+pid=$!
+pids+=("$pid")
+wait_for_line "$pid" "$DEMO/serve.log" "^edgectl serve: listening on https://127\.0\.0\.1:$EDGE_PORT .*admin on http://$ADMIN\$" "edgectl serve"
+serve_pid=$pid
+curl -sf "http://$ADMIN/readyz" >/dev/null || { cat "$DEMO/serve.log" >&2; fail "edgectl serve is not ready"; }
+ensure_ours
+grep -m1 '^edgectl serve: listening' "$DEMO/serve.log"
 run curl -s "http://$ADMIN/readyz"
 
 # curl resolves the example's hostnames to the local edge and trusts the demo root CA.

@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -13,6 +15,10 @@ import (
 	"github.com/edgectl/edgectl/pkg/state"
 )
 
+// AppliedByEnv overrides who a snapshot records as its author (appliedBy),
+// such as the person who merged, in a CI job that runs as a service user.
+const AppliedByEnv = "EDGECTL_APPLIED_BY"
+
 // ApplyOptions are the inputs of edgectl apply.
 type ApplyOptions struct {
 	IO *IO
@@ -22,8 +28,16 @@ type ApplyOptions struct {
 	PlanFile string
 	// StateFlags choose the state store: --state and the etcd TLS flags.
 	StateFlags
+	// Output is "text" or "json".
+	Output string
 	// NoColor turns colors off on a terminal.
 	NoColor bool
+	// AllowDestroy applies a plan that leaves no Domain while the deployed
+	// state has some (--allow-destroy).
+	AllowDestroy bool
+	// HistoryLimit is how many snapshots the store's history keeps
+	// (--history-limit; state.DefaultHistoryLimit when zero).
+	HistoryLimit int
 	// Now overrides the clock that stamps the snapshot (tests).
 	Now time.Time
 }
@@ -41,7 +55,20 @@ the store's lock. Resources absent from the manifests are deleted.
 and refuses with "plan is stale" if the state moved since the plan was made.
 
 Nothing is written when the manifests do not validate, when the plan is
-stale, or when there are no changes (the serial stays the same).`,
+stale, or when there are no changes (the serial stays the same).
+
+A plan that leaves no Domain while the deployed state has some (such as an
+empty input) would make every node refuse every handshake: apply refuses it
+unless --allow-destroy is given.
+
+Every snapshot written is kept in the store's history (the last
+--history-limit, default 20) with who applied it ($` + AppliedByEnv + `, else
+user@host) and what it changed: see "edgectl state history" and
+"edgectl state rollback".
+
+-o json prints one JSON object: the plan (as "plan -o json"), whether it was
+applied, and the serial; with invalid manifests, the report of
+"validate -o json".`,
 		Example: `  edgectl apply -f manifests/
   edgectl plan -f manifests/ --out plan.json && edgectl apply plan.json`,
 		Args: cobra.MaximumNArgs(1),
@@ -53,13 +80,29 @@ stale, or when there are no changes (the serial stays the same).`,
 		},
 	}
 	cmd.Flags().StringArrayVarP(&opts.Files, "filename", "f", nil, "manifest file, directory (recursive) or - for stdin; repeatable")
-	cmd.Flags().BoolVar(&opts.NoColor, "no-color", false, "never color the text output")
+	addWriteFlags(cmd, &opts.Output, &opts.NoColor, &opts.AllowDestroy, &opts.HistoryLimit)
 	addStateFlags(cmd, &opts.StateFlags)
 	_ = cmd.MarkFlagFilename("filename", "yaml", "yml")
 	return cmd
 }
 
+// addWriteFlags registers the flags shared by the verbs that write the
+// state: apply and state rollback.
+func addWriteFlags(cmd *cobra.Command, output *string, noColor, allowDestroy *bool, historyLimit *int) {
+	cmd.Flags().StringVarP(output, "output", "o", "text", "output format: text or json")
+	cmd.Flags().BoolVar(noColor, "no-color", false, "never color the text output")
+	cmd.Flags().BoolVar(allowDestroy, "allow-destroy", false, "apply a plan that deletes every deployed Domain")
+	cmd.Flags().IntVar(historyLimit, "history-limit", state.DefaultHistoryLimit, "how many snapshots the state history keeps, the new one included (0: the default)")
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
+}
+
 func runApply(ctx context.Context, opts *ApplyOptions) (err error) {
+	if opts.Output != "text" && opts.Output != "json" {
+		return fmt.Errorf("unknown output format %q: use text or json", opts.Output)
+	}
+	if err := checkHistoryLimit(opts.HistoryLimit); err != nil {
+		return err
+	}
 	var saved *plan.Plan
 	var desired []state.Resource
 	switch {
@@ -74,13 +117,13 @@ func runApply(ctx context.Context, opts *ApplyOptions) (err error) {
 			return fmt.Errorf("plan %s: %w", opts.PlanFile, err)
 		}
 	case len(opts.Files) > 0:
-		if desired, err = desiredResources(opts.IO, opts.Files); err != nil {
+		if desired, err = desiredResources(opts.IO, opts.Files, opts.Output, "apply"); err != nil {
 			return err
 		}
 	default:
 		return errors.New("apply needs a saved plan FILE or -f PATH... (see edgectl apply --help)")
 	}
-	store, err := openStateStore(opts.IO, opts.StateFlags)
+	store, err := openStateStoreWith(opts.IO, opts.StateFlags, opts.HistoryLimit)
 	if err != nil {
 		return err
 	}
@@ -106,23 +149,118 @@ func runApply(ctx context.Context, opts *ApplyOptions) (err error) {
 	} else if p, err = plan.New(prior, desired); err != nil {
 		return err
 	}
-	if err := plan.WriteText(opts.IO.Out, p, plan.TextOptions{Color: useColor(opts.IO, opts.NoColor)}); err != nil {
-		return err
+	return commitPlan(ctx, opts.IO, store, prior, p, commitOptions{
+		verb: "Apply", output: opts.Output, noColor: opts.NoColor, allowDestroy: opts.AllowDestroy, now: opts.Now,
+	})
+}
+
+// commitOptions tune commitPlan.
+type commitOptions struct {
+	verb         string // "Apply" or "Rollback", for the closing line
+	output       string
+	noColor      bool
+	allowDestroy bool
+	now          time.Time
+	rollbackOf   int64
+}
+
+// commitResult is the -o json output of apply and state rollback.
+type commitResult struct {
+	Plan    json.RawMessage `json:"plan"`
+	Applied bool            `json:"applied"`
+	// Serial is the state's serial afterwards (the new one when applied).
+	Serial     int64  `json:"serial"`
+	Lineage    string `json:"lineage"`
+	RollbackOf int64  `json:"rollbackOf,omitempty"`
+	// Refused says why a plan with changes was not applied.
+	Refused string `json:"refused,omitempty"`
+}
+
+// commitPlan prints the plan p (made against prior, with the store locked)
+// and writes its snapshot unless it has no changes or the destroy guard
+// refuses it. The write is compare-and-swap on prior's lineage and serial.
+func commitPlan(ctx context.Context, streams *IO, store state.Store, prior *state.Snapshot, p *plan.Plan, c commitOptions) error {
+	refused := checkDestroy(p, c.allowDestroy)
+	lineage, serial := prior.Version()
+	var next *state.Snapshot
+	if p.HasChanges() && refused == nil {
+		now := c.now
+		if now.IsZero() {
+			now = time.Now()
+		}
+		next = p.Snapshot(now)
+		next.AppliedBy = appliedBy(streams)
+		next.RollbackOf = c.rollbackOf
+		if c.output == "text" {
+			// The plan shows before the write, so that a failed write
+			// still shows what was attempted.
+			if err := plan.WriteText(streams.Out, p, plan.TextOptions{Color: useColor(streams, c.noColor)}); err != nil {
+				return err
+			}
+		}
+		if err := store.Write(ctx, next, p.Lineage, p.PriorSerial); err != nil {
+			return err
+		}
+		lineage, serial = next.Lineage, next.Serial
+	} else if c.output == "text" {
+		if err := plan.WriteText(streams.Out, p, plan.TextOptions{Color: useColor(streams, c.noColor)}); err != nil {
+			return err
+		}
 	}
-	if !p.HasChanges() {
-		_, serial := prior.Version()
-		fmt.Fprintf(opts.IO.Out, "Apply complete: nothing to change (serial %d).\n", serial)
-		return nil
+	if c.output == "json" {
+		var b bytes.Buffer
+		if err := plan.WriteJSON(&b, p); err != nil {
+			return err
+		}
+		res := commitResult{Plan: b.Bytes(), Applied: next != nil, Serial: serial, Lineage: lineage, RollbackOf: c.rollbackOf}
+		if refused != nil {
+			res.Refused = refused.Error()
+		}
+		if err := writeJSON(streams.Out, res); err != nil {
+			return err
+		}
 	}
-	now := opts.Now
-	if now.IsZero() {
-		now = time.Now()
+	if refused != nil {
+		return refused
 	}
-	next := p.Snapshot(now)
-	if err := store.Write(ctx, next, p.Lineage, p.PriorSerial); err != nil {
-		return err
+	// The closing line is a result in text, progress beside JSON.
+	w := streams.Out
+	if c.output == "json" {
+		w = streams.ErrOut
 	}
-	fmt.Fprintf(opts.IO.Out, "Apply complete: %d created, %d updated, %d deleted (serial %d)\n",
-		p.Summary.Create, p.Summary.Update, p.Summary.Delete, next.Serial)
+	switch {
+	case next == nil:
+		fmt.Fprintf(w, "%s complete: nothing to change (serial %d).\n", c.verb, serial)
+	case c.rollbackOf != 0:
+		fmt.Fprintf(w, "%s complete: serial %d restores serial %d: %d created, %d updated, %d deleted\n",
+			c.verb, next.Serial, c.rollbackOf, p.Summary.Create, p.Summary.Update, p.Summary.Delete)
+	default:
+		fmt.Fprintf(w, "%s complete: %d created, %d updated, %d deleted (serial %d)\n",
+			c.verb, p.Summary.Create, p.Summary.Update, p.Summary.Delete, next.Serial)
+	}
+	return nil
+}
+
+func checkHistoryLimit(n int) error {
+	if n < 0 {
+		return fmt.Errorf("--history-limit must not be negative, got %d (0 means the default, %d)", n, state.DefaultHistoryLimit)
+	}
+	return nil
+}
+
+// appliedBy names who applies: $EDGECTL_APPLIED_BY, else user@host.
+func appliedBy(streams *IO) string {
+	if v := streams.getenv(AppliedByEnv); v != "" {
+		return v
+	}
+	return state.CurrentUser()
+}
+
+// checkDestroy refuses a plan that deletes every deployed Domain unless
+// allowed: nothing would be left to serve.
+func checkDestroy(p *plan.Plan, allow bool) error {
+	if msg := p.DestroyMessage(); msg != "" && !allow {
+		return fmt.Errorf("refusing to apply: %s; nothing was written. If that is what you want, run again with --allow-destroy", msg)
+	}
 	return nil
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/edgectl/edgectl/pkg/diag"
 	"github.com/edgectl/edgectl/pkg/plan"
 	"github.com/edgectl/edgectl/pkg/state"
 )
@@ -45,6 +47,14 @@ The state store is --state PATH, else $EDGECTL_STATE, else .edgectl/state.json;
 --state etcd://HOST:PORT/PREFIX reads it from etcd.
 --out FILE saves the plan; "edgectl apply FILE" applies exactly it, and refuses
 if the state changed meanwhile.
+
+A plan that deletes every deployed Domain (such as one from an empty input)
+carries a warning in every format; apply refuses it unless --allow-destroy.
+
+With invalid manifests the diagnostics go to stderr as validate prints them,
+and every format still carries them on stdout: -o json prints the report of
+"validate -o json", -o markdown a list of the errors with file:line for the
+pull-request comment.
 
 Exit status: 0 on success, 1 on any error (such as invalid manifests); with
 --detailed-exitcode, 0 when there are no changes and 2 when there are.`,
@@ -98,7 +108,7 @@ func runPlan(ctx context.Context, opts *PlanOptions) error {
 	default:
 		return fmt.Errorf("unknown output format %q: use text, json or markdown", opts.Output)
 	}
-	desired, err := desiredResources(opts.IO, opts.Files)
+	desired, err := desiredResources(opts.IO, opts.Files, opts.Output, "plan")
 	if err != nil {
 		return err
 	}
@@ -145,25 +155,52 @@ func runPlan(ctx context.Context, opts *PlanOptions) error {
 }
 
 // desiredResources loads and validates the manifests and returns the
-// normalized resources to deploy. Diagnostics are printed to ErrOut as
-// validate prints them; any error stops the verb with exit 1.
-func desiredResources(streams *IO, files []string) ([]state.Resource, error) {
+// normalized resources to store. Diagnostics are printed to ErrOut as
+// validate prints them; with invalid manifests the verb stops with exit 1,
+// and its output format still carries them on stdout: -o json the report
+// of validate -o json, -o markdown a list for a pull-request comment.
+func desiredResources(streams *IO, files []string, output, verb string) ([]state.Resource, error) {
 	res, diags := loadAndValidate(streams, files, time.Time{})
 	wd, _ := os.Getwd()
 	diags = diags.Normalized(wd, false)
 	diags.WriteText(streams.ErrOut)
 	if diags.HasErrors() {
+		outcome := "Nothing was planned or changed."
+		switch output {
+		case "json":
+			if err := writeJSON(streams.Out, diags.Report()); err != nil {
+				return nil, err
+			}
+		case "markdown":
+			if err := diags.WriteMarkdown(streams.Out, diag.MarkdownOptions{Title: "edgectl " + verb, Outcome: outcome}); err != nil {
+				return nil, err
+			}
+		}
 		fmt.Fprintf(streams.ErrOut, "invalid: %s; nothing was planned or changed\n", counts(diags))
 		return nil, errSilent(ExitError)
 	}
-	return res.Desired(), nil
+	return res.StateResources(), nil
+}
+
+// writeJSON writes v as indented JSON.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 // openStateStore opens the state store chosen by --state, EDGECTL_STATE or
 // the default, with the etcd TLS flags. Close it with closeStore.
 func openStateStore(streams *IO, flags StateFlags) (state.Store, error) {
+	return openStateStoreWith(streams, flags, 0)
+}
+
+// openStateStoreWith is openStateStore for a writer, whose store keeps
+// historyLimit snapshots (the default when zero).
+func openStateStoreWith(streams *IO, flags StateFlags, historyLimit int) (state.Store, error) {
 	store, err := state.OpenWith(state.Location(flags.State, streams.getenv(state.EnvVar)), state.OpenOptions{
-		Etcd: state.EtcdOptions{CACert: flags.EtcdCACert, Cert: flags.EtcdCert, Key: flags.EtcdKey},
+		Etcd:         state.EtcdOptions{CACert: flags.EtcdCACert, Cert: flags.EtcdCert, Key: flags.EtcdKey},
+		HistoryLimit: historyLimit,
 	})
 	if err != nil {
 		return nil, err

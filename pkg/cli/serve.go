@@ -5,16 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/edgectl/edgectl/pkg/edge"
 	"github.com/edgectl/edgectl/pkg/server"
 )
 
@@ -34,6 +37,10 @@ type ServeOptions struct {
 	AccessLog string
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
+	// KeyDir is the directory that relative privateKeyFile references of
+	// the state resolve against (--key-dir); empty means the working
+	// directory.
+	KeyDir string
 
 	HandshakeTimeout time.Duration
 	HeaderTimeout    time.Duration
@@ -88,6 +95,10 @@ Once the listeners are bound, one line on stderr names their addresses, the
 serial and the domains ("listening on https://ADDR ..."); with --listen
 127.0.0.1:0 the system picks a free port and that line tells which.
 
+A relative privateKeyFile in the state (plan stores it relative to the
+manifest root, the -f directory) is read from --key-dir, by default the
+current directory; an error names the full path tried.
+
 The admin listener answers /healthz, /readyz, /metrics (Prometheus) and /state
 (JSON). The access log has one JSON line per request; certificates and keys
 are never logged.`,
@@ -106,6 +117,7 @@ are never logged.`,
 	f.StringVar(&opts.Listen, "listen", "127.0.0.1:8443", "edge (HTTPS) listen `ADDRESS`")
 	f.StringVar(&opts.Admin, "admin", "127.0.0.1:9901", "admin listen `ADDRESS` (/healthz, /readyz, /metrics, /state); \"\" disables it")
 	f.StringVar(&opts.AccessLog, "access-log", "-", "access log `PATH`: one JSON line per request; - for stdout, \"\" for none")
+	f.StringVar(&opts.KeyDir, "key-dir", "", "`DIR` that relative privateKeyFile references resolve against: the manifest root they were planned from (default: the current directory)")
 	f.StringVar(&opts.LogLevel, "log-level", "info", "level of the messages on stderr: debug, info, warn or error (debug shows every refused handshake)")
 	f.DurationVar(&opts.HandshakeTimeout, "handshake-timeout", server.DefaultHandshakeTimeout, "time a client has to complete the TLS handshake")
 	f.DurationVar(&opts.HeaderTimeout, "header-timeout", server.DefaultHeaderTimeout, "time a client has to send a request's headers (HTTP/2: its first request)")
@@ -157,6 +169,7 @@ func runServe(ctx context.Context, opts *ServeOptions) error {
 		StateCache:           opts.StateCache,
 		MaxConnections:       opts.MaxConnections,
 		MaxConcurrentStreams: opts.MaxConcurrentStreams,
+		Compile:              edge.Options{ReadFile: keyReader(opts.KeyDir)},
 	})
 	if err != nil {
 		return err
@@ -280,4 +293,44 @@ func serveUntilDone(ctx context.Context, opts *ServeOptions, srv *server.Server)
 	}
 	fmt.Fprintln(opts.IO.ErrOut, "edgectl serve: stopped")
 	return nil
+}
+
+// keyReader reads private-key files for the compiler: a relative reference
+// (as plan stores it, relative to the manifest root) resolves against dir,
+// or the working directory when dir is empty. Its error names the full path
+// it tried.
+func keyReader(dir string) func(string) ([]byte, error) {
+	return func(ref string) ([]byte, error) {
+		path := ref
+		if !filepath.IsAbs(ref) {
+			base := dir
+			if base == "" {
+				base = "."
+			}
+			abs, err := filepath.Abs(filepath.Join(base, ref))
+			if err != nil {
+				return nil, err
+			}
+			path = abs
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			if path != ref {
+				return nil, fmt.Errorf("%s (%q resolved against --key-dir %s): %w", path, ref, orDot(dir), err)
+			}
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return data, nil
+	}
+}
+
+func orDot(dir string) string {
+	if dir == "" {
+		return "., the current directory"
+	}
+	return dir
 }

@@ -192,7 +192,7 @@ func (e *serveEnv) serveWith(t *testing.T, accessLog string, flags ...string) *s
 	t.Helper()
 	p := &serveProc{stderr: &lockedBuffer{}, accessLog: accessLog, exited: make(chan struct{})}
 	args := append([]string{"serve", "--state", e.state, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
-		"--access-log", p.accessLog, "--shutdown-timeout", "5s"}, flags...)
+		"--access-log", p.accessLog, "--shutdown-timeout", "5s", "--key-dir", "m"}, flags...)
 	p.cmd = exec.Command("edgectl", args...)
 	p.cmd.Dir = e.dir
 	stderr, err := p.cmd.StderrPipe()

@@ -23,6 +23,9 @@ type ValidateOptions struct {
 	Output string
 	// Strict turns warnings into errors.
 	Strict bool
+	// NoColor is accepted for symmetry with the other verbs; validate
+	// prints no colors.
+	NoColor bool
 	// Now overrides the clock for certificate expiry (tests).
 	Now time.Time
 }
@@ -48,10 +51,9 @@ warning with --strict.`,
 		},
 	}
 	cmd.Flags().StringArrayVarP(&opts.Files, "filename", "f", nil, "manifest file, directory (recursive) or - for stdin; repeatable")
-	cmd.Flags().StringVarP(&opts.Output, "output", "o", "text", "output format: text or json")
+	addReadFlags(cmd, &opts.Output, &opts.NoColor)
 	cmd.Flags().BoolVar(&opts.Strict, "strict", false, "treat warnings as errors")
 	_ = cmd.MarkFlagRequired("filename")
-	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.MarkFlagFilename("filename", "yaml", "yml")
 	return cmd
 }

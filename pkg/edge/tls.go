@@ -106,9 +106,8 @@ func serialKey(n *big.Int) string { return string(n.Bytes()) }
 // checkChain applies what Go's verification does not: the depth limit and
 // the revocation lists. chain is a verified chain, leaf first.
 func (t *trustStore) checkChain(chain []*x509.Certificate, now time.Time) *pki.VerifyError {
-	if len(chain)-1 > t.depth {
-		return &pki.VerifyError{Reason: pki.ReasonChainTooLong, Alert: pki.AlertBadCertificate,
-			Err: fmt.Errorf("chain of %d certificates exceeds verifyDepth %d", len(chain), t.depth)}
+	if verr := pki.CheckDepth(chain, t.depth); verr != nil {
+		return verr
 	}
 	for i := 0; i+1 < len(chain); i++ {
 		issuer := string(chain[i+1].RawSubject)

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/edgectl/edgectl/pkg/manifest"
+	"github.com/edgectl/edgectl/pkg/pki"
 )
 
 // Failure is one expectation that did not hold.
@@ -124,7 +125,7 @@ func compare(e manifest.Expect, o *Observation) []Failure {
 		return []Failure{{Field: "handshake", Expected: want, Got: describeOutcome(o)}}
 	}
 	if e.Alert != "" {
-		want, _ := NormalizeAlert(e.Alert)
+		want, _ := pki.NormalizeAlert(e.Alert)
 		if want != o.Alert {
 			got := o.Alert
 			if got == "" {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/edgectl/edgectl/pkg/manifest"
+	"github.com/edgectl/edgectl/pkg/pki"
 )
 
 // DefaultCaseTimeout bounds one case: connection, handshake, request and
@@ -148,7 +149,7 @@ func (r *Runner) Check(runs []Run) []error {
 				errs = append(errs, fmt.Errorf("%s: %s cannot be checked against a running edge (%s): only the in-process edge has a recording origin; run without --target and with -f MANIFESTS, or remove the expectation", name, strings.Join(f, ", "), run.Target.Addr))
 			}
 			if a := c.Expect.Alert; a != "" {
-				if _, ok := NormalizeAlert(a); !ok {
+				if _, ok := pki.NormalizeAlert(a); !ok {
 					errs = append(errs, fmt.Errorf("%s: unknown TLS alert %q: use an RFC 8446 name such as certificate_required, bad_certificate, unknown_ca or certificate_expired", name, a))
 				}
 			}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 
@@ -28,6 +29,12 @@ type Document struct {
 	File string
 	// Dir is the absolute directory that relative file references resolve against.
 	Dir string
+	// RootDir is the absolute manifest root: the directory given with -f
+	// that the file was found in, or the file's own directory when the file
+	// itself was given (the working directory for stdin). Relative private-key
+	// references are stored relative to it, so that a plan does not depend on
+	// where a checkout sits.
+	RootDir string
 	// Index is the 0-based position of the document in its file.
 	Index int
 	// Root is the document's top-level node (normally a mapping).
@@ -50,6 +57,24 @@ func (d *Document) Resolve(ref string) string {
 		return ref
 	}
 	return filepath.Join(d.Dir, ref)
+}
+
+// Portable returns a file reference as it is stored in the state: an
+// absolute reference unchanged, a relative one made relative to the manifest
+// root (RootDir) with forward slashes, such as "certs/server-key.pem".
+func (d *Document) Portable(ref string) string {
+	if ref == "" || filepath.IsAbs(ref) {
+		return ref
+	}
+	root := d.RootDir
+	if root == "" {
+		root = d.Dir
+	}
+	rel, err := filepath.Rel(root, d.Resolve(ref))
+	if err != nil {
+		return filepath.ToSlash(filepath.Clean(ref))
+	}
+	return filepath.ToSlash(rel)
 }
 
 // Pos returns the source position of the field at path (such as
@@ -166,7 +191,7 @@ func Load(inputs []string, stdin io.Reader) ([]*Document, diag.List) {
 			docs, diags = append(docs, d...), append(diags, ds...)
 			continue
 		}
-		files, err := expand(in)
+		files, root, err := expand(in)
 		if err != nil {
 			diags.Errorf(diag.Pos{File: in}, "", "%v", err)
 			continue
@@ -182,23 +207,34 @@ func Load(inputs []string, stdin io.Reader) ([]*Document, diag.List) {
 			}
 			seen[key] = true
 			d, ds := ReadFile(f)
+			if root != "" {
+				for _, doc := range d {
+					doc.RootDir = root
+				}
+			}
 			docs, diags = append(docs, d...), append(diags, ds...)
 		}
 	}
 	return docs, diags
 }
 
-// expand turns an input into the list of manifest files it names.
-func expand(in string) ([]string, error) {
+// expand turns an input into the list of manifest files it names, and the
+// manifest root of a directory (its absolute path; "" for a file, whose root
+// is its own directory).
+func expand(in string) ([]string, string, error) {
 	info, err := os.Stat(in)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("no such file or directory")
+			return nil, "", fmt.Errorf("no such file or directory")
 		}
-		return nil, err
+		return nil, "", err
 	}
 	if !info.IsDir() {
-		return []string{in}, nil
+		return []string{in}, "", nil
+	}
+	root, err := filepath.Abs(in)
+	if err != nil {
+		return nil, "", err
 	}
 	var files []string
 	err = filepath.WalkDir(in, func(p string, e fs.DirEntry, err error) error {
@@ -217,13 +253,13 @@ func expand(in string) ([]string, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if len(files) == 0 {
-		return nil, fmt.Errorf("directory holds no *.yaml or *.yml file")
+		return nil, "", fmt.Errorf("directory holds no *.yaml or *.yml file")
 	}
 	sort.Strings(files)
-	return files, nil
+	return files, root, nil
 }
 
 // ReadFile reads and parses one manifest file.
@@ -267,7 +303,7 @@ func Parse(file, dir string, data []byte) ([]*Document, diag.List) {
 	for _, chunk := range splitDocuments(data) {
 		var root yaml.Node
 		if err := yaml.Unmarshal(chunk.data, &root); err != nil {
-			d := yamlError(file, err)
+			d := yamlError(file, err, chunk.data)
 			if d.Line > 0 {
 				d.Line += chunk.line - 1
 			} else {
@@ -285,7 +321,7 @@ func Parse(file, dir string, data []byte) ([]*Document, diag.List) {
 			diags.Errorf(diag.Pos{File: file, Line: n.Line, Column: n.Column}, "", "a manifest document must be a mapping with apiVersion, kind, metadata and spec")
 			continue
 		}
-		doc := &Document{File: file, Dir: dir, Index: len(docs), Root: n}
+		doc := &Document{File: file, Dir: dir, RootDir: dir, Index: len(docs), Root: n}
 		doc.decodeEnvelope()
 		docs = append(docs, doc)
 	}
@@ -337,8 +373,10 @@ func shiftLines(n *yaml.Node, by int) {
 	}
 }
 
-// yamlError turns a YAML error into a positioned diagnostic.
-func yamlError(file string, err error) diag.Diagnostic {
+// yamlError turns a YAML error in data into a positioned diagnostic. A tab
+// where YAML expects indentation or a token is reported as such, at the
+// tab's column.
+func yamlError(file string, err error, data []byte) diag.Diagnostic {
 	d := diag.Diagnostic{Severity: diag.Error, Pos: diag.Pos{File: file}}
 	msg := err.Error()
 	msg = strings.TrimPrefix(msg, "yaml: ")
@@ -351,8 +389,45 @@ func yamlError(file string, err error) diag.Diagnostic {
 	if errors.As(err, &te) && len(te.Errors) > 0 {
 		msg = te.Errors[0]
 	}
+	if strings.Contains(msg, "cannot start any token") || strings.Contains(msg, "tab character") {
+		if l, col, ok := findTab(data, d.Line); ok {
+			d.Line, d.Column = l, col
+			d.Message = "invalid YAML: a tab character: YAML indents with spaces only; replace the tab with spaces"
+			return d
+		}
+	}
 	d.Message = "invalid YAML: " + msg
 	return d
+}
+
+// findTab finds the tab that a YAML error on line (1-based, in data; 0 when
+// unknown) is about: on that line, else the next lines (the parser may
+// report the line before), else the first one in data. It returns the
+// tab's line and 1-based column.
+func findTab(data []byte, line int) (int, int, bool) {
+	lines := bytes.Split(data, []byte("\n"))
+	try := func(i int) (int, int, bool) {
+		if i < 0 || i >= len(lines) {
+			return 0, 0, false
+		}
+		if col := bytes.IndexByte(lines[i], '\t'); col >= 0 {
+			return i + 1, utf8.RuneCount(lines[i][:col]) + 1, true
+		}
+		return 0, 0, false
+	}
+	if line > 0 {
+		for i := line - 1; i <= line+1; i++ {
+			if l, c, ok := try(i); ok {
+				return l, c, true
+			}
+		}
+	}
+	for i := range lines {
+		if l, c, ok := try(i); ok {
+			return l, c, true
+		}
+	}
+	return 0, 0, false
 }
 
 // decodeEnvelope fills the envelope fields and the typed spec, leaving them

@@ -278,3 +278,36 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+// TestPortable checks that a relative reference is stored relative to the
+// manifest root: the -f directory, or the file's own directory when the file
+// is given, whatever the checkout's absolute path.
+func TestPortable(t *testing.T) {
+	for _, checkout := range []string{"runner", "laptop/deep/er"} {
+		dir := writeFiles(t, map[string]string{
+			checkout + "/m/a.yaml":     domainDoc,
+			checkout + "/m/sub/b.yaml": domainDoc,
+		})
+		base := filepath.Join(dir, checkout)
+		got := map[string]string{}
+		docs, diags := Load([]string{filepath.Join(base, "m")}, nil)
+		if len(diags) > 0 {
+			t.Fatal(diags)
+		}
+		for _, d := range docs {
+			got["dir "+filepath.Base(d.File)] = d.Portable("../key.pem")
+		}
+		docs, _ = Load([]string{filepath.Join(base, "m", "sub", "b.yaml")}, nil)
+		got["file b.yaml"] = docs[0].Portable("key.pem")
+		got["absolute"] = docs[0].Portable("/etc/edge/key.pem")
+		want := map[string]string{
+			"dir a.yaml":  "../key.pem",
+			"dir b.yaml":  "key.pem", // m/sub/../key.pem is m/key.pem
+			"file b.yaml": "key.pem",
+			"absolute":    "/etc/edge/key.pem",
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("checkout %s (-want +got):\n%s", checkout, diff)
+		}
+	}
+}

@@ -44,8 +44,8 @@ type CertificateSpec struct {
 	PublicKeyFingerprint string `yaml:"-" json:"publicKeyFingerprint,omitempty"`
 }
 
-// DefaultVerifyDepth is the maximum number of certificates above the client's leaf when verifyDepth is not set.
-const DefaultVerifyDepth = 4
+// DefaultVerifyDepth is the verify depth when verifyDepth is not set: up to three intermediate CAs between the client's certificate and the trusted CA.
+const DefaultVerifyDepth = 3
 
 // TrustedCASpec is a CA bundle that verifies client certificates (Azion's "Trusted CA certificate").
 type TrustedCASpec struct {
@@ -57,7 +57,7 @@ type TrustedCASpec struct {
 	CRL string `yaml:"crl,omitempty" json:"crl,omitempty"`
 	// CRLFiles are paths of PEM or DER certificate revocation lists, relative to the manifest's directory; each must be signed by a CA of the bundle.
 	CRLFiles []string `yaml:"crlFiles,omitempty" json:"crlFiles,omitempty"`
-	// VerifyDepth is the maximum number of CA certificates allowed above the client's leaf certificate (default 4).
+	// VerifyDepth is the maximum number of intermediate CA certificates between the client's certificate and the trusted CA, as nginx's ssl_verify_depth and OpenSSL's verify depth count them: 1 accepts a client certificate issued by an intermediate that a trusted CA issued (default 3).
 	VerifyDepth *int `yaml:"verifyDepth,omitempty" json:"verifyDepth,omitempty"`
 }
 

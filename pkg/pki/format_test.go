@@ -18,27 +18,32 @@ import (
 // TestFormatGolden pins every certificate format that feeds a header. The
 // DN, serial and fingerprint values were cross-checked with
 // `openssl x509 -noout -subject -issuer -serial -fingerprint -nameopt compat`
-// and `-nameopt RFC2253` (OpenSSL 3.0); OpenSSL's one-line form prints the
-// BMPString title as raw bytes, where SlashDN decodes it.
+// and `-nameopt RFC2253` (OpenSSL 3.0); the one-line form prints the
+// BMPString title as its raw UCS-2 bytes, as X509_NAME_oneline does.
 func TestFormatGolden(t *testing.T) {
 	_, leaf := goldenCerts(t)
 	got := map[string]string{
-		"ssl_client_s_dn":               SubjectSlashDN(leaf),
-		"ssl_client_i_dn":               IssuerSlashDN(leaf),
-		"ssl_client_s_dn_rfc2253":       SubjectRFC2253(leaf),
-		"issuer_rfc2253":                IssuerRFC2253(leaf),
-		"ssl_client_s_dn_parsed":        SubjectCN(leaf),
-		"ssl_client_serial":             SerialHex(leaf),
-		"ssl_client_fingerprint":        FingerprintSHA1(leaf),
-		"ssl_client_fingerprint_sha256": FingerprintSHA256(leaf),
-		"ssl_client_v_start":            TimeStamp(leaf.NotBefore),
-		"ssl_client_v_end":              TimeStamp(leaf.NotAfter),
-		"ssl_client_san_dns":            SANDNS(leaf),
-		"ssl_client_san_uri":            SANURI(leaf),
-		"SlashDN(goldenSubject)":        SlashDN(goldenSubject),
+		"ssl_client_s_dn":                 SubjectSlashDN(leaf),
+		"ssl_client_i_dn":                 IssuerSlashDN(leaf),
+		"ssl_client_s_dn_rfc2253":         SubjectRFC2253(leaf),
+		"issuer_rfc2253":                  IssuerRFC2253(leaf),
+		"ssl_client_s_dn_parsed":          SubjectCN(leaf),
+		"ssl_client_serial":               SerialHex(leaf),
+		"ssl_client_fingerprint":          FingerprintSHA1(leaf),
+		"ssl_client_fingerprint_sha256":   FingerprintSHA256(leaf),
+		"ssl_client_v_start":              TimeStamp(leaf.NotBefore),
+		"ssl_client_v_end":                TimeStamp(leaf.NotAfter),
+		"ssl_client_san_dns":              SANDNS(leaf),
+		"ssl_client_san_uri":              SANURI(leaf),
+		"SlashDN(goldenSubject)":          SlashDN(goldenSubject),
+		"ssl_client_i_dn_rfc2253":         IssuerRFC2253(leaf),
+		"ssl_client_cert_thumbprint_s256": ThumbprintS256(leaf),
+		// The PEM is pinned by the fingerprints; here, where it goes.
+		"ssl_client_xfcc":     strings.Replace(XFCC(leaf), EscapedPEM(leaf), "<ssl_client_escaped_cert>", 1),
+		"ssl_client_raw_cert": strings.ReplaceAll(RawPEM(leaf), strings.ReplaceAll(strings.TrimSpace(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw}))), "\n", " "), "<one-line PEM>"),
 	}
 	want := map[string]string{
-		"ssl_client_s_dn":               "/DC=example/C=BR/ST=Sao Paulo/L=Sao Paulo/O=Partner Bank/OU=Payments+UID=u-42/title=Ops Lead/1.3.6.1.4.1.55555.1=custom value/serialNumber=12345/CN=partner-app/emailAddress=ops@partner.example",
+		"ssl_client_s_dn":               "/DC=example/C=BR/ST=Sao Paulo/L=Sao Paulo/O=Partner Bank/OU=Payments+UID=u-42/title=\\x00O\\x00p\\x00s\\x00 \\x00L\\x00e\\x00a\\x00d/1.3.6.1.4.1.55555.1=custom value/serialNumber=12345/CN=partner-app/emailAddress=ops@partner.example",
 		"ssl_client_i_dn":               "/C=US/O=Example/CN=Example Root",
 		"ssl_client_s_dn_rfc2253":       "emailAddress=ops@partner.example,CN=partner-app,serialNumber=12345,1.3.6.1.4.1.55555.1=#130C637573746F6D2076616C7565,title=Ops Lead,UID=u-42+OU=Payments,O=Partner Bank,L=Sao Paulo,ST=Sao Paulo,C=BR,DC=example",
 		"issuer_rfc2253":                "CN=Example Root,O=Example,C=US",
@@ -50,7 +55,14 @@ func TestFormatGolden(t *testing.T) {
 		"ssl_client_v_end":              "20260301123045",
 		"ssl_client_san_dns":            "app.partner.example,*.api.partner.example",
 		"ssl_client_san_uri":            "spiffe://bank.example/ns/partners/sa/app,https://partner.example/id",
-		"SlashDN(goldenSubject)":        "/DC=example/C=BR/ST=Sao Paulo/L=Sao Paulo/O=Partner Bank/OU=Payments+UID=u-42/title=Ops Lead/1.3.6.1.4.1.55555.1=custom value/serialNumber=12345/CN=partner-app/emailAddress=ops@partner.example",
+		"ssl_client_i_dn_rfc2253":       "CN=Example Root,O=Example,C=US",
+		// base64url of the SHA-256 above: RFC 8705's x5t#S256.
+		"ssl_client_cert_thumbprint_s256": "KSdNGgNIe-VNCQNXtVfYwMFZMe3wD7y6-_zBlKPAJNo",
+		"ssl_client_xfcc": `Hash=29274d1a03487be54d090357b557d8c0c15931edf00fbcbafbfcc194a3c024da;Cert="<ssl_client_escaped_cert>";` +
+			`Subject="emailAddress=ops@partner.example,CN=partner-app,serialNumber=12345,1.3.6.1.4.1.55555.1=#130C637573746F6D2076616C7565,title=Ops Lead,UID=u-42+OU=Payments,O=Partner Bank,L=Sao Paulo,ST=Sao Paulo,C=BR,DC=example";` +
+			`URI=spiffe://bank.example/ns/partners/sa/app;URI=https://partner.example/id;DNS=app.partner.example;DNS=*.api.partner.example`,
+		"ssl_client_raw_cert":    "<one-line PEM>",
+		"SlashDN(goldenSubject)": "/DC=example/C=BR/ST=Sao Paulo/L=Sao Paulo/O=Partner Bank/OU=Payments+UID=u-42/title=\\x00O\\x00p\\x00s\\x00 \\x00L\\x00e\\x00a\\x00d/1.3.6.1.4.1.55555.1=custom value/serialNumber=12345/CN=partner-app/emailAddress=ops@partner.example",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("formats (-want +got):\n%s", diff)
@@ -106,11 +118,14 @@ func TestDNValues(t *testing.T) {
 	// value directly: the formatters only read the raw DN.
 	cert := &x509.Certificate{RawSubject: mustRaw(t, oidUnknownInt), RawIssuer: mustRaw(t, pkix.RDNSequence{})}
 	tests := map[string]struct{ got, want string }{
-		"slash with non-string value": {SubjectSlashDN(cert), "/CN=#a,b+c\"d\\e<f>g;h\nend /1.3.6.1.4.1.55555.1=#02012a"},
-		"rfc2253 escapes":             {SubjectRFC2253(cert), `1.3.6.1.4.1.55555.1=#02012A,CN=\#a\,b\+c\"d\\e\<f\>g\;h\0Aend\ `},
-		"SlashDN with Go values":      {SlashDN(oidUnknownInt), "/CN=#a,b+c\"d\\e<f>g;h\nend /1.3.6.1.4.1.55555.1=#02012a"},
-		"empty issuer":                {IssuerSlashDN(cert), ""},
-		"empty sequence":              {SlashDN(nil), ""},
+		// OpenSSL prints the content octets of a value that is not a
+		// string (it refuses to parse such a name; so does crypto/x509).
+		"slash with non-string value": {SubjectSlashDN(cert), `/CN=#a,b\+c"d\x5Ce<f>g;h\x0Aend /1.3.6.1.4.1.55555.1=*`},
+		// The final "\ " becomes "\20", which a header keeps whole.
+		"rfc2253 escapes":        {SubjectRFC2253(cert), `1.3.6.1.4.1.55555.1=#02012A,CN=\#a\,b\+c\"d\\e\<f\>g\;h\0Aend\20`},
+		"SlashDN with Go values": {SlashDN(oidUnknownInt), `/CN=#a,b\+c"d\x5Ce<f>g;h\x0Aend /1.3.6.1.4.1.55555.1=*`},
+		"empty issuer":           {IssuerSlashDN(cert), ""},
+		"empty sequence":         {SlashDN(nil), ""},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -195,15 +210,18 @@ func TestDaysRemaining(t *testing.T) {
 		now  time.Time
 		want int
 	}{
-		"two days":           {goldenEnd.Add(-48 * time.Hour), 2},
-		"just under two":     {goldenEnd.Add(-48*time.Hour + time.Nanosecond), 1},
+		"two days": {goldenEnd.Add(-48 * time.Hour), 2},
+		// nginx counts whole seconds (ngx_time), so a nanosecond is no loss.
+		"just under two":     {goldenEnd.Add(-48*time.Hour + time.Nanosecond), 2},
+		"a second under two": {goldenEnd.Add(-48*time.Hour + time.Second), 1},
+		"one day":            {goldenEnd.Add(-24 * time.Hour), 1},
 		"last second":        {goldenEnd.Add(-time.Second), 0},
 		"at expiry":          {goldenEnd, 0},
-		"expired a second":   {goldenEnd.Add(time.Second), -1},
-		"expired a day":      {goldenEnd.Add(24 * time.Hour), -1},
-		"expired a day+":     {goldenEnd.Add(24*time.Hour + time.Second), -2},
+		// Never negative, as nginx: 0 once expired.
+		"expired a second":   {goldenEnd.Add(time.Second), 0},
+		"expired a day+":     {goldenEnd.Add(24*time.Hour + time.Second), 0},
 		"400 years":          {goldenEnd.AddDate(-400, 0, 0), 146097},
-		"400 years, expired": {goldenEnd.AddDate(400, 0, 0), -146097},
+		"400 years, expired": {goldenEnd.AddDate(400, 0, 0), 0},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -254,9 +272,57 @@ func TestHeaderSafeCertificateCN(t *testing.T) {
 	}
 	want := map[string]string{
 		"cn":    "evil%0D%0AX-Admin: true%00 S%C3%A3o%7F",
-		"slash": "/CN=evil%0D%0AX-Admin: true%00 S%C3%A3o%7F",
+		"slash": `/CN=evil\x0D\x0AX-Admin: true\x00 S\xC3\xA3o\x7F`,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+// TestXFCCQuotingAndRawPEM: a URI SAN holding ';' is double-quoted, and the
+// raw PEM gives nginx's PEM back when the spaces between its lines become
+// line breaks again.
+func TestXFCCQuotingAndRawPEM(t *testing.T) {
+	ca, _ := goldenCerts(t)
+	odd, _ := url.Parse(`https://partner.example/id?a=1;b="2"`)
+	leaf := mustCreate(t, &x509.Certificate{
+		SerialNumber: big.NewInt(9),
+		Subject:      pkix.Name{CommonName: `quote " me`},
+		NotBefore:    goldenStart,
+		NotAfter:     goldenEnd,
+		URIs:         []*url.URL{odd},
+	}, ca, leafKeyPublic(seededKey(5)), seededKey(1))
+	x := XFCC(leaf)
+	if want := `;Subject="CN=quote \" me";URI="https://partner.example/id?a=1;b=\"2\""`; !strings.HasSuffix(x, want) {
+		t.Errorf("XFCC = %q, want suffix %q", x, want)
+	}
+	pemText := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw}))
+	raw := RawPEM(leaf)
+	begin, end := "-----BEGIN CERTIFICATE-----", "-----END CERTIFICATE-----"
+	body, ok := strings.CutPrefix(raw, begin+" ")
+	body, ok2 := strings.CutSuffix(body, " "+end)
+	if got := begin + "\n" + strings.ReplaceAll(body, " ", "\n") + "\n" + end + "\n"; !ok || !ok2 || got != pemText {
+		t.Errorf("RawPEM with line breaks = %q, want %q", got, pemText)
+	}
+	if !IsHeaderSafe(RawPEM(leaf)) || !IsHeaderSafe(x) {
+		t.Errorf("not header-safe: %q %q", RawPEM(leaf), x)
+	}
+}
+
+// TestSubjectCNFirst: with several CNs, ssl_client_s_dn_parsed is the first,
+// where pkix.Name.CommonName keeps the last.
+func TestSubjectCNFirst(t *testing.T) {
+	ca, _ := goldenCerts(t)
+	leaf := mustCreate(t, &x509.Certificate{
+		SerialNumber: big.NewInt(11),
+		RawSubject: mustRaw(t, pkix.RDNSequence{
+			{atv(asn1.ObjectIdentifier{2, 5, 4, 3}, "first")},
+			{atv(asn1.ObjectIdentifier{2, 5, 4, 3}, "second")},
+		}),
+		NotBefore: goldenStart,
+		NotAfter:  goldenEnd,
+	}, ca, leafKeyPublic(seededKey(6)), seededKey(1))
+	if got := SubjectCN(leaf); got != "first" {
+		t.Errorf("SubjectCN = %q, want first (pkix says %q)", got, leaf.Subject.CommonName)
 	}
 }

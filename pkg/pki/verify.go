@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -34,11 +35,25 @@ const (
 	StatusMissingCertificate = "MISSING_CLIENT_CERTIFICATE"
 )
 
-// Reasons of a failed verification, in OpenSSL's wording so that origins
-// written for nginx keep working.
+// Reasons of a failed verification, in OpenSSL 3's wording
+// (X509_verify_cert_error_string) and chosen as nginx chooses them, so that
+// origins written for nginx keep working. nginx's verify callback accepts
+// every error and $ssl_client_verify reports the last one OpenSSL found;
+// edgectl reports the same one.
 const (
-	// ReasonUnknownCA: no chain leads to a trusted CA (alert unknown_ca).
+	// ReasonUnknownCA: the client sent an issuer of its certificate, but
+	// no chain from it leads to a trusted CA, or the chain is deeper than
+	// the verify depth (alert unknown_ca, bad_certificate for the depth).
 	ReasonUnknownCA = "unable to get local issuer certificate"
+	// ReasonUnknownLeafIssuer: the client sent its certificate alone and
+	// its issuer is not trusted (alert unknown_ca).
+	ReasonUnknownLeafIssuer = "unable to verify the first certificate"
+	// ReasonSelfSigned: the client's certificate is self-signed and not
+	// trusted (alert unknown_ca).
+	ReasonSelfSigned = "self-signed certificate"
+	// ReasonSelfSignedInChain: the chain the client sent ends in a
+	// self-signed CA that is not trusted (alert unknown_ca).
+	ReasonSelfSignedInChain = "self-signed certificate in certificate chain"
 	// ReasonExpired: a certificate of the chain is past NotAfter (alert
 	// certificate_expired).
 	ReasonExpired = "certificate has expired"
@@ -46,28 +61,40 @@ const (
 	// (alert bad_certificate).
 	ReasonNotYetValid = "certificate is not yet valid"
 	// ReasonPurpose: the chain does not allow client authentication (alert
-	// bad_certificate).
-	ReasonPurpose = "unsupported certificate purpose"
-	// ReasonChainTooLong: the chain is deeper than the verify depth or a
-	// path length constraint, or the client sent too many certificates
-	// (alert bad_certificate).
+	// bad_certificate). OpenSSL 1.1.1 said "unsupported certificate
+	// purpose".
+	ReasonPurpose = "unsuitable certificate purpose"
+	// ReasonChainTooLong: the client sent more than MaxClientChain
+	// certificates (alert bad_certificate). A chain deeper than the verify depth reads as
+	// ReasonUnknownCA, as in nginx: OpenSSL stops building the chain there.
 	ReasonChainTooLong = "certificate chain too long"
+	// ReasonPathLength: a CA's path length constraint is exceeded (alert
+	// bad_certificate).
+	ReasonPathLength = "path length constraint exceeded"
+	// ReasonPermittedSubtree: a name of the chain is outside a CA's
+	// permitted name constraints (alert bad_certificate).
+	ReasonPermittedSubtree = "permitted subtree violation"
+	// ReasonExcludedSubtree: a name of the chain is inside a CA's excluded
+	// name constraints (alert bad_certificate).
+	ReasonExcludedSubtree = "excluded subtree violation"
 	// ReasonRevoked: a CRL revokes a certificate of the chain (alert
 	// certificate_revoked).
 	ReasonRevoked = "certificate revoked"
 	// ReasonCRLExpired: a CRL that applies to the chain is past its next
 	// update (alert bad_certificate).
 	ReasonCRLExpired = "CRL has expired"
-	// ReasonVerifyFailed: any other failure, such as a name constraint
-	// (alert bad_certificate); the Go error says which, in the log.
+	// ReasonVerifyFailed: any other failure (alert bad_certificate); the Go
+	// error says which, in the log.
 	ReasonVerifyFailed = "certificate verify failed"
 
 	reasonNoCertificate = "" // see VerifyError.IsMissing
 )
 
 // DefaultVerifyDepth is the verification depth used when
-// [VerifyOptions.MaxDepth] is zero, as TrustedCA's verifyDepth defaults to.
-const DefaultVerifyDepth = 4
+// [VerifyOptions.MaxDepth] is zero, as TrustedCA's verifyDepth defaults to:
+// up to three intermediate CAs between the client's certificate and the
+// trusted CA.
+const DefaultVerifyDepth = 3
 
 // MaxClientChain is the most certificates a client may send. Longer chains
 // are refused as "certificate chain too long" before any signature is
@@ -214,30 +241,51 @@ type VerifyOptions struct {
 	// the root. A CRL applies to a certificate when the certificate's
 	// issuer in the chain signed the CRL.
 	CRLs []*x509.RevocationList
-	// MaxDepth is the most certificates allowed above the leaf in the
-	// verified chain (the root included), like OpenSSL's verify depth;
-	// zero means DefaultVerifyDepth.
+	// MaxDepth is the most intermediate CA certificates allowed between the
+	// leaf and the trusted CA that ends the verified chain: OpenSSL's verify
+	// depth, nginx's ssl_verify_depth (1 accepts a leaf issued by an
+	// intermediate that a trusted root issued). Zero means
+	// DefaultVerifyDepth.
 	MaxDepth int
 	// Now is the verification time; zero means time.Now().
 	Now time.Time
 }
 
-// VerifyClient verifies the certificate chain a client sent, chain[0] being
-// the leaf and the rest intermediates, for client authentication (EKU
-// clientAuth), depth, validity and revocation. It returns nil on success.
-// An empty chain yields Missing(tls.VersionTLS13); callers that know the
-// negotiated version should call [Missing] themselves instead.
-// CheckLeaf refuses a CA certificate presented as a client's own
-// certificate: a CA's key signs certificates, it does not identify a client
-// (OpenSSL's "unsupported certificate purpose").
+// CheckLeaf refuses a client certificate whose own purpose forbids client
+// authentication, as OpenSSL's "ssl_client" purpose does: an extended key
+// usage without clientAuth (anyExtendedKeyUsage alone does not do, which
+// crypto/x509 would accept), or a key usage with neither digitalSignature
+// nor keyAgreement. It also refuses a CA certificate presented as a
+// client's own, which OpenSSL accepts: a CA's key signs certificates, it
+// does not identify a client. The reason is "unsuitable certificate
+// purpose".
 func CheckLeaf(leaf *x509.Certificate) *VerifyError {
-	if leaf.BasicConstraintsValid && leaf.IsCA {
-		return &VerifyError{Reason: ReasonPurpose, Alert: AlertBadCertificate,
-			Err: fmt.Errorf("client presented CA certificate %s as its own", leaf.Subject)}
+	purpose := func(format string, args ...any) *VerifyError {
+		return &VerifyError{Reason: ReasonPurpose, Alert: AlertBadCertificate, Err: fmt.Errorf(format, args...)}
+	}
+	switch {
+	case leaf.BasicConstraintsValid && leaf.IsCA:
+		return purpose("client presented CA certificate %s as its own", leaf.Subject)
+	case (len(leaf.ExtKeyUsage) > 0 || len(leaf.UnknownExtKeyUsage) > 0) && !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageClientAuth):
+		return purpose("client certificate %s has no clientAuth extended key usage", leaf.Subject)
+	case leaf.KeyUsage != 0 && leaf.KeyUsage&(x509.KeyUsageDigitalSignature|x509.KeyUsageKeyAgreement) == 0:
+		return purpose("client certificate %s allows neither digitalSignature nor keyAgreement", leaf.Subject)
 	}
 	return nil
 }
 
+// VerifyClient verifies the certificate chain a client sent, chain[0] being
+// the leaf and the rest intermediates, for client authentication (EKU
+// clientAuth), depth, validity, revocation and name constraints. It returns
+// nil on success. An empty chain yields Missing(tls.VersionTLS13); callers
+// that know the negotiated version should call [Missing] themselves
+// instead.
+//
+// When several checks fail, the reason is the one nginx reports: the last
+// error OpenSSL meets, whose checks run in this order: building the chain
+// (unknown issuer, self-signed, depth), purposes, revocation, validity
+// periods (and "unable to verify the first certificate"), name
+// constraints.
 func VerifyClient(chain []*x509.Certificate, opts VerifyOptions) *VerifyError {
 	if len(chain) == 0 {
 		return Missing(tls.VersionTLS13)
@@ -249,9 +297,6 @@ func VerifyClient(chain []*x509.Certificate, opts VerifyOptions) *VerifyError {
 	if opts.Roots == nil || opts.Roots.Equal(x509.NewCertPool()) {
 		return &VerifyError{Reason: ReasonUnknownCA, Alert: AlertUnknownCA,
 			Err: errors.New("no trusted CA certificates configured")}
-	}
-	if err := CheckLeaf(chain[0]); err != nil {
-		return err
 	}
 	now := opts.Now
 	if now.IsZero() {
@@ -271,30 +316,65 @@ func VerifyClient(chain []*x509.Certificate, opts VerifyOptions) *VerifyError {
 	for _, c := range chain[1:] {
 		inter.AddCert(c)
 	}
-	chains, err := chain[0].Verify(x509.VerifyOptions{
+	vopts := x509.VerifyOptions{
 		Roots:         opts.Roots,
 		Intermediates: inter,
 		CurrentTime:   now,
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	})
+	}
+	leafErr := CheckLeaf(chain[0])
+	chains, err := chain[0].Verify(vopts)
 	if err != nil {
-		return classify(err, chain, now)
+		verr := classify(err, chain, now)
+		switch verr.Reason {
+		case ReasonExpired, ReasonNotYetValid:
+			if nc := constraintsAfterValidity(chain, vopts, err); nc != nil {
+				return nc
+			}
+		case ReasonUnknownCA, ReasonSelfSigned, ReasonSelfSignedInChain:
+			// Purposes are checked after the chain is built.
+			if leafErr != nil {
+				return leafErr
+			}
+		case ReasonPurpose:
+			// Revocation is checked after purposes: find the chains
+			// without the usage constraint and look at their CRLs.
+			if leafErr == nil {
+				leafErr = verr
+			}
+			vopts.KeyUsages = []x509.ExtKeyUsage{x509.ExtKeyUsageAny}
+			if any, err2 := chain[0].Verify(vopts); err2 == nil {
+				if rev := revocationOf(any, opts.CRLs, now, maxDepth); rev != nil {
+					return rev
+				}
+			}
+			return leafErr
+		}
+		return verr
 	}
 
 	slices.SortStableFunc(chains, func(a, b []*x509.Certificate) int { return len(a) - len(b) })
-	if depth := len(chains[0]) - 1; depth > maxDepth {
-		return &VerifyError{Reason: ReasonChainTooLong, Alert: AlertBadCertificate,
-			Err: fmt.Errorf("shortest verified chain has depth %d, more than the maximum %d", depth, maxDepth)}
+	// Revocation comes after purposes, which come after the depth.
+	if rev := revocationOf(chains, opts.CRLs, now, maxDepth); rev != nil {
+		return rev
 	}
-	// A chain passes if no CRL revokes one of its certificates and every CRL
-	// that applies is current. Report the failure of the shortest chain when
-	// none passes.
+	if leafErr != nil {
+		return leafErr
+	}
+	return CheckDepth(chains[0], maxDepth)
+}
+
+// revocationOf checks the CRLs of chains (sorted shortest first) within
+// maxDepth: nil if one passes (no CRL revokes a certificate of it and every
+// CRL that applies is current), else the failure of the shortest.
+func revocationOf(chains [][]*x509.Certificate, crls []*x509.RevocationList, now time.Time, maxDepth int) *VerifyError {
+	slices.SortStableFunc(chains, func(a, b []*x509.Certificate) int { return len(a) - len(b) })
 	var first *VerifyError
 	for _, c := range chains {
-		if len(c)-1 > maxDepth {
+		if CheckDepth(c, maxDepth) != nil {
 			break
 		}
-		verr := checkRevocation(c, opts.CRLs, now)
+		verr := checkRevocation(c, crls, now)
 		if verr == nil {
 			return nil
 		}
@@ -303,6 +383,47 @@ func VerifyClient(chain []*x509.Certificate, opts VerifyOptions) *VerifyError {
 		}
 	}
 	return first
+}
+
+// constraintsAfterValidity returns the name-constraint violation of a chain
+// that failed on a validity period, or nil. OpenSSL checks name constraints
+// after validity periods, so nginx reports the violation: look again at a
+// time every certificate the client sent is valid.
+func constraintsAfterValidity(chain []*x509.Certificate, vopts x509.VerifyOptions, err error) *VerifyError {
+	lo, hi := chain[0].NotBefore, chain[0].NotAfter
+	for _, c := range chain[1:] {
+		if c.NotBefore.After(lo) {
+			lo = c.NotBefore
+		}
+		if c.NotAfter.Before(hi) {
+			hi = c.NotAfter
+		}
+	}
+	if !lo.Before(hi) {
+		return nil
+	}
+	vopts.CurrentTime = lo.Add(hi.Sub(lo) / 2)
+	_, err2 := chain[0].Verify(vopts)
+	if err2 == nil {
+		return nil
+	}
+	if nc := classify(err2, chain, vopts.CurrentTime); nc.Reason == ReasonPermittedSubtree || nc.Reason == ReasonExcludedSubtree {
+		nc.Err = fmt.Errorf("%w (and %w)", err2, err)
+		return nc
+	}
+	return nil
+}
+
+// CheckDepth refuses a verified chain (leaf first, trusted CA last) with more
+// than maxDepth intermediate CAs, as OpenSSL's verify depth does. The reason
+// is nginx's: OpenSSL stops building the chain at the depth and reports
+// the issuer it did not look for as unknown.
+func CheckDepth(chain []*x509.Certificate, maxDepth int) *VerifyError {
+	if n := len(chain) - 2; n > maxDepth {
+		return &VerifyError{Reason: ReasonUnknownCA, Alert: AlertBadCertificate,
+			Err: fmt.Errorf("chain has %d intermediate CAs, more than the verify depth %d", n, maxDepth)}
+	}
+	return nil
 }
 
 // checkRevocation checks every certificate of a verified chain but the root
@@ -343,7 +464,12 @@ func classify(err error, chain []*x509.Certificate, now time.Time) *VerifyError 
 		case x509.IncompatibleUsage:
 			return &VerifyError{Reason: ReasonPurpose, Alert: AlertBadCertificate, Err: err}
 		case x509.TooManyIntermediates:
-			return &VerifyError{Reason: ReasonChainTooLong, Alert: AlertBadCertificate, Err: err}
+			return &VerifyError{Reason: ReasonPathLength, Alert: AlertBadCertificate, Err: err}
+		case x509.CANotAuthorizedForThisName:
+			if strings.Contains(invalid.Detail, "excluded") {
+				return &VerifyError{Reason: ReasonExcludedSubtree, Alert: AlertBadCertificate, Err: err}
+			}
+			return &VerifyError{Reason: ReasonPermittedSubtree, Alert: AlertBadCertificate, Err: err}
 		}
 		return &VerifyError{Reason: ReasonVerifyFailed, Alert: AlertBadCertificate, Err: err}
 	}
@@ -361,13 +487,62 @@ func classify(err error, chain []*x509.Certificate, now time.Time) *VerifyError 
 			if now.Before(c.NotBefore) || now.After(c.NotAfter) {
 				return validityError(c, now, err)
 			}
-			if !c.BasicConstraintsValid || !c.IsCA {
+			if !c.BasicConstraintsValid {
 				return &VerifyError{Reason: ReasonVerifyFailed, Alert: AlertBadCertificate, Err: err}
 			}
+			if !c.IsCA {
+				// OpenSSL checks the issuer's purpose: it must be a CA.
+				return &VerifyError{Reason: ReasonPurpose, Alert: AlertBadCertificate, Err: err}
+			}
 		}
-		return &VerifyError{Reason: ReasonUnknownCA, Alert: AlertUnknownCA, Err: err}
+		return &VerifyError{Reason: unknownIssuerReason(chain), Alert: AlertUnknownCA, Err: err}
 	}
 	return &VerifyError{Reason: ReasonVerifyFailed, Alert: AlertBadCertificate, Err: err}
+}
+
+// unknownIssuerReason names, as OpenSSL does, why the chain a client sent
+// leads to no trusted CA. Following the issuers among the certificates the
+// client sent from its leaf: a self-signed leaf is "self-signed
+// certificate"; a chain that ends in another self-signed certificate is
+// "self-signed certificate in certificate chain"; a leaf whose issuer the
+// client did not send is "unable to verify the first certificate" (the
+// last error nginx's callback sees); otherwise the issuer of the last
+// certificate found is unknown.
+func unknownIssuerReason(sent []*x509.Certificate) string {
+	cur, n := sent[0], 1
+	used := make([]bool, len(sent))
+	used[0] = true
+	for {
+		if selfSigned(cur) {
+			if n == 1 {
+				return ReasonSelfSigned
+			}
+			return ReasonSelfSignedInChain
+		}
+		next := -1
+		for i, c := range sent {
+			if !used[i] && bytes.Equal(c.RawSubject, cur.RawIssuer) && cur.CheckSignatureFrom(c) == nil {
+				next = i
+				break
+			}
+		}
+		if next < 0 {
+			break
+		}
+		used[next] = true
+		cur, n = sent[next], n+1
+	}
+	if n == 1 {
+		return ReasonUnknownLeafIssuer
+	}
+	return ReasonUnknownCA
+}
+
+// selfSigned reports whether c's issuer is its subject and its own key
+// signed it.
+func selfSigned(c *x509.Certificate) bool {
+	return bytes.Equal(c.RawIssuer, c.RawSubject) &&
+		c.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature) == nil
 }
 
 func validityError(cert *x509.Certificate, now time.Time, err error) *VerifyError {

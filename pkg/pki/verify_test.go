@@ -58,8 +58,18 @@ func TestVerifyClient(t *testing.T) {
 	notCA := root.Intermediate("not a CA", pkitest.WithIsCA(false))
 	underNotCA := notCA.IssueClient("under-not-ca")
 
-	constrained := pkitest.NewCA("constrained", func(c *x509.Certificate) { c.PermittedDNSDomains = []string{"bank.example"} })
+	constrained := pkitest.NewCA("constrained", func(c *x509.Certificate) { c.PermittedDNSDomains = []string{"bank.example"} },
+		pkitest.WithValidity(now.AddDate(-5, 0, 0), now.AddDate(5, 0, 0)))
 	outside := constrained.IssueClient("outside", pkitest.WithDNSNames("evil.example"))
+	excluding := pkitest.NewCA("excluding", func(c *x509.Certificate) { c.ExcludedDNSDomains = []string{"blocked.example"} })
+	excluded := excluding.IssueClient("excluded", pkitest.WithDNSNames("x.blocked.example"))
+
+	inter2 := inter.Intermediate("partner issuing 2")
+	viaTwo := inter2.IssueClient("via-two")
+	strangerRoot := pkitest.NewCA("stranger root")
+	strangerInter := strangerRoot.Intermediate("stranger issuing")
+	serverOnly := root.IssueClient("server-only", pkitest.WithExtKeyUsage(x509.ExtKeyUsageServerAuth))
+	selfSigned := pkitest.NewCA("self-signed", pkitest.WithIsCA(false), pkitest.WithExtKeyUsage(x509.ExtKeyUsageClientAuth))
 
 	long := make([]*x509.Certificate, MaxClientChain+1)
 	for i := range long {
@@ -83,24 +93,30 @@ func TestVerifyClient(t *testing.T) {
 		opts  VerifyOptions
 		want  verifyResult
 	}{
-		"signed by the root":               {chain: []*x509.Certificate{direct.Cert}, opts: rootOnly, want: success},
-		"intermediate sent by the client":  {chain: viaInter.Chain, opts: rootOnly, want: success},
-		"intermediate from the bundle":     {chain: []*x509.Certificate{viaInter.Cert}, opts: VerifyOptions{Roots: root.Pool(), Intermediates: interPool, Now: now}, want: success},
-		"zero Now means now":               {chain: []*x509.Certificate{direct.Cert}, opts: VerifyOptions{Roots: root.Pool()}, want: success},
-		"intermediate missing":             {chain: []*x509.Certificate{viaInter.Cert}, opts: rootOnly, want: failed("unable to get local issuer certificate", "unknown_ca")},
-		"unknown CA":                       {chain: stranger.Chain, opts: rootOnly, want: failed("unable to get local issuer certificate", "unknown_ca")},
-		"nil roots fail closed":            {chain: stranger.Chain, opts: VerifyOptions{Now: now}, want: failed("unable to get local issuer certificate", "unknown_ca")},
-		"empty roots fail closed":          {chain: stranger.Chain, opts: VerifyOptions{Roots: x509.NewCertPool(), Now: now}, want: failed("unable to get local issuer certificate", "unknown_ca")},
-		"expired leaf":                     {chain: []*x509.Certificate{root.IssueClient("expired", past).Cert}, opts: rootOnly, want: failed("certificate has expired", "certificate_expired")},
-		"leaf not yet valid":               {chain: []*x509.Certificate{root.IssueClient("early", future).Cert}, opts: rootOnly, want: failed("certificate is not yet valid", "bad_certificate")},
-		"expired intermediate sent":        {chain: underExpired.Chain, opts: rootOnly, want: failed("certificate has expired", "certificate_expired")},
-		"expired root in the bundle":       {chain: oldRoot.IssueClient("x").Chain, opts: VerifyOptions{Roots: oldRoot.Pool(), Now: now}, want: failed("certificate has expired", "certificate_expired")},
-		"CA certificate as the leaf":       {chain: []*x509.Certificate{inter.Cert}, opts: rootOnly, want: failed("unsupported certificate purpose", "bad_certificate")},
-		"server certificate":               {chain: []*x509.Certificate{root.IssueServer([]string{"api.bank.example"}).Cert}, opts: rootOnly, want: failed("unsupported certificate purpose", "bad_certificate")},
-		"no EKU means any":                 {chain: []*x509.Certificate{root.IssueClient("any", pkitest.WithExtKeyUsage()).Cert}, opts: rootOnly, want: success},
-		"depth 2 over 1":                   {chain: viaInter.Chain, opts: VerifyOptions{Roots: root.Pool(), MaxDepth: 1, Now: now}, want: failed("certificate chain too long", "bad_certificate")},
-		"depth 2 within 2":                 {chain: viaInter.Chain, opts: VerifyOptions{Roots: root.Pool(), MaxDepth: 2, Now: now}, want: success},
-		"path length constraint":           {chain: underPathLen.Chain, opts: VerifyOptions{Roots: pathLenRoot.Pool(), Now: now}, want: failed("certificate chain too long", "bad_certificate")},
+		"signed by the root":              {chain: []*x509.Certificate{direct.Cert}, opts: rootOnly, want: success},
+		"intermediate sent by the client": {chain: viaInter.Chain, opts: rootOnly, want: success},
+		"intermediate from the bundle":    {chain: []*x509.Certificate{viaInter.Cert}, opts: VerifyOptions{Roots: root.Pool(), Intermediates: interPool, Now: now}, want: success},
+		"zero Now means now":              {chain: []*x509.Certificate{direct.Cert}, opts: VerifyOptions{Roots: root.Pool()}, want: success},
+		"intermediate missing":            {chain: []*x509.Certificate{viaInter.Cert}, opts: rootOnly, want: failed("unable to verify the first certificate", "unknown_ca")},
+		"unknown CA":                      {chain: stranger.Chain, opts: rootOnly, want: failed("unable to verify the first certificate", "unknown_ca")},
+		"unknown intermediate sent":       {chain: strangerInter.IssueClient("s").Chain, opts: rootOnly, want: failed("unable to get local issuer certificate", "unknown_ca")},
+		"unknown root sent":               {chain: []*x509.Certificate{strangerRoot.IssueClient("s").Cert, strangerRoot.Cert}, opts: rootOnly, want: failed("self-signed certificate in certificate chain", "unknown_ca")},
+		"self-signed leaf":                {chain: selfSigned.Chain, opts: rootOnly, want: failed("self-signed certificate", "unknown_ca")},
+		"nil roots fail closed":           {chain: stranger.Chain, opts: VerifyOptions{Now: now}, want: failed("unable to get local issuer certificate", "unknown_ca")},
+		"empty roots fail closed":         {chain: stranger.Chain, opts: VerifyOptions{Roots: x509.NewCertPool(), Now: now}, want: failed("unable to get local issuer certificate", "unknown_ca")},
+		"expired leaf":                    {chain: []*x509.Certificate{root.IssueClient("expired", past).Cert}, opts: rootOnly, want: failed("certificate has expired", "certificate_expired")},
+		"leaf not yet valid":              {chain: []*x509.Certificate{root.IssueClient("early", future).Cert}, opts: rootOnly, want: failed("certificate is not yet valid", "bad_certificate")},
+		"expired intermediate sent":       {chain: underExpired.Chain, opts: rootOnly, want: failed("certificate has expired", "certificate_expired")},
+		"expired root in the bundle":      {chain: oldRoot.IssueClient("x").Chain, opts: VerifyOptions{Roots: oldRoot.Pool(), Now: now}, want: failed("certificate has expired", "certificate_expired")},
+		"CA certificate as the leaf":      {chain: []*x509.Certificate{inter.Cert}, opts: rootOnly, want: failed("unsuitable certificate purpose", "bad_certificate")},
+		"server certificate":              {chain: []*x509.Certificate{root.IssueServer([]string{"api.bank.example"}).Cert}, opts: rootOnly, want: failed("unsuitable certificate purpose", "bad_certificate")},
+		"no EKU means any":                {chain: []*x509.Certificate{root.IssueClient("any", pkitest.WithExtKeyUsage()).Cert}, opts: rootOnly, want: success},
+		// The depth counts intermediates, as ssl_verify_depth; past it
+		// nginx reports the issuer OpenSSL stopped looking for.
+		"one intermediate, depth 1":        {chain: viaInter.Chain, opts: VerifyOptions{Roots: root.Pool(), MaxDepth: 1, Now: now}, want: success},
+		"two intermediates, depth 1":       {chain: viaTwo.Chain, opts: VerifyOptions{Roots: root.Pool(), MaxDepth: 1, Now: now}, want: failed("unable to get local issuer certificate", "bad_certificate")},
+		"two intermediates, depth 2":       {chain: viaTwo.Chain, opts: VerifyOptions{Roots: root.Pool(), MaxDepth: 2, Now: now}, want: success},
+		"path length constraint":           {chain: underPathLen.Chain, opts: VerifyOptions{Roots: pathLenRoot.Pool(), Now: now}, want: failed("path length constraint exceeded", "bad_certificate")},
 		"more than MaxClientChain":         {chain: long, opts: rootOnly, want: failed("certificate chain too long", "bad_certificate")},
 		"leaf revoked":                     {chain: []*x509.Certificate{direct.Cert}, opts: withCRLs(current(root, direct.Cert.SerialNumber)), want: failed("certificate revoked", "certificate_revoked")},
 		"leaf revoked by intermediate":     {chain: viaInter.Chain, opts: withCRLs(current(root), current(inter, viaInter.Cert.SerialNumber)), want: failed("certificate revoked", "certificate_revoked")},
@@ -110,9 +126,23 @@ func TestVerifyClient(t *testing.T) {
 		"CRL past nextUpdate":              {chain: []*x509.Certificate{direct.Cert}, opts: withCRLs(root.CRL(now.Add(-2*time.Hour), now.Add(-time.Hour))), want: failed("CRL has expired", "bad_certificate")},
 		"stale CRL checked before entries": {chain: []*x509.Certificate{direct.Cert}, opts: withCRLs(root.CRL(now.Add(-2*time.Hour), now.Add(-time.Hour), direct.Cert.SerialNumber)), want: failed("CRL has expired", "bad_certificate")},
 		"stale CRL of another CA ignored":  {chain: []*x509.Certificate{direct.Cert}, opts: withCRLs(impostor.CRL(now.Add(-2*time.Hour), now.Add(-time.Hour))), want: success},
-		"intermediate not a CA":            {chain: underNotCA.Chain, opts: rootOnly, want: failed("certificate verify failed", "bad_certificate")},
-		"name constraints":                 {chain: outside.Chain, opts: VerifyOptions{Roots: constrained.Pool(), Now: now}, want: failed("certificate verify failed", "bad_certificate")},
-		"no certificate":                   {chain: nil, opts: rootOnly, want: verifyResult{SSLClientVerify: "NONE", Status: "MISSING_CLIENT_CERTIFICATE", Alert: "certificate_required"}},
+		"intermediate not a CA":            {chain: underNotCA.Chain, opts: rootOnly, want: failed("unsuitable certificate purpose", "bad_certificate")},
+		"name constraints":                 {chain: outside.Chain, opts: VerifyOptions{Roots: constrained.Pool(), Now: now}, want: failed("permitted subtree violation", "bad_certificate")},
+		"excluded name":                    {chain: excluded.Chain, opts: VerifyOptions{Roots: excluding.Pool(), Now: now}, want: failed("excluded subtree violation", "bad_certificate")},
+		// OpenSSL's "ssl_client" purpose, stricter than crypto/x509.
+		"anyExtendedKeyUsage alone": {chain: []*x509.Certificate{root.IssueClient("any", pkitest.WithExtKeyUsage(x509.ExtKeyUsageAny)).Cert}, opts: rootOnly, want: failed("unsuitable certificate purpose", "bad_certificate")},
+		"keyEncipherment alone":     {chain: []*x509.Certificate{root.IssueClient("kenc", func(c *x509.Certificate) { c.KeyUsage = x509.KeyUsageKeyEncipherment }).Cert}, opts: rootOnly, want: failed("unsuitable certificate purpose", "bad_certificate")},
+		"keyAgreement is enough":    {chain: []*x509.Certificate{root.IssueClient("kagree", func(c *x509.Certificate) { c.KeyUsage = x509.KeyUsageKeyAgreement }).Cert}, opts: rootOnly, want: success},
+		// The order nginx reports several failures in: purposes after the
+		// chain, revocation after purposes.
+		"unknown intermediate, wrong EKU": {chain: strangerInter.IssueClient("s", pkitest.WithExtKeyUsage(x509.ExtKeyUsageServerAuth)).Chain, opts: rootOnly, want: failed("unsuitable certificate purpose", "bad_certificate")},
+		"lone unknown leaf, wrong EKU":    {chain: strangerRoot.IssueClient("s", pkitest.WithExtKeyUsage(x509.ExtKeyUsageServerAuth)).Chain, opts: rootOnly, want: failed("unable to verify the first certificate", "unknown_ca")},
+		"revoked, wrong EKU":              {chain: []*x509.Certificate{serverOnly.Cert}, opts: withCRLs(current(root, serverOnly.Cert.SerialNumber)), want: failed("certificate revoked", "certificate_revoked")},
+		"CA leaf, revoked":                {chain: []*x509.Certificate{inter.Cert}, opts: withCRLs(current(root, inter.Cert.SerialNumber)), want: failed("certificate revoked", "certificate_revoked")},
+		// OpenSSL checks name constraints after validity, and nginx reports
+		// the last error.
+		"outside name constraints, expired": {chain: constrained.IssueClient("outside-old", pkitest.WithDNSNames("evil.example"), past).Chain, opts: VerifyOptions{Roots: constrained.Pool(), Now: now}, want: failed("permitted subtree violation", "bad_certificate")},
+		"no certificate":                    {chain: nil, opts: rootOnly, want: verifyResult{SSLClientVerify: "NONE", Status: "MISSING_CLIENT_CERTIFICATE", Alert: "certificate_required"}},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/edgectl/edgectl/pkg/manifest"
 	"github.com/edgectl/edgectl/pkg/state"
 )
 
@@ -45,6 +48,11 @@ type Plan struct {
 	Changes []Change `json:"changes"`
 	// Summary counts the changes by action.
 	Summary Summary `json:"summary"`
+	// DestroysDomains names the deployed Domains when the plan leaves no
+	// Domain while the deployed state has some (an empty input included):
+	// every node would then refuse every handshake. apply refuses such a
+	// plan unless --allow-destroy; every renderer shows it as a warning.
+	DestroysDomains []string `json:"destroysDomains,omitempty"`
 	// Desired is every resource the state holds after apply, in dependency
 	// order then by name, so that a saved plan applies exactly what was
 	// reviewed. Renderers never show it.
@@ -169,7 +177,35 @@ func New(prior *state.Snapshot, desired []state.Resource) (*Plan, error) {
 		}
 	}
 	p.Summary = summarize(p.Changes)
+	p.DestroysDomains = destroyedDomains(priorResources, p.Desired)
 	return p, nil
+}
+
+// destroyedDomains returns the names of the deployed Domains when desired
+// has no Domain left, else nil.
+func destroyedDomains(deployed, desired []state.Resource) []string {
+	for i := range desired {
+		if desired[i].Kind == manifest.KindDomain {
+			return nil
+		}
+	}
+	var names []string
+	for i := range deployed {
+		if deployed[i].Kind == manifest.KindDomain {
+			names = append(names, deployed[i].Name)
+		}
+	}
+	return names
+}
+
+// DestroyMessage describes what a plan with DestroysDomains does, for
+// every renderer and apply's refusal; "" when it leaves a Domain.
+func (p *Plan) DestroyMessage() string {
+	if len(p.DestroysDomains) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("this plan deletes every Domain (%s) and leaves none: every edge node will refuse every TLS handshake",
+		strings.Join(p.DestroysDomains, ", "))
 }
 
 // compare returns the change that turns old (nil when absent) into d, or
@@ -287,13 +323,15 @@ func encodeDoc(r *state.Resource) ([]byte, error) {
 
 // Snapshot returns the snapshot that applying the plan writes: the desired
 // resources, the plan's lineage (a new one when the plan was made against an
-// empty store) and the prior serial plus one.
+// empty store), the prior serial plus one, and the plan's change counts.
 func (p *Plan) Snapshot(now time.Time) *state.Snapshot {
 	var prior *state.Snapshot
 	if p.Lineage != "" || p.PriorSerial != 0 {
 		prior = &state.Snapshot{Lineage: p.Lineage, Serial: p.PriorSerial}
 	}
-	return state.Next(prior, p.Desired, now)
+	next := state.Next(prior, p.Desired, now)
+	next.Changes = &state.ChangeCounts{Create: p.Summary.Create, Update: p.Summary.Update, Delete: p.Summary.Delete}
+	return next
 }
 
 // Verify checks that the saved plan p can be applied to the deployed
@@ -317,7 +355,7 @@ func (p *Plan) Verify(cur *state.Snapshot) error {
 	if err != nil {
 		return err
 	}
-	if !bytes.Equal(want, got) || again.Summary != p.Summary {
+	if !bytes.Equal(want, got) || again.Summary != p.Summary || !slices.Equal(again.DestroysDomains, p.DestroysDomains) {
 		return errors.New("the plan's changes do not match its desired resources (was the file edited?); make a new plan")
 	}
 	return nil

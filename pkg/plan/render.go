@@ -102,6 +102,14 @@ func (o TextOptions) paint(sym, s string) string {
 // and a summary line.
 func WriteText(w io.Writer, p *Plan, opts TextOptions) error {
 	var b bytes.Buffer
+	warning := ""
+	if msg := p.DestroyMessage(); msg != "" {
+		warning = "WARNING: " + msg + ".\nedgectl apply refuses this plan unless --allow-destroy is given.\n"
+		if opts.Color {
+			warning = ansiBold + ansiRed + strings.TrimSuffix(warning, "\n") + ansiReset + "\n"
+		}
+		b.WriteString(warning + "\n")
+	}
 	if !p.HasChanges() {
 		b.WriteString(p.SummaryLine() + "\n")
 		_, err := w.Write(b.Bytes())
@@ -131,6 +139,10 @@ func WriteText(w io.Writer, p *Plan, opts TextOptions) error {
 		}
 	}
 	b.WriteString("\n" + p.SummaryLine() + "\n")
+	if warning != "" {
+		// Repeated last, where a long plan's reader looks.
+		b.WriteString("\n" + warning)
+	}
 	_, err := w.Write(b.Bytes())
 	return err
 }
@@ -157,7 +169,8 @@ func object(kv ...any) *Object {
 }
 
 // WriteJSON renders the plan as stable, indented JSON for programs:
-// formatVersion, lineage, priorSerial, changes (action, kind, name, fields
+// formatVersion, lineage, priorSerial, warnings and destroysDomains (only
+// when the plan deletes every Domain), changes (action, kind, name, fields
 // with path, before, after, sensitive) and summary. Sensitive values are
 // replaced by "(sensitive)"; the desired resources are left out (a saved
 // plan, from Plan.Marshal, has them).
@@ -179,10 +192,21 @@ func WriteJSON(w io.Writer, p *Plan) error {
 		changes = append(changes, object("action", string(c.Action), "kind", c.Kind, "name", c.Name, "fields", fields))
 	}
 	s := p.Summary
+	var destroys, warnings any
+	if msg := p.DestroyMessage(); msg != "" {
+		names := make([]any, len(p.DestroysDomains))
+		for i, n := range p.DestroysDomains {
+			names[i] = n
+		}
+		destroys = names
+		warnings = []any{object("code", "destroysAllDomains", "message", msg+"; edgectl apply refuses it unless --allow-destroy is given")}
+	}
 	v := object(
 		"formatVersion", jsonNumber(p.FormatVersion),
 		"lineage", p.Lineage,
 		"priorSerial", jsonNumber(p.PriorSerial),
+		"warnings", warnings,
+		"destroysDomains", destroys,
 		"changes", changes,
 		"summary", object("create", jsonNumber(s.Create), "update", jsonNumber(s.Update), "delete", jsonNumber(s.Delete)),
 	)
@@ -227,6 +251,9 @@ func WriteMarkdown(w io.Writer, p *Plan, opts MarkdownOptions) error {
 		b.WriteString("Compared with an empty state (first apply).\n\n")
 	} else {
 		fmt.Fprintf(&b, "Compared with the deployed state at serial %d (lineage `%s`).\n\n", p.PriorSerial, p.Lineage)
+	}
+	if msg := p.DestroyMessage(); msg != "" {
+		fmt.Fprintf(&b, "> [!CAUTION]\n> 🛑 **Destroy:** %s.\n> `edgectl apply` refuses this plan unless `--allow-destroy` is given.\n\n", escapeMarkdown(msg))
 	}
 	if !p.HasChanges() {
 		b.WriteString("✅ **No changes.** The deployed state matches the manifests.\n")
@@ -304,4 +331,17 @@ func codeFence(s string) string {
 		}
 	}
 	return strings.Repeat("`", max(3, longest+1))
+}
+
+// escapeMarkdown escapes the characters that Markdown would interpret in
+// s, such as a resource name with underscores or backticks.
+func escapeMarkdown(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune("\\`*_{}[]<>#+!|~", r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

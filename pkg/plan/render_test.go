@@ -65,7 +65,13 @@ func TestRenderersGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plans := map[string]*Plan{"plan": goldenPlan(), "nochange": empty, "first": first}
+	// destroy deletes both deployed Domains and keeps the rest: the
+	// renderers warn that nothing is left to serve.
+	destroy, err := New(snapshot(9, netList("n", "10.0.0.0/8"), domain("api", nil), domain("portal", nil)), []state.Resource{netList("n", "10.0.0.0/8")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plans := map[string]*Plan{"plan": goldenPlan(), "nochange": empty, "first": first, "destroy": destroy}
 	files := map[string]string{"text": "txt", "color": "color.txt", "json": "json", "markdown": "md"}
 	for name, p := range plans {
 		for format, ext := range files {
@@ -261,5 +267,52 @@ func TestSnapshotContinuesTheHistory(t *testing.T) {
 	first, _ := New(nil, nil)
 	if s := first.Snapshot(now); s.Lineage == "" || s.Serial != 1 {
 		t.Errorf("first snapshot = %+v", s)
+	}
+}
+
+func TestDestroyGuard(t *testing.T) {
+	deployed := snapshot(3, netList("n", "10.0.0.0/8"), domain("api", nil), domain("portal", nil))
+	for name, tc := range map[string]struct {
+		prior   *state.Snapshot
+		desired []state.Resource
+		want    []string
+	}{
+		"empty input against deployed domains": {deployed, nil, []string{"api", "portal"}},
+		"only the domains removed":             {deployed, []state.Resource{netList("n", "10.0.0.0/8")}, []string{"api", "portal"}},
+		"one domain left":                      {deployed, []state.Resource{domain("portal", nil)}, nil},
+		"a new domain replaces the old ones":   {deployed, []state.Resource{domain("shop", nil)}, nil},
+		"empty input against an empty state":   {nil, nil, nil},
+		"no domain deployed, none desired":     {snapshot(1, netList("n", "10.0.0.0/8")), nil, nil},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p, err := New(tc.prior, tc.desired)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, p.DestroysDomains); diff != "" {
+				t.Errorf("DestroysDomains (-want +got):\n%s", diff)
+			}
+			if (p.DestroyMessage() != "") != (tc.want != nil) {
+				t.Errorf("DestroyMessage() = %q", p.DestroyMessage())
+			}
+			// A saved plan keeps the guard, and Verify catches an edited one.
+			data, err := p.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			saved, err := Unmarshal(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, saved.DestroysDomains); diff != "" {
+				t.Errorf("saved DestroysDomains (-want +got):\n%s", diff)
+			}
+			if tc.want != nil {
+				saved.DestroysDomains = nil
+				if err := saved.Verify(tc.prior); err == nil {
+					t.Error("Verify accepted a saved plan whose destroy guard was removed")
+				}
+			}
+		})
 	}
 }

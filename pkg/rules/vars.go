@@ -63,6 +63,10 @@ const (
 	vClientVRemain
 	vClientSANDNS
 	vClientSANURI
+	vClientIDNRFC2253
+	vClientRawCert
+	vClientThumbprintS256
+	vClientXFCC
 	vCertValidation     // firewall client_certificate_validation
 	vVerificationStatus // firewall ssl_verification_status
 	vStatus             // response phase from here on
@@ -93,37 +97,41 @@ func (v variable) clientCert() bool {
 
 // appVars are the application variables without a name suffix.
 var appVars = map[string]varKind{
-	"host":                          vHost,
-	"uri":                           vURI,
-	"request_uri":                   vRequestURI,
-	"request_method":                vMethod,
-	"scheme":                        vScheme,
-	"args":                          vArgs,
-	"remote_addr":                   vRemoteAddr,
-	"remote_port":                   vRemotePort,
-	"server_addr":                   vServerAddr,
-	"server_port":                   vServerPort,
-	"request":                       vRequest,
-	"ssl_server_name":               vSSLServerName,
-	"ssl_protocol":                  vSSLProtocol,
-	"ssl_cipher":                    vSSLCipher,
-	"ssl_client_verify":             vClientVerify,
-	"ssl_client_escaped_cert":       vClientEscapedCert,
-	"ssl_client_cert":               vClientEscapedCert,
-	"ssl_client_fingerprint":        vClientFingerprint,
-	"ssl_client_fingerprint_sha256": vClientFingerprintSHA256,
-	"ssl_client_s_dn":               vClientSDN,
-	"ssl_client_i_dn":               vClientIDN,
-	"ssl_client_s_dn_rfc2253":       vClientSDNRFC2253,
-	"ssl_client_s_dn_parsed":        vClientSDNParsed,
-	"ssl_client_serial":             vClientSerial,
-	"ssl_client_v_start":            vClientVStart,
-	"ssl_client_v_end":              vClientVEnd,
-	"ssl_client_v_remain":           vClientVRemain,
-	"ssl_client_san_dns":            vClientSANDNS,
-	"ssl_client_san_uri":            vClientSANURI,
-	"status":                        vStatus,
-	"upstream_status":               vUpstreamStatus,
+	"host":                            vHost,
+	"uri":                             vURI,
+	"request_uri":                     vRequestURI,
+	"request_method":                  vMethod,
+	"scheme":                          vScheme,
+	"args":                            vArgs,
+	"remote_addr":                     vRemoteAddr,
+	"remote_port":                     vRemotePort,
+	"server_addr":                     vServerAddr,
+	"server_port":                     vServerPort,
+	"request":                         vRequest,
+	"ssl_server_name":                 vSSLServerName,
+	"ssl_protocol":                    vSSLProtocol,
+	"ssl_cipher":                      vSSLCipher,
+	"ssl_client_verify":               vClientVerify,
+	"ssl_client_escaped_cert":         vClientEscapedCert,
+	"ssl_client_cert":                 vClientEscapedCert,
+	"ssl_client_fingerprint":          vClientFingerprint,
+	"ssl_client_fingerprint_sha256":   vClientFingerprintSHA256,
+	"ssl_client_s_dn":                 vClientSDN,
+	"ssl_client_i_dn":                 vClientIDN,
+	"ssl_client_s_dn_rfc2253":         vClientSDNRFC2253,
+	"ssl_client_s_dn_parsed":          vClientSDNParsed,
+	"ssl_client_serial":               vClientSerial,
+	"ssl_client_v_start":              vClientVStart,
+	"ssl_client_v_end":                vClientVEnd,
+	"ssl_client_v_remain":             vClientVRemain,
+	"ssl_client_san_dns":              vClientSANDNS,
+	"ssl_client_san_uri":              vClientSANURI,
+	"ssl_client_i_dn_rfc2253":         vClientIDNRFC2253,
+	"ssl_client_raw_cert":             vClientRawCert,
+	"ssl_client_cert_thumbprint_s256": vClientThumbprintS256,
+	"ssl_client_xfcc":                 vClientXFCC,
+	"status":                          vStatus,
+	"upstream_status":                 vUpstreamStatus,
 }
 
 // appPrefixes are the application variables with a name suffix, longest
@@ -429,6 +437,10 @@ type ClientCert struct {
 	Expiry            time.Time // for ssl_client_v_remain, computed per request
 	SANDNS            string    // ssl_client_san_dns, comma separated
 	SANURI            string    // ssl_client_san_uri, comma separated
+	IssuerRFC2253     string    // ssl_client_i_dn_rfc2253
+	RawCert           string    // ssl_client_raw_cert, PEM on one line
+	ThumbprintS256    string    // ssl_client_cert_thumbprint_s256 (RFC 8705 x5t#S256)
+	XFCC              string    // ssl_client_xfcc, Envoy's x-forwarded-client-cert element
 }
 
 // NewClientCert formats the variables of a connection's client certificate.
@@ -460,6 +472,10 @@ func NewClientCert(cert *x509.Certificate, verify, status string) *ClientCert {
 	c.Expiry = cert.NotAfter
 	c.SANDNS = pki.SANDNS(cert)
 	c.SANURI = pki.SANURI(cert)
+	c.IssuerRFC2253 = pki.IssuerRFC2253(cert)
+	c.RawCert = pki.RawPEM(cert)
+	c.ThumbprintS256 = pki.ThumbprintS256(cert)
+	c.XFCC = pki.XFCCElement(cert, c.FingerprintSHA256, c.EscapedCert, c.SubjectRFC2253)
 	return c
 }
 
@@ -680,6 +696,14 @@ func (r *Request) clientValue(v *variable) (string, bool) {
 		s = r.client().SANDNS
 	case vClientSANURI:
 		s = r.client().SANURI
+	case vClientIDNRFC2253:
+		s = r.client().IssuerRFC2253
+	case vClientRawCert:
+		s = r.client().RawCert
+	case vClientThumbprintS256:
+		s = r.client().ThumbprintS256
+	case vClientXFCC:
+		s = r.client().XFCC
 	case vCertValidation:
 		if r.client().Status == StatusSuccess {
 			s = "true"
@@ -717,16 +741,9 @@ func responseValue(v *variable, resp *ResponseView) (string, bool) {
 	return s, s != ""
 }
 
-// daysRemaining is whole days until expiry, rounded down (negative once
-// expired), as pkg/pki's DaysRemaining.
-func daysRemaining(expiry, now time.Time) int {
-	secs := expiry.Unix() - now.Unix()
-	days := secs / 86400
-	if secs < 0 && secs%86400 != 0 {
-		days--
-	}
-	return int(days)
-}
+// daysRemaining is whole days until expiry, rounded down and never
+// negative, as nginx's $ssl_client_v_remain and pkg/pki's DaysUntil.
+func daysRemaining(expiry, now time.Time) int { return pki.DaysUntil(expiry, now) }
 
 // headerValue returns the values of a header joined by ", " and whether the
 // header is present. One value, the common case, does not allocate.

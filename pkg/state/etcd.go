@@ -65,6 +65,9 @@ type EtcdOptions struct {
 	// ProbeInterval is how often Watch checks that etcd answers
 	// (DefaultEtcdProbeInterval when zero).
 	ProbeInterval time.Duration
+	// HistoryLimit is how many snapshots the history keeps, the current one
+	// included (DefaultHistoryLimit when zero).
+	HistoryLimit int
 }
 
 func (o EtcdOptions) tlsSet() bool { return o.CACert != "" || o.Cert != "" || o.Key != "" }
@@ -140,10 +143,14 @@ func (l EtcdLocation) String() string {
 
 // EtcdStore keeps the state in etcd: the snapshot is the one key
 // PREFIX/state (gzip-compressed above EtcdCompressThreshold), the previous
-// snapshot is PREFIX/state.backup, and the writer lock is PREFIX/lock, a key
-// bound to a lease that its holder keeps alive. A write is a transaction
-// that succeeds only if the state key still has the revision this store
-// last read, so concurrent or stale writers never overwrite each other.
+// snapshot is PREFIX/state.backup, the last snapshots are the keys
+// PREFIX/history/SERIAL (SERIAL zero-padded to 20 digits, so that keys sort
+// by serial), and the writer lock is PREFIX/lock, a key bound to a lease
+// that its holder keeps alive. A write is a transaction that succeeds only
+// if the state key still has the revision this store last read, so
+// concurrent or stale writers never overwrite each other; the same
+// transaction puts the history key and deletes those that fall out of the
+// history.
 type EtcdStore struct {
 	loc  EtcdLocation
 	opts EtcdOptions
@@ -214,6 +221,14 @@ func (e *EtcdStore) Key() string { return e.loc.Prefix + "/state" }
 
 // BackupKey returns the key that holds the previous snapshot.
 func (e *EtcdStore) BackupKey() string { return e.loc.Prefix + "/state.backup" }
+
+// HistoryPrefix returns the prefix of the history keys.
+func (e *EtcdStore) HistoryPrefix() string { return e.loc.Prefix + "/history/" }
+
+// historyKey is the history key of serial.
+func (e *EtcdStore) historyKey(serial int64) string {
+	return fmt.Sprintf("%s%020d", e.HistoryPrefix(), serial)
+}
 
 // LockKey returns the lock key.
 func (e *EtcdStore) LockKey() string { return e.loc.Prefix + "/lock" }
@@ -526,10 +541,16 @@ func (e *EtcdStore) Write(ctx context.Context, next *Snapshot, expectLineage str
 	} else {
 		conds = append(conds, clientv3.Compare(clientv3.CreateRevision(e.LockKey()), "=", 0))
 	}
-	ops := []clientv3.Op{clientv3.OpPut(e.Key(), string(value))}
+	ops := []clientv3.Op{clientv3.OpPut(e.Key(), string(value)), clientv3.OpPut(e.historyKey(next.Serial), string(value))}
 	if seen.value != nil {
 		ops = append(ops, clientv3.OpPut(e.BackupKey(), string(seen.value)))
 	}
+	// Drop what falls out of the history, and anything above the new serial
+	// (left by an older lineage); the new key lies between the two ranges.
+	if keepFrom := next.Serial - int64(historyLimit(e.opts.HistoryLimit)) + 1; keepFrom > 1 {
+		ops = append(ops, clientv3.OpDelete(e.HistoryPrefix(), clientv3.WithRange(e.historyKey(keepFrom))))
+	}
+	ops = append(ops, clientv3.OpDelete(e.historyKey(next.Serial+1), clientv3.WithRange(clientv3.GetPrefixRangeEnd(e.HistoryPrefix()))))
 	var resp *clientv3.TxnResponse
 	err = e.do(ctx, e.opts.Timeout, func(ctx context.Context, c *clientv3.Client) (err error) {
 		resp, err = c.Txn(ctx).If(conds...).Then(ops...).
@@ -696,4 +717,34 @@ func (e *EtcdStore) revoke(id clientv3.LeaseID) {
 	ctx, cancel := context.WithTimeout(context.Background(), e.opts.Timeout)
 	defer cancel()
 	_, _ = e.client.Revoke(ctx, id)
+}
+
+// History returns the kept snapshots of the current lineage, newest first,
+// read with the state key in one transaction.
+func (e *EtcdStore) History(ctx context.Context) ([]*Snapshot, error) {
+	var resp *clientv3.TxnResponse
+	err := e.do(ctx, e.opts.Timeout, func(ctx context.Context, c *clientv3.Client) (err error) {
+		resp, err = c.Txn(ctx).Then(clientv3.OpGet(e.Key()), clientv3.OpGet(e.HistoryPrefix(), clientv3.WithPrefix())).Commit()
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the state history: %w", err)
+	}
+	cur, err := e.decodeGet((*clientv3.GetResponse)(resp.Responses[0].GetResponseRange()))
+	if err != nil || cur.snap == nil {
+		return nil, err
+	}
+	var kept []*Snapshot
+	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
+		data, err := decodeEtcdValue(kv.Value)
+		var s *Snapshot
+		if err == nil {
+			s, err = DecodeSnapshot(data)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: etcd history key %s at %s: %v", ErrCorrupt, kv.Key, e.loc, err)
+		}
+		kept = append(kept, s)
+	}
+	return historyOf(cur.snap, kept), nil
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -18,12 +19,21 @@ var _ Store = (*FileStore)(nil)
 
 // FileStore is the embedded state store: one JSON file, replaced atomically
 // (temp file, fsync, rename, fsync of the directory), the previous snapshot
-// kept next to it as PATH.backup, and writers excluded by a lock file
+// kept next to it as PATH.backup, the last snapshots in the directory
+// PATH.history (one file per serial), and writers excluded by a lock file
 // PATH.lock that names its holder.
+//
+// A write puts the new snapshot in the history first, then replaces the
+// state file: the rename of the state file commits both. A history file
+// whose state write failed has a serial above the state's, and History
+// leaves it out until a later write replaces it.
 type FileStore struct {
 	path string
 	// Logf receives notes for a person, such as a recovered lock; nil drops them.
 	Logf func(format string, args ...any)
+	// HistoryLimit is how many snapshots the history keeps, the current one
+	// included (DefaultHistoryLimit when zero).
+	HistoryLimit int
 
 	mu   sync.Mutex
 	held []byte // content of the lock file this store holds, nil when not held
@@ -44,6 +54,14 @@ func (f *FileStore) Path() string { return f.path }
 
 // BackupPath returns where the previous snapshot is kept.
 func (f *FileStore) BackupPath() string { return f.path + ".backup" }
+
+// HistoryDir returns the directory that keeps the last snapshots.
+func (f *FileStore) HistoryDir() string { return f.path + ".history" }
+
+// historyPath is the history file of serial.
+func (f *FileStore) historyPath(serial int64) string {
+	return filepath.Join(f.HistoryDir(), fmt.Sprintf("%020d.json", serial))
+}
 
 // LockPath returns the lock file's path.
 func (f *FileStore) LockPath() string { return f.path + ".lock" }
@@ -178,10 +196,92 @@ func (f *FileStore) Write(ctx context.Context, next *Snapshot, expectLineage str
 			return fmt.Errorf("keeping the previous state as %s: %w", f.BackupPath(), err)
 		}
 	}
+	if err := os.MkdirAll(f.HistoryDir(), 0o755); err != nil {
+		return fmt.Errorf("writing the state history: %w", err)
+	}
+	if err := writeFileAtomic(f.historyPath(next.Serial), data, 0o644, f.rename); err != nil {
+		return fmt.Errorf("writing the state history %s: %w", f.HistoryDir(), err)
+	}
 	if err := writeFileAtomic(f.path, data, 0o644, f.rename); err != nil {
 		return fmt.Errorf("writing state %s: %w", f.path, err)
 	}
+	if err := f.pruneHistory(next.Serial); err != nil {
+		f.logf("edgectl: the state was written, but pruning its history %s failed: %v", f.HistoryDir(), err)
+	}
 	return nil
+}
+
+// historySerials lists the serials of the history files, in no order.
+func (f *FileStore) historySerials() ([]int64, error) {
+	entries, err := os.ReadDir(f.HistoryDir())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var serials []int64
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || e.IsDir() || strings.HasPrefix(name, ".") {
+			continue
+		}
+		if n, err := strconv.ParseInt(name, 10, 64); err == nil && n > 0 {
+			serials = append(serials, n)
+		}
+	}
+	return serials, nil
+}
+
+// pruneHistory removes the history files that fall out of the limit below
+// serial, and those above it (left by a failed write or an older lineage).
+func (f *FileStore) pruneHistory(serial int64) error {
+	serials, err := f.historySerials()
+	if err != nil {
+		return err
+	}
+	keepFrom := serial - int64(historyLimit(f.HistoryLimit)) + 1
+	var first error
+	for _, n := range serials {
+		if n < keepFrom || n > serial {
+			if err := os.Remove(f.historyPath(n)); err != nil && !errors.Is(err, fs.ErrNotExist) && first == nil {
+				first = err
+			}
+		}
+	}
+	return first
+}
+
+// History returns the kept snapshots of the current lineage, newest first.
+// A history file that cannot be read is an error that names it.
+func (f *FileStore) History(ctx context.Context) ([]*Snapshot, error) {
+	cur, err := f.Read(ctx)
+	if err != nil || cur == nil {
+		return nil, err
+	}
+	serials, err := f.historySerials()
+	if err != nil {
+		return nil, fmt.Errorf("reading the state history: %w", err)
+	}
+	var kept []*Snapshot
+	for _, n := range serials {
+		if n >= cur.Serial {
+			continue
+		}
+		data, err := os.ReadFile(f.historyPath(n))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // pruned meanwhile
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading the state history: %w", err)
+		}
+		s, err := DecodeSnapshot(data)
+		if err != nil {
+			return nil, fmt.Errorf("%w: history file %s: %v", ErrCorrupt, f.historyPath(n), err)
+		}
+		kept = append(kept, s)
+	}
+	return historyOf(cur, kept), nil
 }
 
 // processLocks records the lock files held by this process, so that a lock

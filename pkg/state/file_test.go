@@ -91,8 +91,16 @@ func TestWriteReadRoundTrip(t *testing.T) {
 	for _, e := range entries {
 		names = append(names, e.Name())
 	}
-	if diff := cmp.Diff([]string{"state.json"}, names); diff != "" {
+	if diff := cmp.Diff([]string{"state.json", "state.json.history"}, names); diff != "" {
 		t.Errorf("files left next to the state (no temp file, no lock) (-want +got):\n%s", diff)
+	}
+	entries, _ = os.ReadDir(st.HistoryDir())
+	names = nil
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if diff := cmp.Diff([]string{"00000000000000000001.json"}, names); diff != "" {
+		t.Errorf("files in the history (no temp file) (-want +got):\n%s", diff)
 	}
 }
 

@@ -24,8 +24,24 @@ type Snapshot struct {
 	Serial int64 `json:"serial"`
 	// AppliedAt is when the snapshot was written.
 	AppliedAt time.Time `json:"appliedAt"`
+	// AppliedBy names who wrote it, as user@host; empty in snapshots
+	// written before edgectl recorded it.
+	AppliedBy string `json:"appliedBy,omitempty"`
+	// Changes counts what the apply that wrote it changed; nil in snapshots
+	// written before edgectl recorded it.
+	Changes *ChangeCounts `json:"changes,omitempty"`
+	// RollbackOf is the serial whose resources this snapshot restored
+	// (edgectl state rollback); 0 for an apply.
+	RollbackOf int64 `json:"rollbackOf,omitempty"`
 	// Resources are sorted by kind (dependency order) then name.
 	Resources []Resource `json:"resources"`
+}
+
+// ChangeCounts counts the resources an apply created, updated and deleted.
+type ChangeCounts struct {
+	Create int `json:"create"`
+	Update int `json:"update"`
+	Delete int `json:"delete"`
 }
 
 // Resource is one normalized resource. Spec holds a pointer to the typed

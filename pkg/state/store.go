@@ -66,10 +66,16 @@ type OpenOptions struct {
 	// Etcd tunes an etcd:// store; its TLS files win over the location's
 	// query parameters. Setting TLS files for a file store is an error.
 	Etcd EtcdOptions
+	// HistoryLimit is how many snapshots the store's history keeps
+	// (DefaultHistoryLimit when zero); it wins over Etcd.HistoryLimit.
+	HistoryLimit int
 }
 
 // OpenWith is Open with options.
 func OpenWith(location string, opts OpenOptions) (Store, error) {
+	if opts.HistoryLimit != 0 {
+		opts.Etcd.HistoryLimit = opts.HistoryLimit
+	}
 	if IsEtcdLocation(location) {
 		return NewEtcdStore(location, opts.Etcd)
 	}
@@ -79,7 +85,9 @@ func OpenWith(location string, opts OpenOptions) (Store, error) {
 	if opts.Etcd.tlsSet() {
 		return nil, fmt.Errorf("state store %s: --etcd-cacert, --etcd-cert and --etcd-key apply only to an etcd:// state store", location)
 	}
-	return NewFileStore(location), nil
+	fs := NewFileStore(location)
+	fs.HistoryLimit = opts.HistoryLimit
+	return fs, nil
 }
 
 // Location picks the state store location: the flag value when set, else the

@@ -12,9 +12,20 @@ import (
 // Desired returns the normalized resources of a valid result, in dependency
 // order then by name: defaults filled in (so an unchanged manifest never
 // shows a diff), certificate, CA and CRL PEMs inlined, private keys only as
-// their reference (an absolute file path or an environment variable name)
-// plus the public-key fingerprint. Test suites are not deployed.
-func (r *Result) Desired() []state.Resource {
+// their reference (a file path made absolute on this machine, or an
+// environment variable name) plus the public-key fingerprint. Test suites
+// are not deployed. It suits an edge compiled here, such as edgectl test's
+// in-process edge; the state holds StateResources.
+func (r *Result) Desired() []state.Resource { return r.desired(false) }
+
+// StateResources returns the resources as plan and apply store them: as
+// Desired, but a relative privateKeyFile stays relative, to the manifest
+// root (the -f directory or the file's own directory), so that the same
+// manifests planned from any checkout path give the same state. edgectl
+// serve resolves such references against its --key-dir.
+func (r *Result) StateResources() []state.Resource { return r.desired(true) }
+
+func (r *Result) desired(portable bool) []state.Resource {
 	var out []state.Resource
 	for _, kind := range manifest.Kinds {
 		names := make([]string, 0, len(r.Resources[kind]))
@@ -28,7 +39,7 @@ func (r *Result) Desired() []state.Resource {
 				Kind:   kind,
 				Name:   n,
 				Labels: res.Doc.Metadata.Labels,
-				Spec:   Normalize(res),
+				Spec:   normalize(res, portable),
 			})
 		}
 	}
@@ -36,8 +47,11 @@ func (r *Result) Desired() []state.Resource {
 }
 
 // Normalize returns a copy of the resource's spec with defaults filled in and
-// file references replaced by their content.
-func Normalize(res *Resource) any {
+// file references replaced by their content (a private-key file reference
+// made absolute).
+func Normalize(res *Resource) any { return normalize(res, false) }
+
+func normalize(res *Resource, portable bool) any {
 	doc := res.Doc
 	switch spec := doc.Spec.(type) {
 	case *manifest.CertificateSpec:
@@ -46,7 +60,11 @@ func Normalize(res *Resource) any {
 			PrivateKeyEnv:        spec.PrivateKeyEnv,
 			PublicKeyFingerprint: res.KeyFingerprint,
 		}
-		if spec.PrivateKeyFile != "" {
+		switch {
+		case spec.PrivateKeyFile == "":
+		case portable:
+			n.PrivateKeyFile = doc.Portable(spec.PrivateKeyFile)
+		default:
 			n.PrivateKeyFile = doc.Resolve(spec.PrivateKeyFile)
 		}
 		return &n

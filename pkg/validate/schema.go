@@ -2,6 +2,7 @@ package validate
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -54,23 +55,47 @@ func checkSchema(doc *manifest.Document, diags *diag.List) (bad []string) {
 			for _, n := range quotedNames(leaf.Message) {
 				if !typos[joinPath(path, n)] {
 					missing = append(missing, "'"+n+"'")
+				} else {
+					bad = append(bad, joinPath(path, n))
 				}
 			}
 			if len(missing) == 0 {
-				for _, n := range quotedNames(leaf.Message) {
-					bad = append(bad, joinPath(path, n))
-				}
 				continue
 			}
 			copied := *leaf
 			copied.Message = "missing properties: " + strings.Join(missing, ", ")
 			leaf = &copied
 		}
+		if names := quotedNames(leaf.Message); strings.HasPrefix(leaf.Message, "additionalProperties ") && len(names) > 1 {
+			// Each unknown field at its own key, with its own suggestion.
+			for _, n := range names {
+				copied := *leaf
+				copied.Message = "additionalProperties '" + n + "' not allowed"
+				msg, at, fields := schemaMessage(doc, path, &copied)
+				doc.Errorf(diags, at, "%s", msg)
+				bad = append(bad, fields...)
+			}
+			continue
+		}
 		msg, at, fields := schemaMessage(doc, path, leaf)
 		doc.Errorf(diags, at, "%s", msg)
 		bad = append(bad, fields...)
 	}
 	return bad
+}
+
+// requiredProperties finds the required property names of the schema that
+// produced e, an additionalProperties error.
+func requiredProperties(e *jsonschema.ValidationError) []string {
+	s, err := compiledSchema()
+	if err != nil || s == nil {
+		return nil
+	}
+	loc := strings.TrimSuffix(e.AbsoluteKeywordLocation, "/additionalProperties")
+	if sch := findSchema(s, loc, map[*jsonschema.Schema]bool{}); sch != nil {
+		return sch.Required
+	}
+	return nil
 }
 
 // typoFields returns the paths of fields that an unknown field is a likely
@@ -164,7 +189,7 @@ func schemaWording(doc *manifest.Document, path string, e *jsonschema.Validation
 				return "inline private keys are refused: keys do not belong in Git; use privateKeyFile or privateKeyEnv", field
 			}
 			if len(names) == 1 {
-				return fmt.Sprintf("unknown field %q%s", names[0], suggestField(m, names[0], e)), field
+				return fmt.Sprintf("unknown field %q%s", names[0], suggestField(doc, path, names[0], e)), field
 			}
 			return fmt.Sprintf("unknown fields %s", strings.Join(quoteAll(names), ", ")), field
 		}
@@ -192,6 +217,19 @@ func schemaWording(doc *manifest.Document, path string, e *jsonschema.Validation
 			phase = "response"
 		}
 		return fmt.Sprintf("behavior %q is not allowed in the %s phase; use one of %s", key, phase, strings.TrimPrefix(m, "value must be one of ")), path
+	case strings.HasPrefix(m, "value must be one of ") && path == "kind":
+		if v, ok := lookup(doc.Value(), "kind"); ok {
+			if k, ok := v.(string); ok {
+				hint := ""
+				if best := suggest(k, manifest.Kinds); best != "" {
+					hint = fmt.Sprintf(" (did you mean %q?)", best)
+				} else if best := caseInsensitive(k, manifest.Kinds); best != "" {
+					hint = fmt.Sprintf(" (did you mean %q? kinds are written in UpperCamelCase)", best)
+				}
+				return fmt.Sprintf("unknown kind %q%s; the kinds are %s", k, hint, strings.Join(manifest.Kinds, ", ")), path
+			}
+		}
+		return "must be one of " + strings.TrimPrefix(m, "value must be one of "), path
 	case strings.HasPrefix(m, "value must be one of "):
 		return "must be one of " + strings.TrimPrefix(m, "value must be one of "), path
 	case strings.HasPrefix(m, "expected "):
@@ -267,13 +305,22 @@ func quoteAll(names []string) []string {
 	return out
 }
 
-// suggestField proposes the allowed property closest to an unknown one.
-func suggestField(_ string, name string, e *jsonschema.ValidationError) string {
+// suggestField proposes the allowed property closest to an unknown one,
+// saying when it is a required field that is missing.
+func suggestField(doc *manifest.Document, path, name string, e *jsonschema.ValidationError) string {
 	allowed := allowedProperties(e)
-	if best := diag.Closest(name, allowed); best != "" {
-		return fmt.Sprintf(" (did you mean %q?)", best)
+	best := diag.Closest(name, allowed)
+	if best == "" {
+		if len(allowed) > 0 && len(allowed) <= 12 {
+			return fmt.Sprintf("; the fields here are %s", strings.Join(allowed, ", "))
+		}
+		return ""
 	}
-	return ""
+	_, present := lookup(doc.Value(), joinPath(path, best))
+	if !present && slices.Contains(requiredProperties(e), best) {
+		return fmt.Sprintf(" (did you mean %q? it is required and missing)", best)
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
 }
 
 // oneOfFields lists the required fields of the alternatives of the oneOf
@@ -341,4 +388,14 @@ func findSchema(s *jsonschema.Schema, loc string, seen map[*jsonschema.Schema]bo
 		}
 	}
 	return nil
+}
+
+// caseInsensitive returns the candidate equal to name but for case.
+func caseInsensitive(name string, candidates []string) string {
+	for _, c := range candidates {
+		if strings.EqualFold(c, name) {
+			return c
+		}
+	}
+	return ""
 }

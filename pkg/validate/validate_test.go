@@ -375,7 +375,7 @@ spec: {hostnames: [X.partners.example.com, API.example.com], certificate: srv, a
 		t.Errorf("key reference: %q %q", cert.PrivateKeyFile, cert.PublicKeyFingerprint)
 	}
 	ca := got[1].Spec.(*manifest.TrustedCASpec)
-	if *ca.VerifyDepth != 4 || strings.Count(ca.Certificate, "BEGIN CERTIFICATE") != 2 {
+	if *ca.VerifyDepth != manifest.DefaultVerifyDepth || strings.Count(ca.Certificate, "BEGIN CERTIFICATE") != 2 {
 		t.Errorf("trusted CA: depth %d, %d certificates", *ca.VerifyDepth, strings.Count(ca.Certificate, "BEGIN CERTIFICATE"))
 	}
 	app := got[2].Spec.(*manifest.ApplicationSpec)
