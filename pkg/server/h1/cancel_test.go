@@ -194,3 +194,27 @@ func TestWriteFailureCancels(t *testing.T) {
 	c.Close()
 	expect(t, ended, "cancelled", 5*time.Second)
 }
+
+// TestSweeperStops: the sweeper that starts the watches runs only while
+// requests are in flight.
+func TestSweeperStops(t *testing.T) {
+	t.Parallel()
+	h := newWaiter()
+	srv := &h1.Server{}
+	addr := serve(t, srv, h)
+	c, br := dial(t, addr)
+	io.WriteString(c, "GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
+	expect(t, h.started, "GET /a", 5*time.Second)
+	if !srv.Sweeping() {
+		t.Fatal("no sweeper while a request is in flight")
+	}
+	h.release <- struct{}{}
+	exchange(t, c, br, "GET", "")
+	deadline := time.Now().Add(2 * time.Second)
+	for srv.Sweeping() {
+		if time.Now().After(deadline) {
+			t.Fatal("the sweeper still runs with no request in flight")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -55,6 +55,11 @@ type Server struct {
 	shutdown atomic.Bool
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
+
+	// The watches armed since the sweeper's last pass (watch.go).
+	watchMu               sync.Mutex
+	watchList, watchSpare []watchEntry
+	sweeping              bool
 }
 
 // DefaultMaxHeaderBytes is the request header limit when
@@ -227,7 +232,7 @@ func newConn(s *Server, c net.Conn) *conn {
 	// request it had in flight.
 	cn.ctx, cn.cancel = context.WithCancel(ctx)
 	cn.out.conn, cn.out.timeout, cn.out.cancel = c, s.WriteTimeout, cn.cancel
-	cn.watch.c = cn
+	cn.watch.c, cn.watch.done = cn, make(chan struct{}, 1)
 	if tc, ok := c.(*tls.Conn); ok {
 		st := tc.ConnectionState()
 		cn.tls = &st
