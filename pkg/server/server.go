@@ -33,8 +33,9 @@ const (
 	// DefaultMaxConnections is the client connections the edge listener
 	// holds at once (serve --max-connections). Each may hold an origin
 	// connection too: the process needs about twice as many file
-	// descriptors, which Go's default raise of the soft limit to the hard
-	// one (1048576 or 524288 on common Linux systems) covers.
+	// descriptors, which Go's raise of the soft limit to the hard one
+	// usually covers (systemd's default hard limit is 524288); Listen
+	// warns when it does not.
 	DefaultMaxConnections = 10000
 	// DefaultMaxConcurrentStreams is the HTTP/2 streams a client may have
 	// open on one connection, the least RFC 9113 recommends.
