@@ -357,3 +357,52 @@ func TestLeavesDeduplicates(t *testing.T) {
 		t.Error("Leaves of a non-validation error is not nil")
 	}
 }
+
+// TestEveryFieldHasItsOwnTypeAndDescription guards what editors need: a
+// field whose schema is only {description, allOf: [{$ref}]} makes
+// yaml-language-server show the referenced definition's text on hover and
+// complete the bare field name without ": ". Every property must carry its
+// own type and description, and never reach its shape through allOf.
+func TestEveryFieldHasItsOwnTypeAndDescription(t *testing.T) {
+	for _, name := range schemaFiles(t) {
+		var walk func(ptr string, v any)
+		walk = func(ptr string, v any) {
+			s, ok := v.(map[string]any)
+			if !ok {
+				return
+			}
+			if props, ok := s["properties"].(map[string]any); ok {
+				for _, p := range keys(props) {
+					ps, _ := props[p].(map[string]any)
+					if ps == nil {
+						continue // boolean schema inside a conditional
+					}
+					if _, ok := ps["type"]; !ok {
+						t.Errorf("%s#%s/properties/%s: no type", name, ptr, p)
+					}
+					if all, ok := ps["allOf"].([]any); ok {
+						for _, a := range all {
+							if m, _ := a.(map[string]any); m != nil && m["$ref"] != nil {
+								t.Errorf("%s#%s/properties/%s: shape through allOf/$ref", name, ptr, p)
+							}
+						}
+					}
+					walk(ptr+"/properties/"+p, ps)
+				}
+			}
+			for _, k := range []string{"definitions", "items"} {
+				switch x := s[k].(type) {
+				case map[string]any:
+					if k == "definitions" {
+						for _, d := range keys(x) {
+							walk(ptr+"/definitions/"+d, x[d])
+						}
+					} else {
+						walk(ptr+"/items", x)
+					}
+				}
+			}
+		}
+		walk("", readSchema(t, name))
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -23,21 +22,6 @@ const (
 	ExitError   = 1
 	ExitChanges = 2
 )
-
-// version is set at build time with -ldflags "-X github.com/edgectl/edgectl/pkg/cli.version=v1.2.3".
-var version = ""
-
-// Version returns the build's version: the linker-set one, else the module
-// version, else "devel".
-func Version() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "devel"
-}
 
 // IO holds the streams a verb reads and writes.
 type IO struct {
@@ -100,8 +84,8 @@ func NewRootCmd(streams *IO) *cobra.Command {
 		Long: `edgectl runs an mTLS edge from YAML manifests kept in Git.
 
 Write manifests (Certificate, TrustedCA, NetworkList, Application, Firewall,
-Domain, TestSuite), check them with "edgectl validate", and see
-https://github.com/edgectl/edgectl for the manifest language.`,
+Domain, TestSuite), check them with "edgectl validate", and read the
+manifest language offline with "edgectl explain".`,
 		Version:       Version(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -109,7 +93,7 @@ https://github.com/edgectl/edgectl for the manifest language.`,
 	root.SetIn(streams.In)
 	root.SetOut(streams.Out)
 	root.SetErr(streams.ErrOut)
-	root.SetVersionTemplate("edgectl {{.Version}}\n")
+	root.SetVersionTemplate(GetBuildInfo().String())
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w (see %s --help)", err, c.CommandPath())
 	})
@@ -120,6 +104,7 @@ https://github.com/edgectl/edgectl for the manifest language.`,
 	root.AddCommand(newServeCmd(streams))
 	root.AddCommand(newTestCmd(streams))
 	root.AddCommand(newVersionCmd(streams))
+	root.AddCommand(newExplainCmd(streams))
 	root.InitDefaultCompletionCmd()
 	refuseUnknownSubcommands(root)
 	return root

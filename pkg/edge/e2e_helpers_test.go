@@ -2,115 +2,170 @@ package edge_test
 
 import (
 	"bufio"
-	"crypto/tls"
-	"io"
-	"log"
+	"bytes"
+	"context"
+	"encoding/json"
 	"net"
-	"net/http"
 	"sync"
-	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/edgectl/edgectl/pkg/edge"
-	"github.com/edgectl/edgectl/pkg/server/h1"
+	"github.com/edgectl/edgectl/pkg/server"
 	"github.com/edgectl/edgectl/pkg/state"
 )
 
+// The end-to-end tests serve their snapshots through pkg/server, exactly as
+// edgectl serve and edgectl test do: its TLS handshakes, its HTTP/1.x loop,
+// its HTTP/2 server, its timeouts and limits, its metrics and access log.
+
 func bufioReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }
 
-func quietLog() *log.Logger { return log.New(io.Discard, "", 0) }
+// testShutdownTimeout bounds how long stopping a test's edge waits for
+// requests still running (a test that left a stalled exchange behind).
+const testShutdownTimeout = time.Second
 
-// compileFor compiles snap with the test PKI's edge key (the snapshot names
-// it EDGE_KEY) and obs as the Observer when not nil.
-func compileFor(t testing.TB, p *pkiSet, snap *state.Snapshot, obs edge.Observer) *edge.Runtime {
+// keyOptions are the compile options of a snapshot of the test PKI: the
+// snapshot names the edge's key EDGE_KEY.
+func keyOptions(p *pkiSet) edge.Options {
+	key := string(p.server.KeyPEM())
+	return edge.Options{LookupEnv: func(k string) (string, bool) { return key, k == "EDGE_KEY" }}
+}
+
+// serveSnapshot serves snap, compiled with the test PKI's edge key, with
+// pkg/server on a loopback port until the test ends.
+func serveSnapshot(t testing.TB, p *pkiSet, snap *state.Snapshot, opts ...serveOption) *edgeServer {
 	t.Helper()
-	rt, err := edge.Compile(snap, edge.Options{Observer: obs, LookupEnv: func(k string) (string, bool) {
-		return string(p.server.KeyPEM()), k == "EDGE_KEY"
-	}})
+	e := serveStore(t, server.FixedState("the test snapshot", snap), keyOptions(p), opts...)
+	e.p = p
+	return e
+}
+
+// serveOption changes the server's configuration.
+type serveOption func(*server.Config)
+
+// withAccessLog sends the server's access log to l.
+func withAccessLog(l *accessLog) serveOption {
+	return func(c *server.Config) { c.AccessLog = l }
+}
+
+// serveStore serves the snapshot of store with pkg/server on a loopback
+// port until the test ends (or stop is called). The store is not polled:
+// a test swaps runtimes with reload.
+func serveStore(t testing.TB, store state.Store, compile edge.Options, opts ...serveOption) *edgeServer {
+	t.Helper()
+	cfg := server.Config{
+		Store:           store,
+		Listen:          "127.0.0.1:0",
+		PollInterval:    -1,
+		ShutdownTimeout: testShutdownTimeout,
+		Compile:         compile,
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	srv, err := server.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(rt.Close)
-	return rt
-}
-
-// serveRuntime serves rt over TLS on a loopback port and returns the address.
-func serveRuntime(t testing.TB, rt *edge.Runtime) string {
-	return serveTLS(t, rt, rt.TLSConfig())
-}
-
-// serveSwappable serves whichever runtime cur holds, as pkg/server does,
-// and returns the listener's address.
-func serveSwappable(t testing.TB, cur *atomic.Pointer[edge.Runtime]) string {
-	return serveTLS(t,
-		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { cur.Load().ServeHTTP(w, r) }),
-		&tls.Config{GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) { return cur.Load().ConfigForClient(h) }})
-}
-
-// serveTLS serves h as pkg/server does: the TLS handshake first, then
-// HTTP/2 connections to net/http and HTTP/1.x to pkg/server/h1.
-func serveTLS(t testing.TB, h http.Handler, cfg *tls.Config) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	if err := srv.Listen(); err != nil {
 		t.Fatal(err)
 	}
-	cfg = cfg.Clone()
-	if len(cfg.NextProtos) == 0 {
-		cfg.NextProtos = []string{"h2", "http/1.1"}
-	}
-	h2ln := &chanListener{addr: ln.Addr(), ch: make(chan net.Conn), done: make(chan struct{})}
-	h2 := &http.Server{Handler: h, TLSConfig: cfg, ConnContext: edge.ConnContext, ErrorLog: quietLog()}
-	h1s := &h1.Server{Handler: h, ConnContext: edge.ConnContext}
-	go h2.Serve(h2ln)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx) }()
+	e := &edgeServer{addr: srv.Addr().String(), srv: srv}
+	var once sync.Once
+	e.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-served; err != nil {
+				t.Errorf("serve: %v", err)
 			}
-			go func() {
-				tc := tls.Server(c, cfg)
-				if tc.Handshake() != nil {
-					c.Close()
-					return
-				}
-				if tc.ConnectionState().NegotiatedProtocol == "h2" {
-					select {
-					case h2ln.ch <- tc:
-					case <-h2ln.done:
-						tc.Close()
-					}
-					return
-				}
-				h1s.ServeConn(tc)
-			}()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); h2.Close(); h1s.Close() })
-	return ln.Addr().String()
+		})
+	}
+	t.Cleanup(e.stop)
+	return e
 }
 
-// chanListener hands HTTP/2 connections to http.Server.
-type chanListener struct {
-	addr net.Addr
-	ch   chan net.Conn
-	done chan struct{}
-	once sync.Once
-}
+// runtime is the runtime the edge serves new requests with.
+func (e *edgeServer) runtime() *edge.Runtime { return e.srv.Runtime() }
 
-func (l *chanListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.ch:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
+// reload makes the edge compile its store's snapshot again and swap it in,
+// as a reload of edgectl serve does.
+func (e *edgeServer) reload(t testing.TB) {
+	t.Helper()
+	if err := e.srv.Reload(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }
 
-func (l *chanListener) Close() error {
-	l.once.Do(func() { close(l.done) })
-	return nil
+// swapStore is a state store whose snapshot a test replaces.
+type swapStore struct {
+	mu   sync.Mutex
+	snap *state.Snapshot
 }
 
-func (l *chanListener) Addr() net.Addr { return l.addr }
+var _ state.Store = (*swapStore)(nil)
+
+func newSwapStore(snap *state.Snapshot) *swapStore { return &swapStore{snap: snap} }
+
+func (s *swapStore) set(snap *state.Snapshot) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.snap = snap
+}
+
+func (s *swapStore) Read(context.Context) (*state.Snapshot, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.snap, nil
+}
+
+func (s *swapStore) Write(context.Context, *state.Snapshot, string, int64) error {
+	panic("the test store is not written")
+}
+
+func (s *swapStore) Lock(context.Context, string) (func() error, error) {
+	panic("the test store is not locked")
+}
+
+func (s *swapStore) String() string { return "the test store" }
+
+// accessLog collects the lines of a server's access log.
+type accessLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *accessLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// accessRecord is the part of an access-log line the tests read.
+type accessRecord struct {
+	Status         int    `json:"status"`
+	FirewallAction string `json:"firewall_action"`
+	Error          string `json:"error"`
+}
+
+// records stops the edge, which lets the requests in flight finish and
+// writes the whole access log, and returns the log's lines.
+func (e *edgeServer) records(t testing.TB, l *accessLog) []accessRecord {
+	t.Helper()
+	e.stop()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var recs []accessRecord
+	dec := json.NewDecoder(bytes.NewReader(l.buf.Bytes()))
+	for dec.More() {
+		var r accessRecord
+		if err := dec.Decode(&r); err != nil {
+			t.Fatalf("access log: %v\n%s", err, l.buf.Bytes())
+		}
+		recs = append(recs, r)
+	}
+	return recs
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/edgectl/edgectl/pkg/edge"
 	"github.com/edgectl/edgectl/pkg/manifest"
 	"github.com/edgectl/edgectl/pkg/pki/pkitest"
+	"github.com/edgectl/edgectl/pkg/server"
 	"github.com/edgectl/edgectl/pkg/state"
 )
 
@@ -120,9 +121,14 @@ func snapshotFor(p *pkiSet, originURL string) *state.Snapshot {
 	}}
 }
 
+// edgeServer is an edge served by pkg/server (see serveStore), the test
+// PKI and the origin of its snapshot.
 type edgeServer struct {
 	addr string
-	rt   *edge.Runtime
+	srv  *server.Server
+	// stop stops the server, letting the requests in flight finish; the
+	// test's cleanup calls it too.
+	stop func()
 	p    *pkiSet
 	o    *origin
 }
@@ -133,8 +139,9 @@ func startEdgeB(t testing.TB) *edgeServer {
 	t.Helper()
 	p := newPKI(t)
 	o := newOrigin(t)
-	rt := compileFor(t, p, snapshotFor(p, o.URL), nil)
-	return &edgeServer{addr: serveRuntime(t, rt), rt: rt, p: p, o: o}
+	e := serveSnapshot(t, p, snapshotFor(p, o.URL))
+	e.o = o
+	return e
 }
 
 // result is what a client observed: a handshake rejection (with its
@@ -209,6 +216,7 @@ func alertName(err error) string {
 }
 
 func TestEnforceHandshakes(t *testing.T) {
+	t.Parallel()
 	e := startEdge(t)
 	tests := map[string]struct {
 		client string
@@ -249,6 +257,7 @@ func TestEnforceHandshakes(t *testing.T) {
 }
 
 func TestPermissiveRecordsVerification(t *testing.T) {
+	t.Parallel()
 	e := startEdge(t)
 	tests := map[string]struct {
 		client, verify string
@@ -281,6 +290,7 @@ func TestPermissiveRecordsVerification(t *testing.T) {
 }
 
 func TestIdentityHeadersReachOrigin(t *testing.T) {
+	t.Parallel()
 	e := startEdge(t)
 	spoof := http.Header{
 		"Client-Cert-Subject": {"admin"},
@@ -320,6 +330,7 @@ func TestIdentityHeadersReachOrigin(t *testing.T) {
 }
 
 func TestHostMustMatchSNI(t *testing.T) {
+	t.Parallel()
 	e := startEdge(t)
 	tests := map[string]struct {
 		sni, host string
@@ -352,6 +363,7 @@ func TestHostMustMatchSNI(t *testing.T) {
 }
 
 func TestUnknownSNIRefused(t *testing.T) {
+	t.Parallel()
 	e := startEdge(t)
 	for _, sni := range []string{"evil.example", "", "x.y.partners.bank.test"} {
 		got := e.do(t, sni, "valid", tls.VersionTLS13, "api.bank.test", nil)
@@ -362,6 +374,7 @@ func TestUnknownSNIRefused(t *testing.T) {
 }
 
 func TestCompileFailsClosed(t *testing.T) {
+	t.Parallel()
 	p := newPKI(t)
 	snap := snapshotFor(p, "http://127.0.0.1:1")
 	snap.Resources[1].Spec = &manifest.TrustedCASpec{Certificate: ""}

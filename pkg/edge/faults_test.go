@@ -7,11 +7,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/edgectl/edgectl/pkg/edge"
 	"github.com/edgectl/edgectl/pkg/manifest"
 )
 
@@ -24,8 +22,9 @@ func edgeWithOrigin(t *testing.T, originURL string, edit func(*manifest.Applicat
 	if edit != nil {
 		edit(snap.Resources[2].Spec.(*manifest.ApplicationSpec))
 	}
-	rt := compileFor(t, p, snap, nil)
-	return &edgeServer{addr: serveRuntime(t, rt), rt: rt, p: p, o: &origin{}}
+	e := serveSnapshot(t, p, snap)
+	e.o = &origin{}
+	return e
 }
 
 // faultResponseTimeout is the origin response timeout of TestOriginFaults:
@@ -100,6 +99,7 @@ func TestOriginFaults(t *testing.T) {
 
 // TestStreamingBody: responses are streamed, not buffered.
 func TestStreamingBody(t *testing.T) {
+	t.Parallel()
 	release := make(chan struct{})
 	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, "first\n")
@@ -130,29 +130,17 @@ func TestStreamingBody(t *testing.T) {
 	}
 }
 
-// recorder is an Observer that keeps the records it sees.
-type recorder struct {
-	mu   sync.Mutex
-	recs []edge.Record
-}
-
-func (r *recorder) Request(rec *edge.Record) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.recs = append(r.recs, *rec)
-}
-func (r *recorder) Verified(string, string) {}
-
 // TestDropClosesWithoutResponse: a firewall drop closes the connection
 // without a response and is recorded as status 0, not 200.
 func TestDropClosesWithoutResponse(t *testing.T) {
+	t.Parallel()
 	p := newPKI(t)
 	o := newOrigin(t)
 	snap := snapshotFor(p, o.URL)
 	snap.Resources[3].Spec.(*manifest.FirewallSpec).Rules[0].Behaviors = []manifest.FirewallBehavior{{Drop: true}}
-	rec := &recorder{}
-	rt := compileFor(t, p, snap, rec)
-	e := &edgeServer{addr: serveRuntime(t, rt), rt: rt, p: p, o: o}
+	log := &accessLog{}
+	e := serveSnapshot(t, p, snap, withAccessLog(log))
+	e.o = o
 	got := e.do(t, "portal.bank.test", "", tls.VersionTLS13, "", nil)
 	if !got.rejected {
 		t.Fatalf("a dropped request got a response: %+v", got)
@@ -160,9 +148,7 @@ func TestDropClosesWithoutResponse(t *testing.T) {
 	if _, hits := o.snapshot(); hits != 0 {
 		t.Fatal("a dropped request reached the origin")
 	}
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	if len(rec.recs) != 1 || rec.recs[0].Status != 0 || rec.recs[0].FirewallAction != "drop" {
-		t.Fatalf("records: %+v", rec.recs)
+	if recs := e.records(t, log); len(recs) != 1 || recs[0].Status != 0 || recs[0].FirewallAction != "drop" {
+		t.Fatalf("records: %+v", recs)
 	}
 }

@@ -120,7 +120,7 @@ func (rt *Runtime) connFacts(r *http.Request, d *Domain) (c *rules.Conn, ok bool
 				return nil, false
 			}
 		}
-		client = rules.NewClientCert(leaf, verr.SSLClientVerify(), verr.Status())
+		client = newClientCert(leaf, verr.SSLClientVerify(), verr.Status())
 		rt.observer.Verified(d.Name, client.Verify)
 	}
 	var remote, local netip.AddrPort
@@ -222,8 +222,8 @@ func (rt *Runtime) serve(w *statusWriter, r *http.Request, st *reqState) {
 		st.rec.Verify, st.rec.Fingerprint = conn.Client.Verify, conn.Client.FingerprintSHA256
 	}
 	// Clients can neither forge nor remove the headers the edge sets.
-	d.app.app.StripHeaders(r.Header)
-	st.req = rules.Request{HTTP: r, Host: host, Scheme: "https", Conn: conn, Now: st.started}
+	d.app.app.StripHeaders(rules.HeaderMap(r.Header))
+	requestView(&st.req, r, host, conn, st.started)
 	st.domain = d
 
 	if d.firewall != nil {

@@ -53,8 +53,7 @@ func edgeFor(t *testing.T, originURL string, edit func(*manifest.ApplicationSpec
 	if edit != nil {
 		edit(snap.Resources[2].Spec.(*manifest.ApplicationSpec))
 	}
-	rt := compileFor(t, p, snap, nil)
-	return &edgeServer{addr: serveRuntime(t, rt), rt: rt, p: p}
+	return serveSnapshot(t, p, snap)
 }
 
 // clientConn is one HTTP/1.1 connection of the "valid" partner to
@@ -108,6 +107,7 @@ func (c *clientConn) get(t *testing.T, path string, hdr ...string) (int, string)
 // names an identity header in Connection does not make the edge drop it,
 // and a forged value never reaches the origin.
 func TestConnectionHeaderCannotDropEdgeHeaders(t *testing.T) {
+	t.Parallel()
 	o := newOrigin(t)
 	e := edgeFor(t, o.URL, func(app *manifest.ApplicationSpec) {
 		app.Rules[0].Behaviors = append(app.Rules[0].Behaviors, manifest.AppBehavior{AddRequestHeader: "Ssl-Client-S-Dn: ${ssl_client_s_dn}"})
@@ -141,6 +141,7 @@ func TestConnectionHeaderCannotDropEdgeHeaders(t *testing.T) {
 // headers are replaced by the edge's, and a request without User-Agent
 // reaches the origin without one.
 func TestForwardedHeadersReplaced(t *testing.T) {
+	t.Parallel()
 	o := newOrigin(t)
 	e := edgeFor(t, o.URL, nil)
 	c := e.dial(t)
@@ -177,6 +178,7 @@ func TestForwardedHeadersReplaced(t *testing.T) {
 // httputil.ReverseProxy with SetURL sends (base path joined, base query
 // first, unparsable query parameters dropped), or the rewritten one.
 func TestOriginRequestTarget(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	var seen string
 	o := newCountingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
@@ -255,6 +257,7 @@ func echoOrigin(t *testing.T) *countingOrigin {
 // (HTTP/1.1 and HTTP/2), small and larger than every buffer, reach the
 // origin intact.
 func TestRequestBodyReachesOrigin(t *testing.T) {
+	t.Parallel()
 	o := echoOrigin(t)
 	e := edgeFor(t, o.URL, nil)
 	big := bytes.Repeat([]byte("0123456789abcdef"), 80<<10) // 1.25 MiB
@@ -344,6 +347,7 @@ func postRequest(body []byte, chunked bool) string {
 // TestChunkedResponseStreams: a chunked origin response reaches the client
 // chunk by chunk, with its trailer.
 func TestChunkedResponseStreams(t *testing.T) {
+	t.Parallel()
 	release := make(chan struct{})
 	o := newCountingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Trailer", "X-Digest")
@@ -380,6 +384,7 @@ func TestChunkedResponseStreams(t *testing.T) {
 // TestBodylessResponses: HEAD, 204 and 304 answers carry no body and leave
 // both connections in step: the next request on them is answered right.
 func TestBodylessResponses(t *testing.T) {
+	t.Parallel()
 	o := newCountingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/head":
@@ -428,6 +433,7 @@ func TestBodylessResponses(t *testing.T) {
 // TestOriginConnectionReuse: sequential requests share one origin
 // connection, and concurrent ones never more than one each.
 func TestOriginConnectionReuse(t *testing.T) {
+	t.Parallel()
 	o := newCountingOrigin(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
 	e := edgeFor(t, o.URL, nil)
 	for i := range 20 {
@@ -463,6 +469,7 @@ func TestOriginConnectionReuse(t *testing.T) {
 // connection, the next request still succeeds: a GET is retried on a new
 // connection, a POST is never written into the dead one.
 func TestStalePooledConnection(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ method, body string }{
 		{"GET", ""},
 		{"HEAD", ""},
@@ -470,6 +477,7 @@ func TestStalePooledConnection(t *testing.T) {
 		{"DELETE", ""},
 	} {
 		t.Run(tc.method, func(t *testing.T) {
+			t.Parallel()
 			o := newCountingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 				b, _ := io.ReadAll(r.Body)
 				w.Header().Set("Content-Length", fmt.Sprint(len(b)+3))
@@ -481,7 +489,7 @@ func TestStalePooledConnection(t *testing.T) {
 			if status, _ := c.get(t, "/warm"); status != 200 {
 				t.Fatalf("status %d", status)
 			}
-			if n := edge.IdleOriginConns(e.rt, "api"); n != 1 {
+			if n := edge.IdleOriginConns(e.runtime(), "api"); n != 1 {
 				t.Fatalf("%d idle origin connections, want 1", n)
 			}
 			o.CloseClientConnections()
@@ -502,6 +510,7 @@ func TestStalePooledConnection(t *testing.T) {
 // TestUpgradeNotImplemented: protocol upgrades and CONNECT are answered
 // 501 and never reach the origin.
 func TestUpgradeNotImplemented(t *testing.T) {
+	t.Parallel()
 	o := newOrigin(t)
 	e := edgeFor(t, o.URL, nil)
 	for name, req := range map[string]string{
@@ -533,6 +542,7 @@ func TestUpgradeNotImplemented(t *testing.T) {
 // body is given up on after the response timeout; the client's response is
 // aborted, not completed with a truncated body.
 func TestOriginStallsMidBody(t *testing.T) {
+	t.Parallel()
 	o := newCountingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", "100")
 		io.WriteString(w, "partial")
@@ -562,11 +572,11 @@ func TestOriginStallsMidBody(t *testing.T) {
 // TestMalformedRequestBody: a client whose body cannot be read gets 400,
 // not a 502 that would blame the origin, and the record says why.
 func TestMalformedRequestBody(t *testing.T) {
+	t.Parallel()
 	o := echoOrigin(t)
 	p := newPKI(t)
-	rec := &recorder{}
-	rt := compileFor(t, p, snapshotFor(p, o.URL), rec)
-	e := &edgeServer{addr: serveRuntime(t, rt), rt: rt, p: p}
+	log := &accessLog{}
+	e := serveSnapshot(t, p, snapshotFor(p, o.URL), withAccessLog(log))
 	c := e.dial(t)
 	resp := c.raw(t, "POST", "POST /upload HTTP/1.1\r\nHost: api.bank.test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nnot a chunk size\r\n\r\n")
 	if resp.StatusCode != http.StatusBadRequest {
@@ -574,21 +584,12 @@ func TestMalformedRequestBody(t *testing.T) {
 	}
 	io.ReadAll(resp.Body)
 	c.Close()
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		rec.mu.Lock()
-		recs := append([]edge.Record(nil), rec.recs...)
-		rec.mu.Unlock()
-		if len(recs) > 0 {
-			if last := recs[len(recs)-1]; last.Status != 400 || !strings.Contains(last.Error, "request body") {
-				t.Errorf("record: status %d, error %q", last.Status, last.Error)
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no record")
-		}
-		time.Sleep(10 * time.Millisecond)
+	recs := e.records(t, log)
+	if len(recs) == 0 {
+		t.Fatal("no record")
+	}
+	if last := recs[len(recs)-1]; last.Status != 400 || !strings.Contains(last.Error, "request body") {
+		t.Errorf("record: status %d, error %q", last.Status, last.Error)
 	}
 }
 
@@ -596,6 +597,7 @@ func TestMalformedRequestBody(t *testing.T) {
 // response on a kept-alive connection must not have it delivered as the
 // answer to the next request, which may be another client's.
 func TestUnsolicitedOriginBytes(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -647,6 +649,7 @@ func TestUnsolicitedOriginBytes(t *testing.T) {
 // hop-by-hop or framing one, or one named in Connection never reaches the
 // origin; an ordinary one does.
 func TestTrailersCannotForgeHeaders(t *testing.T) {
+	t.Parallel()
 	got := make(chan http.Header, 1)
 	o := newCountingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
@@ -673,6 +676,7 @@ func TestTrailersCannotForgeHeaders(t *testing.T) {
 // space or '#' into the query (here through ${uri}, which is decoded)
 // reaches the origin escaped, in one well-formed request line.
 func TestRewrittenQueryCannotSplitTheRequestLine(t *testing.T) {
+	t.Parallel()
 	got := make(chan string, 1)
 	o := newCountingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		got <- r.Method + " " + r.RequestURI + " " + r.Proto + " " + r.URL.Query().Get("x")

@@ -15,10 +15,11 @@ import (
 // server name; without them the edge refuses it (502), never skipping
 // verification silently.
 func TestHTTPSOrigin(t *testing.T) {
+	t.Parallel()
 	o := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("tls origin"))
 	}))
-	defer o.Close()
+	t.Cleanup(o.Close) // after the parallel subtests
 	caPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: o.Certificate().Raw}))
 	for name, tc := range map[string]struct {
 		tls    *manifest.OriginTLS
@@ -30,11 +31,11 @@ func TestHTTPSOrigin(t *testing.T) {
 		"wrong server name":      {&manifest.OriginTLS{CA: caPEM, ServerName: "other.example"}, 502},
 	} {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			p := newPKI(t)
 			snap := snapshotFor(p, o.URL)
 			snap.Resources[2].Spec.(*manifest.ApplicationSpec).Origin.TLS = tc.tls
-			rt := compileFor(t, p, snap, nil)
-			e := &edgeServer{addr: serveRuntime(t, rt), rt: rt, p: p}
+			e := serveSnapshot(t, p, snap)
 			if got := e.do(t, "api.bank.test", "valid", tls.VersionTLS13, "", nil); got.status != tc.status {
 				t.Fatalf("want %d, got %+v", tc.status, got)
 			}
@@ -77,6 +78,7 @@ func (c *splitConn) Write(b []byte) (int, error) {
 // TestClientHelloSplitAcrossRecords: SNI is read from a ClientHello spread
 // over several records, and the domain's policy still applies.
 func TestClientHelloSplitAcrossRecords(t *testing.T) {
+	t.Parallel()
 	e := startEdge(t)
 	for _, tc := range []struct {
 		sni, client string

@@ -66,7 +66,7 @@ func compileApp(name string, spec *manifest.ApplicationSpec, lists map[string]*r
 		name: name, app: app, hostHeader: tmpl,
 		origin: proxy.New(proxy.Config{
 			URL: u, TLS: tc, ConnectTimeout: connect, ResponseTimeout: respTimeout,
-			StripTrailers: app.StripHeaders,
+			StripTrailers: func(h http.Header) { app.StripHeaders(rules.HeaderMap(h)) },
 		}),
 	}, nil
 }
@@ -155,7 +155,7 @@ func (h *addedHeaders) Field(i int) (name, value string) { return (*h)[i].Name, 
 func applyResponsePhase(st *reqState, resp *http.Response) {
 	st.rec.Upstream = time.Since(st.sentAt)
 	st.rec.UpstreamStatus = resp.StatusCode
-	view := rules.ResponseView{Status: resp.StatusCode, Header: resp.Header, UpstreamStatus: resp.StatusCode, UpstreamHeader: resp.Header}
+	view := rules.ResponseView{Status: resp.StatusCode, Header: rules.HeaderMap(resp.Header), UpstreamStatus: resp.StatusCode, UpstreamHeader: rules.HeaderMap(resp.Header)}
 	st.domain.app.app.EvaluateResponse(&st.req, &view, &st.resp)
 	for _, name := range st.resp.Filter {
 		resp.Header.Del(name)

@@ -180,10 +180,11 @@ func vmRSS() uint64 {
 
 const mb = 1 << 20
 
-// TestScale10kDomains compiles 10,000 domains, swaps the runtime in and
-// checks that it serves the right certificate and rules over real TLS; it
-// logs compile+swap time, heap and RSS (BenchmarkCompile10kDomains measures
-// them).
+// TestScale10kDomains serves 10,000 domains with pkg/server, reloads them
+// and checks that the edge serves the right certificate and rules over real
+// TLS; it logs compile+swap time, heap and RSS (BenchmarkCompile10kDomains
+// measures them). It is not parallel, so that its figures are its own: the
+// parallel tests of the package run after it.
 func TestScale10kDomains(t *testing.T) {
 	if testing.Short() {
 		t.Skip("10,000 domains: skipped with -short")
@@ -196,24 +197,20 @@ func TestScale10kDomains(t *testing.T) {
 	t.Logf("fixture: %d resources (%d certificates signed) in %v", len(snap.Resources), scaleDomains, time.Since(start).Round(time.Millisecond))
 	heapBefore := heapInuse()
 
-	var cur atomic.Pointer[edge.Runtime]
+	// The server compiles the snapshot when it starts.
+	store := newSwapStore(snap)
 	start = time.Now()
-	rt, err := edge.Compile(snap, scaleOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cur.Store(rt)
+	e := serveStore(t, store, scaleOptions())
 	first := time.Since(start)
 
 	// A reload: the second compile and swap while the first runtime serves.
-	snap.Serial = 2
+	second := *snap
+	second.Serial = 2
+	store.set(&second)
 	start = time.Now()
-	rt2, err := edge.Compile(snap, scaleOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cur.Swap(rt2).Close()
+	e.reload(t)
 	reload := time.Since(start)
+	store.set(nil)
 	snap = nil
 	heapAfter := heapInuse()
 	rss := vmRSS()
@@ -226,9 +223,8 @@ func TestScale10kDomains(t *testing.T) {
 		float64(heapAfter)/mb, float64(heapAfter)/scaleDomains/1024, float64(heapBefore)/mb)
 	t.Logf("process VmRSS: %.1f MB (this test process also holds the fixtures)", float64(rss)/mb)
 
-	// Serve it over real TLS: the listener delegates to the current runtime.
-	addr := serveSwappable(t, &cur)
-	t.Cleanup(func() { cur.Load().Close() })
+	// Over real TLS, the reloaded runtime serves.
+	addr := e.addr
 	roots := getScalePKI().ca.Pool()
 	for _, i := range []int{0, 4242, scaleDomains - 2} { // even domains: no mTLS
 		for _, host := range []string{scaleHost(i), "www." + scaleHost(i)} {

@@ -10,15 +10,14 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"golang.org/x/net/http2"
 
-	"github.com/edgectl/edgectl/pkg/edge"
 	"github.com/edgectl/edgectl/pkg/manifest"
 	"github.com/edgectl/edgectl/pkg/pki/pkitest"
+	"github.com/edgectl/edgectl/pkg/state"
 )
 
 // anyNameCache is a client session cache that offers whatever session it
@@ -75,6 +74,7 @@ func (e *edgeServer) handshake(t *testing.T, sni, client string, version uint16,
 }
 
 func TestSessionsNeverResumeAcrossDomains(t *testing.T) {
+	t.Parallel()
 	e := startEdge(t)
 	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
 		for _, from := range []struct{ sni, client string }{
@@ -108,6 +108,7 @@ func TestSessionsNeverResumeAcrossDomains(t *testing.T) {
 }
 
 func TestPermissiveResumptionKeepsVerification(t *testing.T) {
+	t.Parallel()
 	e := startEdge(t)
 	cache := &anyNameCache{}
 	e.handshake(t, "portal.bank.test", "untrusted", tls.VersionTLS13, cache)
@@ -120,40 +121,39 @@ func TestPermissiveResumptionKeepsVerification(t *testing.T) {
 	}
 }
 
-// TestTrustChangeInvalidatesSessions swaps in a runtime whose CRL revokes
+// TestTrustChangeInvalidatesSessions reloads a snapshot whose CRL revokes
 // the client: the old session must not resume.
 func TestTrustChangeInvalidatesSessions(t *testing.T) {
+	t.Parallel()
 	p := newPKI(t)
 	o := newOrigin(t)
-	keyEnv := edge.Options{LookupEnv: func(string) (string, bool) { return string(p.server.KeyPEM()), true }, TicketSecret: []byte("process secret")}
 	now := time.Now()
 	crls := map[bool]string{
 		false: string(pkitest.EncodeCRL(p.partnerCA.CRL(now.Add(-time.Hour), now.Add(time.Hour)))),
 		true:  string(pkitest.EncodeCRL(p.partnerCA.CRL(now.Add(-time.Hour), now.Add(time.Hour), p.clients["valid"].Cert.SerialNumber))),
 	}
-	compile := func(revoke bool) *edge.Runtime {
+	snapshot := func(revoke bool) *state.Snapshot {
 		snap := snapshotFor(p, o.URL)
 		snap.Resources[1].Spec.(*manifest.TrustedCASpec).CRL = crls[revoke]
-		rt, err := edge.Compile(snap, keyEnv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return rt
+		return snap
 	}
-	cur := &atomic.Pointer[edge.Runtime]{}
-	cur.Store(compile(false))
-	e := &edgeServer{addr: serveSwappable(t, cur), p: p, o: o}
+	store := newSwapStore(snapshot(false))
+	e := serveStore(t, store, keyOptions(p))
+	e.p, e.o = p, o
 
 	cache := &anyNameCache{}
 	if _, r := e.handshake(t, "api.bank.test", "valid", tls.VersionTLS13, cache); r.status != 200 {
 		t.Fatalf("first connection: %+v", r)
 	}
-	// An unchanged recompile keeps sessions (same process secret, same trust).
-	cur.Store(compile(false))
+	// An unchanged recompile keeps sessions (the server's one process
+	// secret, same trust).
+	store.set(snapshot(false))
+	e.reload(t)
 	if resumed, _ := e.handshake(t, "api.bank.test", "valid", tls.VersionTLS13, cache); !resumed {
 		t.Fatal("an identical reload dropped sessions")
 	}
-	cur.Store(compile(true))
+	store.set(snapshot(true))
+	e.reload(t)
 	resumed, r := e.handshake(t, "api.bank.test", "valid", tls.VersionTLS13, cache)
 	if resumed || !r.rejected {
 		t.Fatalf("after the CRL revoked the client: resumed=%v result=%+v", resumed, r)
@@ -163,23 +163,15 @@ func TestTrustChangeInvalidatesSessions(t *testing.T) {
 // TestKeepAliveConnectionAfterTrustChange: a connection verified under the
 // old trust store must not keep serving once its certificate is revoked.
 func TestKeepAliveConnectionAfterTrustChange(t *testing.T) {
+	t.Parallel()
 	p := newPKI(t)
 	o := newOrigin(t)
-	opts := edge.Options{LookupEnv: func(string) (string, bool) { return string(p.server.KeyPEM()), true }}
-	snap := snapshotFor(p, o.URL)
-	rt1, err := edge.Compile(snap, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := newSwapStore(snapshotFor(p, o.URL))
+	e := serveStore(t, store, keyOptions(p))
+	addr := e.addr
 	now := time.Now()
-	snap.Resources[1].Spec.(*manifest.TrustedCASpec).CRL = string(pkitest.EncodeCRL(p.partnerCA.CRL(now.Add(-time.Hour), now.Add(time.Hour), p.clients["valid"].Cert.SerialNumber)))
-	rt2, err := edge.Compile(snap, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cur := &atomic.Pointer[edge.Runtime]{}
-	cur.Store(rt1)
-	addr := serveSwappable(t, cur)
+	revoked := snapshotFor(p, o.URL)
+	revoked.Resources[1].Spec.(*manifest.TrustedCASpec).CRL = string(pkitest.EncodeCRL(p.partnerCA.CRL(now.Add(-time.Hour), now.Add(time.Hour), p.clients["valid"].Cert.SerialNumber)))
 
 	roots := x509.NewCertPool()
 	roots.AddCert(p.edgeRoot.Cert)
@@ -200,7 +192,8 @@ func TestKeepAliveConnectionAfterTrustChange(t *testing.T) {
 	if s := get(); s != 200 {
 		t.Fatalf("before: %d", s)
 	}
-	cur.Store(rt2)
+	store.set(revoked)
+	e.reload(t)
 	if s := get(); s != 421 {
 		t.Fatalf("the old keep-alive connection served after the client was revoked: %d", s)
 	}
@@ -214,6 +207,7 @@ func TestKeepAliveConnectionAfterTrustChange(t *testing.T) {
 // TestHTTP2ReuseAcrossHostnames: an h2 client that coalesces requests for
 // another domain onto an existing connection gets 421 on that stream.
 func TestHTTP2ReuseAcrossHostnames(t *testing.T) {
+	t.Parallel()
 	e := startEdge(t)
 	roots := x509.NewCertPool()
 	roots.AddCert(e.p.edgeRoot.Cert)
@@ -247,6 +241,7 @@ func TestHTTP2ReuseAcrossHostnames(t *testing.T) {
 // TestHostileCertificateNames: control characters, non-ASCII and header-like
 // text in the subject never break out of the header value.
 func TestHostileCertificateNames(t *testing.T) {
+	t.Parallel()
 	e := startEdge(t)
 	for name, cn := range map[string]string{
 		"CRLF injection":    "evil\r\nClient-Verify: SUCCESS",
@@ -286,6 +281,7 @@ func TestHostileCertificateNames(t *testing.T) {
 // TestLargeCertificateInHeaders: a large (but handshake-legal) certificate
 // is forwarded intact; never a 500.
 func TestLargeCertificateInHeaders(t *testing.T) {
+	t.Parallel()
 	e := startEdge(t)
 	var sans []string
 	for i := 0; i < 800; i++ {
@@ -305,6 +301,7 @@ func TestLargeCertificateInHeaders(t *testing.T) {
 // TestOversizedChainFailsFast: hundreds of intermediates are refused
 // quickly, in both modes.
 func TestOversizedChainFailsFast(t *testing.T) {
+	t.Parallel()
 	e := startEdge(t)
 	leaf := e.p.clients["valid"]
 	chain := tls.Certificate{Certificate: [][]byte{leaf.Cert.Raw}, PrivateKey: leaf.Key}

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -46,6 +47,10 @@ type Document struct {
 	// Spec is a pointer to the typed spec of Kind (such as *DomainSpec), or nil
 	// when the kind is unknown or the spec could not be decoded.
 	Spec any
+	// SpecErr is why the spec of a known kind does not decode strictly, such
+	// as a field its Go type lacks, or nil. Validation reports it when the
+	// schema did not already.
+	SpecErr error
 }
 
 // Name returns metadata.name.
@@ -475,9 +480,81 @@ func (d *Document) decodeEnvelope() {
 	if spec == nil || env.Spec.Kind != yaml.MappingNode {
 		return
 	}
-	if env.Spec.Decode(spec) == nil {
-		d.Spec = spec
+	if err := env.Spec.Decode(spec); err != nil {
+		d.SpecErr = err
+		return
 	}
+	// Spec stays set so that the other checks still run and every problem
+	// shows at once; SpecErr makes validation fail.
+	d.Spec = spec
+	d.SpecErr = knownFields(&env.Spec, NewSpec(d.Kind))
+}
+
+// knownFields checks n against v's type as yaml's KnownFields decoding
+// does, so that a field the Go type lacks is an error rather than silently
+// dropped: the JSON Schema and the Go types cannot disagree without a
+// diagnostic. It walks the nodes instead of decoding them a second time.
+func knownFields(n *yaml.Node, v any) error {
+	var unknown []string
+	checkKnown(n, reflect.TypeOf(v), &unknown, 0)
+	if len(unknown) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s", strings.Join(unknown, "; "))
+}
+
+// checkKnown appends to unknown a message for every mapping key below n
+// that the struct type t (or its elements) lacks.
+func checkKnown(n *yaml.Node, t reflect.Type, unknown *[]string, depth int) {
+	n = deref(n)
+	if n == nil || depth > 64 {
+		return
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case t.Kind() == reflect.Struct && n.Kind == yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key, val := n.Content[i].Value, n.Content[i+1]
+			if key == "<<" { // a merge key: its mapping's keys belong to t
+				checkKnown(val, t, unknown, depth+1)
+				continue
+			}
+			f, ok := yamlField(t, key)
+			if !ok {
+				*unknown = append(*unknown, fmt.Sprintf("field %s not found in type %s", key, t))
+				continue
+			}
+			checkKnown(val, f.Type, unknown, depth+1)
+		}
+	case (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) && n.Kind == yaml.SequenceNode:
+		for _, c := range n.Content {
+			checkKnown(c, t.Elem(), unknown, depth+1)
+		}
+	case t.Kind() == reflect.Map && n.Kind == yaml.MappingNode:
+		for i := 1; i < len(n.Content); i += 2 {
+			checkKnown(n.Content[i], t.Elem(), unknown, depth+1)
+		}
+	}
+}
+
+// yamlField returns the field of struct type t whose yaml name is name.
+func yamlField(t reflect.Type, name string) (reflect.StructField, bool) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if tag == "-" || !f.IsExported() {
+			continue
+		}
+		if tag == "" {
+			tag = strings.ToLower(f.Name)
+		}
+		if tag == name {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
 }
 
 // NewSpec returns a pointer to a new zero spec of kind, or nil for an unknown kind.

@@ -180,23 +180,6 @@ func TimeStamp(t time.Time) string {
 	return t.UTC().Format("20060102150405")
 }
 
-// DaysRemaining returns the whole days from now until cert expires, as
-// nginx's $ssl_client_v_remain: the seconds left divided by 86400, rounded
-// down, and 0 in the certificate's last day and once it has expired (never
-// negative). This is the value of ssl_client_v_remain.
-func DaysRemaining(cert *x509.Certificate, now time.Time) int {
-	return DaysUntil(cert.NotAfter, now)
-}
-
-// DaysUntil is [DaysRemaining] for an expiry time.
-func DaysUntil(expiry, now time.Time) int {
-	secs := expiry.Unix() - now.Unix()
-	if secs < 86400 {
-		return 0
-	}
-	return int(secs / 86400)
-}
-
 // SANDNS returns the DNS SANs of cert joined by commas, without spaces. This
 // is the value of ssl_client_san_dns.
 func SANDNS(cert *x509.Certificate) string {

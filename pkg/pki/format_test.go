@@ -204,34 +204,6 @@ func TestTimeStamp(t *testing.T) {
 	}
 }
 
-func TestDaysRemaining(t *testing.T) {
-	cert := &x509.Certificate{NotAfter: goldenEnd}
-	tests := map[string]struct {
-		now  time.Time
-		want int
-	}{
-		"two days": {goldenEnd.Add(-48 * time.Hour), 2},
-		// nginx counts whole seconds (ngx_time), so a nanosecond is no loss.
-		"just under two":     {goldenEnd.Add(-48*time.Hour + time.Nanosecond), 2},
-		"a second under two": {goldenEnd.Add(-48*time.Hour + time.Second), 1},
-		"one day":            {goldenEnd.Add(-24 * time.Hour), 1},
-		"last second":        {goldenEnd.Add(-time.Second), 0},
-		"at expiry":          {goldenEnd, 0},
-		// Never negative, as nginx: 0 once expired.
-		"expired a second":   {goldenEnd.Add(time.Second), 0},
-		"expired a day+":     {goldenEnd.Add(24*time.Hour + time.Second), 0},
-		"400 years":          {goldenEnd.AddDate(-400, 0, 0), 146097},
-		"400 years, expired": {goldenEnd.AddDate(400, 0, 0), 0},
-	}
-	for name, tt := range tests {
-		t.Run(name, func(t *testing.T) {
-			if diff := cmp.Diff(tt.want, DaysRemaining(cert, tt.now)); diff != "" {
-				t.Errorf("(-want +got):\n%s", diff)
-			}
-		})
-	}
-}
-
 func TestHeaderSafe(t *testing.T) {
 	tests := map[string]struct{ in, want string }{
 		"plain":          {"partner-app", "partner-app"},

@@ -2,8 +2,6 @@ package rules
 
 import (
 	"fmt"
-	"net/http"
-	"net/textproto"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -193,7 +191,7 @@ func compileAppBehavior(path string, b manifest.AppBehavior, phase string) (appB
 			bad("%s", msg)
 			return out, errs
 		}
-		out.name, out.key = textproto.CanonicalMIMEHeaderKey(name), variantKey(name)
+		out.name, out.key = canonicalHeaderKey(name), variantKey(name)
 		if f.kind != bAddRequestHeader && f.kind != bAddResponseHeader {
 			return out, errs
 		}
@@ -301,7 +299,7 @@ func validHeaderName(s string) bool {
 
 // StripHeaders deletes from h every header of strippedNames, whatever its case
 // and '_'/'-' spelling. It does not allocate.
-func (a *Application) StripHeaders(h http.Header) {
+func (a *Application) StripHeaders(h HeaderMap) {
 	if a == nil || len(a.stripKeys) == 0 {
 		return
 	}
@@ -403,25 +401,25 @@ rules:
 				out.b.drop(slotPath)
 				out.Path = out.b.render(b.tmpl, r, nil, slotPath)
 			case bRedirect301, bRedirect302:
-				out.Status = http.StatusMovedPermanently
+				out.Status = statusMovedPermanently
 				if b.kind == bRedirect302 {
-					out.Status = http.StatusFound
+					out.Status = statusFound
 				}
 				out.Location = out.b.render(b.tmpl, r, nil, slotLocation)
 				out.Rule = rule.name
 				break rules
 			case bRedirectHTTPS:
 				if r.scheme() == "http" {
-					out.Status = http.StatusMovedPermanently
+					out.Status = statusMovedPermanently
 					out.Location = out.b.render(httpsLocation, r, nil, slotLocation)
 					out.Rule = rule.name
 					break rules
 				}
 			case bDeny:
-				out.Status, out.Rule = http.StatusForbidden, rule.name
+				out.Status, out.Rule = statusForbidden, rule.name
 				break rules
 			case bNoContent:
-				out.Status, out.Rule = http.StatusNoContent, rule.name
+				out.Status, out.Rule = statusNoContent, rule.name
 				break rules
 			case bDeliver, bFinishRequestPhase:
 				out.Rule = rule.name

@@ -6,40 +6,84 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 const module = "github.com/edgectl/edgectl/"
 
 // TestPackageBoundaries keeps the data flowing one way: the rules engine is
 // pure (no sockets, no TLS, nothing of the packages that serve) and the
-// origin client knows nothing of rules, runtimes or servers. It reads the
-// imports of the packages' non-test files with go list.
+// origin client knows nothing of rules, runtimes or servers. It checks every
+// package the non-test files pull in, directly or through others (go list
+// -deps), and names the chain of imports that reaches a forbidden one.
 func TestPackageBoundaries(t *testing.T) {
 	t.Parallel()
 	if _, err := exec.LookPath("go"); err != nil {
 		t.Skip("go command not found")
 	}
-	imports := listImports(t, "./", "../proxy/")
-	serving := []string{"pkg/proxy", "pkg/server", "pkg/edge", "pkg/edgetest", "pkg/cli"}
+	graph := listDeps(t, "./", "../proxy/")
 	checks := []struct {
 		pkg       string
 		forbidden []string
 	}{
-		{module + "pkg/rules", append([]string{"net", "crypto/tls"}, serving...)},
+		{module + "pkg/rules", []string{"net", "crypto/tls", "net/http", "pkg/proxy", "pkg/server", "pkg/edge", "pkg/edgetest", "pkg/cli"}},
 		{module + "pkg/proxy", []string{"pkg/rules", "pkg/edge", "pkg/server", "pkg/edgetest", "pkg/cli"}},
 	}
 	for _, c := range checks {
-		got, ok := imports[c.pkg]
-		if !ok {
+		if _, ok := graph[c.pkg]; !ok {
 			t.Fatalf("go list did not report %s", c.pkg)
 		}
-		for _, imp := range got {
-			for _, bad := range c.forbidden {
-				if forbidden(imp, bad) {
-					t.Errorf("%s imports %s, which it must not (%s)", c.pkg, imp, bad)
-				}
+		for _, bad := range c.forbidden {
+			for _, chain := range chainsTo(graph, c.pkg, bad) {
+				t.Errorf("%s pulls in %s, which it must not: %s", c.pkg, chain[len(chain)-1], strings.Join(chain, " -> "))
 			}
 		}
+	}
+}
+
+// chainsTo returns, for every package of the dependencies of from that is
+// forbidden as bad, the shortest chain of imports from from to it.
+func chainsTo(graph map[string][]string, from, bad string) [][]string {
+	prev := map[string]string{from: ""}
+	queue := []string{from}
+	var found [][]string
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		if p != from && forbidden(p, bad) {
+			chain := []string{p}
+			for q := prev[p]; q != ""; q = prev[q] {
+				chain = append([]string{q}, chain...)
+			}
+			found = append(found, chain)
+		}
+		for _, imp := range graph[p] {
+			if _, seen := prev[imp]; !seen {
+				prev[imp] = p
+				queue = append(queue, imp)
+			}
+		}
+	}
+	return found
+}
+
+func TestChainsTo(t *testing.T) {
+	t.Parallel()
+	graph := map[string][]string{
+		"a":           {"b", "net/netip"},
+		"b":           {"c", "crypto/x509"},
+		"c":           {},
+		"crypto/x509": {"net", "net/netip"},
+		"net":         {"net/netip"},
+	}
+	got := chainsTo(graph, "a", "net")
+	want := [][]string{{"a", "b", "crypto/x509", "net"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("chains to net (-want +got):\n%s", diff)
+	}
+	if got := chainsTo(graph, "a", "crypto/tls"); got != nil {
+		t.Errorf("chains to crypto/tls: %v, want none", got)
 	}
 }
 
@@ -75,11 +119,12 @@ func TestForbidden(t *testing.T) {
 	}
 }
 
-// listImports returns the direct imports of the non-test files of the
-// packages dirs, by import path.
-func listImports(t *testing.T, dirs ...string) map[string][]string {
+// listDeps returns the import graph of the non-test files of the packages
+// dirs and of everything they pull in: the direct imports of each package,
+// by import path.
+func listDeps(t *testing.T, dirs ...string) map[string][]string {
 	t.Helper()
-	out, err := exec.Command("go", append([]string{"list", "-json=ImportPath,Imports"}, dirs...)...).Output()
+	out, err := exec.Command("go", append([]string{"list", "-deps", "-json=ImportPath,Imports"}, dirs...)...).Output()
 	if err != nil {
 		if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
 			t.Fatalf("go list: %v\n%s", err, ee.Stderr)

@@ -32,12 +32,19 @@ func testRequest(method, target string, headers ...string) *Request {
 	for i := 0; i+1 < len(headers); i += 2 {
 		h.Header.Add(headers[i], headers[i+1])
 	}
+	r := fromHTTP(h, "api.bank.example")
+	r.Scheme = "https"
+	r.Conn = NewConn(netip.MustParseAddrPort("203.0.113.9:50000"), netip.MustParseAddrPort("192.0.2.1:443"), nil,
+		&ClientCert{Verify: "SUCCESS", Status: StatusSuccess, SubjectCN: "partner-app", SubjectDN: "/C=BR/O=Partner Bank/CN=partner-app"})
+	return r
+}
+
+// fromHTTP returns the engine's view of h with the given host, built as
+// pkg/edge builds it: the request's own strings and header map.
+func fromHTTP(h *http.Request, host string) *Request {
 	return &Request{
-		HTTP:   h,
-		Host:   "api.bank.example",
-		Scheme: "https",
-		Conn: NewConn(netip.MustParseAddrPort("203.0.113.9:50000"), netip.MustParseAddrPort("192.0.2.1:443"), nil,
-			&ClientCert{Verify: "SUCCESS", Status: StatusSuccess, SubjectCN: "partner-app", SubjectDN: "/C=BR/O=Partner Bank/CN=partner-app"}),
+		Method: h.Method, Target: h.RequestURI, Path: h.URL.Path, Query: h.URL.RawQuery, Proto: h.Proto,
+		Header: HeaderMap(h.Header), Host: host,
 	}
 }
 
@@ -330,7 +337,7 @@ func TestOperators(t *testing.T) {
 func TestNoConnection(t *testing.T) {
 	t.Parallel()
 	// A request without connection facts reads as no certificate.
-	r := &Request{HTTP: httptest.NewRequest("GET", "/", nil), Host: "h"}
+	r := fromHTTP(httptest.NewRequest("GET", "/", nil), "h")
 	cr, _ := compileCriteria("r", [][]manifest.Criterion{{
 		crit("", "ssl_verification_status", "is_equal", StatusMissingCertificate),
 		crit("and", "client_certificate_validation", "is_equal", "false"),
@@ -725,7 +732,7 @@ func TestCriteriaMatchesReference(t *testing.T) {
 		r := g.request()
 		if got, want := cr.match(r, nil), refMatch(t, groups, r, nil, engine{phase: "request"}); got != want {
 			t.Fatalf("case %d: match = %v, want %v for host %q, %s %s, X-A %q, criteria %+v",
-				i, got, want, r.Host, r.HTTP.Method, r.HTTP.URL, r.HTTP.Header.Get("X-A"), groups)
+				i, got, want, r.Host, r.Method, r.Target, http.Header(r.Header).Get("X-A"), groups)
 		}
 	}
 }
@@ -941,7 +948,7 @@ func checkVisits(t *testing.T, all []criteria, ix *ruleIndex, r *Request, resp *
 	for i, cr := range all {
 		r.resetMemo()
 		if cr.match(r, resp) && !slices.Contains(got, i) {
-			t.Errorf("rule %d matches %s %s (host %q) but the index skips it", i, r.HTTP.Method, r.HTTP.URL, r.Host)
+			t.Errorf("rule %d matches %s %s (host %q) but the index skips it", i, r.Method, r.Target, r.Host)
 		}
 	}
 }
@@ -1050,7 +1057,7 @@ func TestIndexMatchesUnindexedRandom(t *testing.T) {
 			a.EvaluateRequest(r, &out)
 			unindexed.EvaluateRequest(r, &want)
 			if diff := cmp.Diff(result(&want), result(&out)); diff != "" {
-				t.Fatalf("application %d, %s %s host %q: (-unindexed +indexed):\n%s", app, r.HTTP.Method, r.HTTP.URL, r.Host, diff)
+				t.Fatalf("application %d, %s %s host %q: (-unindexed +indexed):\n%s", app, r.Method, r.Target, r.Host, diff)
 			}
 		}
 	}

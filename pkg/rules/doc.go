@@ -10,13 +10,16 @@
 //
 // Evaluation (Firewall.Evaluate, Application.EvaluateRequest,
 // Application.EvaluateResponse) only reads the compiled values on a request
-// view (Request, with the facts of its connection and verified client
-// certificate in Conn and ClientCert): variables are resolved by a switch on
-// a precomputed id, never by a string lookup, and results are written into
-// caller-owned, reusable values so that a request costs almost no
-// allocation.
+// view of plain values (Request: method, target, path, query, protocol and a
+// HeaderMap, with the facts of its connection and verified client
+// certificate in Conn and ClientCert, which the caller formats with pkg/pki):
+// variables are resolved by a switch on a precomputed id, never by a string
+// lookup, and results are written into caller-owned, reusable values so that
+// a request costs almost no allocation.
 //
-// The package opens no sockets, reads no files and imports neither net nor
-// crypto/tls, nor any of the packages that serve (proxy, edge, server, cli):
-// values in, values out. A test in this package enforces the boundary.
+// The package opens no sockets and reads no files. It pulls in, directly or
+// through any other package, neither net, crypto/tls nor net/http, nor any
+// of the packages that serve (proxy, edge, server, edgetest, cli): values
+// in, values out. A test in this package enforces the boundary on the
+// package's whole dependency graph.
 package rules

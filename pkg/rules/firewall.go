@@ -4,12 +4,9 @@ import (
 	"fmt"
 	"math"
 	"mime"
-	"net/http"
 	"net/netip"
 	"time"
 	"unicode/utf8"
-
-	"github.com/edgectl/edgectl/pkg/pki"
 
 	"github.com/edgectl/edgectl/pkg/manifest"
 )
@@ -155,7 +152,7 @@ func compileFirewallBehavior(path string, b manifest.FirewallBehavior) (fwBehavi
 	}
 	switch {
 	case b.Deny:
-		return fwBehavior{action: Deny, status: http.StatusForbidden, contentType: DefaultContentType, body: "Forbidden\n"}, nil
+		return fwBehavior{action: Deny, status: statusForbidden, contentType: DefaultContentType, body: "Forbidden\n"}, nil
 	case b.Drop:
 		return fwBehavior{action: Drop}, nil
 	case b.SetRateLimit != nil:
@@ -187,7 +184,7 @@ func compileFirewallBehavior(path string, b manifest.FirewallBehavior) (fwBehavi
 		}
 		rate := float64(rl.AverageRateLimit) / period.Seconds()
 		return fwBehavior{
-			action: RateLimited, status: http.StatusTooManyRequests, contentType: DefaultContentType, body: "Too Many Requests\n",
+			action: RateLimited, status: statusTooManyRequests, contentType: DefaultContentType, body: "Too Many Requests\n",
 			lim: newLimiter(rate, float64(burst), rl.LimitBy == "global"),
 		}, nil
 	default:
@@ -201,7 +198,7 @@ func compileFirewallBehavior(path string, b manifest.FirewallBehavior) (fwBehavi
 		ct := cr.ContentType
 		if ct == "" {
 			ct = DefaultContentType
-		} else if _, _, err := mime.ParseMediaType(ct); err != nil || !pki.IsHeaderSafe(ct) {
+		} else if _, _, err := mime.ParseMediaType(ct); err != nil || !isHeaderSafe(ct) {
 			bad(".setCustomResponse.contentType", "invalid content type %q", ct)
 		}
 		return fwBehavior{action: Custom, status: cr.StatusCode, contentType: ct, body: cr.ContentBody}, errs

@@ -34,8 +34,9 @@ func FuzzRules(f *testing.F) {
 		h := httptest.NewRequest("GET", "/p?q=1", nil)
 		h.Header["X-A"] = []string{value}
 		h.Header["Cookie"] = []string{"c=" + value}
-		r := &Request{HTTP: h, Host: "a.example", Conn: NewConn(netip.MustParseAddrPort("10.1.2.3:4"), netip.AddrPort{}, nil,
-			&ClientCert{Verify: "SUCCESS", SubjectDN: "/CN=" + value})}
+		r := fromHTTP(h, "a.example")
+		r.Conn = NewConn(netip.MustParseAddrPort("10.1.2.3:4"), netip.AddrPort{}, nil,
+			&ClientCert{Verify: "SUCCESS", SubjectDN: "/CN=" + value})
 		var out RequestActions
 		app.EvaluateRequest(r, &out)
 		for _, hd := range out.Add {

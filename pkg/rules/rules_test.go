@@ -3,6 +3,7 @@ package rules
 import (
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -141,7 +142,7 @@ func TestFirewallEvaluate(t *testing.T) {
 		"allowed":    {r: testRequest("GET", "/accounts"), want: FirewallDecision{}},
 		"unverified": {r: unverified, want: FirewallDecision{Action: Deny, Rule: "deny unverified", Status: 403, ContentType: DefaultContentType, Body: "Forbidden\n"}},
 		"no connection facts": {
-			r:    &Request{HTTP: testRequest("GET", "/").HTTP, Host: "api.bank.example"},
+			r:    fromHTTP(httptest.NewRequest("GET", "/", nil), "api.bank.example"),
 			want: FirewallDecision{Action: Deny, Rule: "deny unverified", Status: 403, ContentType: DefaultContentType, Body: "Forbidden\n"},
 		},
 		"drop":   {r: testRequest("GET", "/", "User-Agent", "SQLMap/1.0"), want: FirewallDecision{Action: Drop, Rule: "drop scanners"}},
@@ -610,15 +611,15 @@ func TestEvaluateResponse(t *testing.T) {
 		want result
 	}{
 		"ok": {
-			resp: ResponseView{Status: 200, UpstreamStatus: 200, Header: http.Header{"Server": {"origin"}}, UpstreamHeader: http.Header{"Server": {"origin"}}},
+			resp: ResponseView{Status: 200, UpstreamStatus: 200, Header: HeaderMap{"Server": {"origin"}}, UpstreamHeader: HeaderMap{"Server": {"origin"}}},
 			want: result{Add: []Header{{"X-Edge-Status", "200 from 200"}, {"X-Server", "origin"}, {"Cache-Control", "no-store"}}, Filter: []string{"Server"}},
 		},
 		"error delivers": {
-			resp: ResponseView{Status: 502, UpstreamStatus: 503, Header: http.Header{"Cache-Control": {"max-age=1"}}},
+			resp: ResponseView{Status: 502, UpstreamStatus: 503, Header: HeaderMap{"Cache-Control": {"max-age=1"}}},
 			want: result{Add: []Header{{"X-Edge-Status", "502 from 503"}}, Filter: []string{"Server", "X_server"}, Rule: "errors"},
 		},
 		"sent header present": {
-			resp: ResponseView{Status: 200, UpstreamStatus: 200, Header: http.Header{"Cache-Control": {"max-age=1"}}},
+			resp: ResponseView{Status: 200, UpstreamStatus: 200, Header: HeaderMap{"Cache-Control": {"max-age=1"}}},
 			want: result{Add: []Header{{"X-Edge-Status", "200 from 200"}, {"X-Server", ""}}, Filter: []string{"Server"}},
 		},
 	}
@@ -645,12 +646,12 @@ func TestHeaderNames(t *testing.T) {
 	if diff := cmp.Diff(want, a.strippedNames()); diff != "" {
 		t.Errorf("strippedNames (-want +got):\n%s", diff)
 	}
-	h := http.Header{
+	h := HeaderMap{
 		"Client-Cert": {"forged"}, "CLIENT_CERT": {"forged"}, "Client_cert_subject": {"forged"}, "X-Spiffe-Id": {"forged"},
 		"X-Internal": {"forged"}, "Accept": {"*/*"}, "Client-Certificate": {"kept"}, "X-Response": {"kept"},
 	}
 	a.StripHeaders(h)
-	wantH := http.Header{"Accept": {"*/*"}, "Client-Certificate": {"kept"}, "X-Response": {"kept"}}
+	wantH := HeaderMap{"Accept": {"*/*"}, "Client-Certificate": {"kept"}, "X-Response": {"kept"}}
 	if diff := cmp.Diff(wantH, h); diff != "" {
 		t.Errorf("StripHeaders (-want +got):\n%s", diff)
 	}
@@ -799,9 +800,9 @@ func TestEvaluateResponseIndexed(t *testing.T) {
 	views := map[string]*ResponseView{
 		"ok":              {Status: 200, UpstreamStatus: 200},
 		"503":             {Status: 503, UpstreamStatus: 503},
-		"route":           {Status: 200, UpstreamStatus: 200, UpstreamHeader: http.Header{"X-Route": {"r4-blue"}}},
-		"route and 501":   {Status: 502, UpstreamStatus: 501, UpstreamHeader: http.Header{"X-Route": {"r7-"}}, Header: http.Header{"Server": {"o"}}},
-		"no route prefix": {Status: 200, UpstreamStatus: 200, UpstreamHeader: http.Header{"X-Route": {"r1"}}},
+		"route":           {Status: 200, UpstreamStatus: 200, UpstreamHeader: HeaderMap{"X-Route": {"r4-blue"}}},
+		"route and 501":   {Status: 502, UpstreamStatus: 501, UpstreamHeader: HeaderMap{"X-Route": {"r7-"}}, Header: HeaderMap{"Server": {"o"}}},
+		"no route prefix": {Status: 200, UpstreamStatus: 200, UpstreamHeader: HeaderMap{"X-Route": {"r1"}}},
 	}
 	var out, want ResponseActions
 	for name, resp := range views {
@@ -875,7 +876,7 @@ func TestPooledRequestState(t *testing.T) {
 		}
 		a.EvaluateRequest(r, acts)
 		o.Request = result(acts)
-		view := &ResponseView{Status: 200, UpstreamStatus: 200, UpstreamHeader: http.Header{"X-Route": {s.route}}}
+		view := &ResponseView{Status: 200, UpstreamStatus: 200, UpstreamHeader: HeaderMap{"X-Route": {s.route}}}
 		a.EvaluateResponse(r, view, resp)
 		o.Response = slices.Clone(resp.Add)
 		o.Request.Add = slices.Clone(o.Request.Add)
@@ -902,7 +903,8 @@ func TestPooledRequestState(t *testing.T) {
 	for _, s := range steps {
 		// Reuse the Request in place, memo and all.
 		next := fresh(s)
-		pooled.HTTP, pooled.Host = next.HTTP, next.Host
+		pooled.Method, pooled.Target, pooled.Path, pooled.Query, pooled.Proto, pooled.Header, pooled.Host =
+			next.Method, next.Target, next.Path, next.Query, next.Proto, next.Header, next.Host
 		got = append(got, serve(pooled, &acts, &resp, s))
 		var freshActs RequestActions
 		var freshResp ResponseActions

@@ -3,8 +3,6 @@ package rules
 import (
 	"fmt"
 	"strings"
-
-	"github.com/edgectl/edgectl/pkg/pki"
 )
 
 // Template is a compiled value with ${variable} references, such as a header
@@ -108,7 +106,7 @@ func (t *Template) direct(r *Request, resp *ResponseView) (string, bool) {
 		if !seg.isVar {
 			return seg.lit, true
 		}
-		if s, _ := r.value(&seg.v, resp); pki.IsHeaderSafe(s) {
+		if s, _ := r.value(&seg.v, resp); isHeaderSafe(s) {
 			return s, true
 		}
 	}
@@ -124,7 +122,7 @@ func (t *Template) appendTo(dst []byte, r *Request, resp *ResponseView) []byte {
 			continue
 		}
 		s, _ := r.value(&seg.v, resp)
-		dst = pki.AppendHeaderSafe(dst, s)
+		dst = appendHeaderSafe(dst, s)
 	}
 	return dst
 }

@@ -1,18 +1,14 @@
 package rules
 
 import (
-	"crypto/x509"
 	"fmt"
-	"net/http"
 	"net/netip"
-	"net/textproto"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/edgectl/edgectl/pkg/diag"
-	"github.com/edgectl/edgectl/pkg/pki"
 
 	"github.com/edgectl/edgectl/pkg/manifest"
 )
@@ -267,20 +263,38 @@ func isVarName(s string) bool {
 
 // headerKey turns the suffix of ${http_x_client_id} into "X-Client-Id".
 func headerKey(suffix string) string {
-	return textproto.CanonicalMIMEHeaderKey(strings.ReplaceAll(suffix, "_", "-"))
+	return canonicalHeaderKey(strings.ReplaceAll(suffix, "_", "-"))
 }
 
 // Request is what the rules engine evaluates: one HTTP request with the facts
-// of its connection. The caller builds one per request and evaluates it from
-// one goroutine at a time: evaluation caches lookups in it.
+// of its connection, as plain values. The caller builds one per request
+// (pkg/edge from its *http.Request, without copying: the strings and the
+// header map are shared) and evaluates it from one goroutine at a time:
+// evaluation caches lookups in it.
 type Request struct {
-	// HTTP is the client's request. Its headers, method, URL and
-	// RequestURI feed the request variables.
-	HTTP *http.Request
+	// Method is the request method; request_method.
+	Method string
+	// Target is the request target as the client sent it ("/a/b?x=1"; an
+	// absolute form or "*" as sent); request_uri.
+	Target string
+	// Path is the target's decoded path, without the query; uri and the
+	// firewall's request_uri.
+	Path string
+	// Query is the target's raw query, without "?"; args, arg_<name> and the
+	// firewall's request_args.
+	Query string
+	// Proto is the protocol as the request line spells it ("HTTP/1.1",
+	// "HTTP/2.0"); the last word of request.
+	Proto string
+	// Header holds the request's headers by canonical key, as net/http
+	// keeps them; http_<header>, cookie_<name> and the firewall's header_*
+	// variables. An http.Header converts to it without a copy.
+	Header HeaderMap
 	// Host is the request's host, lowercase, without port or trailing dot;
 	// it is the value of host.
 	Host string
-	// Scheme is "https" or "http"; empty means "https" when HTTP.TLS is set.
+	// Scheme is "https" or "http"; empty means "https" when Conn carries TLS
+	// facts (a Protocol) and "http" otherwise.
 	Scheme string
 	// Conn holds the facts of the connection the request arrived on; nil is
 	// a connection without TLS facts or client certificate.
@@ -415,8 +429,11 @@ func NewConn(remote, local netip.AddrPort, tls *TLS, client *ClientCert) *Conn {
 }
 
 // ClientCert holds the client-certificate variables of one connection,
-// formatted once by NewClientCert. Values are raw; the engine makes them
-// header-safe when it places them in a header.
+// formatted once by the caller that verified it (pkg/edge, with pkg/pki's
+// formatters) and shared, read-only, by every request on the connection.
+// Values are raw; the engine makes them header-safe when it places them in
+// a header. A ClientCert without a certificate has only Verify (NONE) and
+// Status (MISSING_CLIENT_CERTIFICATE).
 type ClientCert struct {
 	// Verify is ssl_client_verify: SUCCESS, FAILED:<reason> or NONE.
 	Verify string
@@ -443,52 +460,16 @@ type ClientCert struct {
 	XFCC              string    // ssl_client_xfcc, Envoy's x-forwarded-client-cert element
 }
 
-// NewClientCert formats the variables of a connection's client certificate.
-// cert is nil when the client sent none; verify is the ssl_client_verify
-// value and status the firewall's ssl_verification_status (both defaulted
-// from cert when empty: NONE/MISSING_CLIENT_CERTIFICATE without a
-// certificate).
-func NewClientCert(cert *x509.Certificate, verify, status string) *ClientCert {
-	c := &ClientCert{Verify: verify, Status: status}
-	if cert == nil {
-		if c.Verify == "" {
-			c.Verify = VerifyNone
-		}
-		if c.Status == "" {
-			c.Status = StatusMissingCertificate
-		}
-		return c
-	}
-	c.EscapedCert = pki.EscapedPEM(cert)
-	c.Fingerprint = pki.FingerprintSHA1(cert)
-	c.FingerprintSHA256 = pki.FingerprintSHA256(cert)
-	c.SubjectDN = pki.SubjectSlashDN(cert)
-	c.IssuerDN = pki.IssuerSlashDN(cert)
-	c.SubjectRFC2253 = pki.SubjectRFC2253(cert)
-	c.SubjectCN = pki.SubjectCN(cert)
-	c.Serial = pki.SerialHex(cert)
-	c.NotBefore = pki.TimeStamp(cert.NotBefore)
-	c.NotAfter = pki.TimeStamp(cert.NotAfter)
-	c.Expiry = cert.NotAfter
-	c.SANDNS = pki.SANDNS(cert)
-	c.SANURI = pki.SANURI(cert)
-	c.IssuerRFC2253 = pki.IssuerRFC2253(cert)
-	c.RawCert = pki.RawPEM(cert)
-	c.ThumbprintS256 = pki.ThumbprintS256(cert)
-	c.XFCC = pki.XFCCElement(cert, c.FingerprintSHA256, c.EscapedCert, c.SubjectRFC2253)
-	return c
-}
-
 // ResponseView is what the response-phase variables read.
 type ResponseView struct {
 	// Status is the status sent to the client; status.
 	Status int
 	// Header holds the headers sent to the client; sent_http_<header>.
-	Header http.Header
+	Header HeaderMap
 	// UpstreamStatus is the origin's status; upstream_status.
 	UpstreamStatus int
 	// UpstreamHeader holds the origin's headers; upstream_http_<header>.
-	UpstreamHeader http.Header
+	UpstreamHeader HeaderMap
 }
 
 var (
@@ -533,7 +514,7 @@ func (r *Request) scheme() string {
 	if r.Scheme != "" {
 		return r.Scheme
 	}
-	if r.HTTP != nil && r.HTTP.TLS != nil {
+	if r.Conn != nil && r.Conn.Protocol != "" {
 		return "https"
 	}
 	return "http"
@@ -573,47 +554,28 @@ func (r *Request) resolve(v *variable, resp *ResponseView) (string, bool) {
 // requestValue resolves a variable of the client's request.
 func (r *Request) requestValue(v *variable) (string, bool) {
 	var s string
-	h := r.HTTP
 	switch v.kind {
 	case vHost:
 		s = r.Host
 	case vURI:
-		if h != nil && h.URL != nil {
-			s = h.URL.Path
-		}
+		s = r.Path
 	case vRequestURI:
-		if h != nil {
-			s = h.RequestURI
-			if s == "" && h.URL != nil {
-				s = h.URL.RequestURI()
-			}
-		}
+		s = r.Target
 	case vMethod:
-		if h != nil {
-			s = h.Method
-		}
+		s = r.Method
 	case vScheme:
 		s = r.scheme()
 	case vArgs:
-		if h != nil && h.URL != nil {
-			s = h.URL.RawQuery
-		}
+		s = r.Query
 	case vArg:
-		if h != nil && h.URL != nil {
-			s = queryArg(h.URL.RawQuery, v.name)
-		}
+		s = queryArg(r.Query, v.name)
 	case vHTTP:
-		if h != nil {
-			return headerValue(h.Header, v.name)
-		}
+		return headerValue(r.Header, v.name)
 	case vCookie:
-		if h != nil {
-			s = cookieValue(h.Header, v.name)
-		}
+		s = cookieValue(r.Header, v.name)
 	case vRequest:
-		if h != nil {
-			uri, _ := r.value(&variable{kind: vRequestURI}, nil)
-			s = h.Method + " " + uri + " " + h.Proto
+		if r.Method != "" {
+			s = r.Method + " " + r.Target + " " + r.Proto
 		}
 	}
 	return s, s != ""
@@ -741,13 +703,21 @@ func responseValue(v *variable, resp *ResponseView) (string, bool) {
 	return s, s != ""
 }
 
-// daysRemaining is whole days until expiry, rounded down and never
-// negative, as nginx's $ssl_client_v_remain and pkg/pki's DaysUntil.
-func daysRemaining(expiry, now time.Time) int { return pki.DaysUntil(expiry, now) }
+// daysRemaining is the value of ssl_client_v_remain: the whole days from
+// now until expiry, as nginx's $ssl_client_v_remain counts them — the
+// seconds left divided by 86400, rounded down, and 0 in the certificate's
+// last day and once it has expired (never negative).
+func daysRemaining(expiry, now time.Time) int {
+	secs := expiry.Unix() - now.Unix()
+	if secs < 86400 {
+		return 0
+	}
+	return int(secs / 86400)
+}
 
 // headerValue returns the values of a header joined by ", " and whether the
 // header is present. One value, the common case, does not allocate.
-func headerValue(h http.Header, key string) (string, bool) {
+func headerValue(h HeaderMap, key string) (string, bool) {
 	vs, ok := h[key]
 	switch {
 	case !ok:
@@ -780,7 +750,7 @@ func queryArg(query, name string) string {
 
 // cookieValue returns the value of the first cookie named name, without
 // allocating.
-func cookieValue(h http.Header, name string) string {
+func cookieValue(h HeaderMap, name string) string {
 	for _, line := range h["Cookie"] {
 		for line != "" {
 			var part string

@@ -1,21 +1,11 @@
 package rules
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha256"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/hex"
 	"fmt"
 	"maps"
-	"math/big"
+	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"net/url"
-	"strings"
 	"testing"
 	"time"
 
@@ -24,80 +14,24 @@ import (
 	"github.com/edgectl/edgectl/pkg/manifest"
 )
 
-func testCert(t *testing.T) *x509.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spiffe, _ := url.Parse("spiffe://bank.example/partner")
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(0x01abcd),
-		Subject:      pkix.Name{Country: []string{"BR"}, Organization: []string{"Partner Bank"}, CommonName: "partner-app"},
-		NotBefore:    time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC),
-		NotAfter:     time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
-		DNSNames:     []string{"a.example", "b.example"},
-		URIs:         []*url.URL{spiffe},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert
-}
-
-func TestNewClientCert(t *testing.T) {
-	t.Parallel()
-	cert := testCert(t)
-	c := NewClientCert(cert, VerifySuccess, StatusSuccess)
-	sum := sha256.Sum256(cert.Raw)
-	if c.FingerprintSHA256 != hex.EncodeToString(sum[:]) || len(c.Fingerprint) != 40 {
-		t.Errorf("fingerprints %q %q", c.Fingerprint, c.FingerprintSHA256)
-	}
-	if !strings.HasPrefix(c.EscapedCert, "-----BEGIN%20CERTIFICATE-----%0A") || strings.ContainsAny(c.EscapedCert, "\n/+=") {
-		t.Errorf("escaped cert %q", c.EscapedCert[:40])
-	}
-	got := []string{c.Verify, c.Status, c.SubjectDN, c.IssuerDN, c.SubjectRFC2253, c.SubjectCN, c.Serial, c.NotBefore, c.NotAfter, c.SANDNS, c.SANURI}
-	want := []string{
-		"SUCCESS", "SUCCESS", "/C=BR/O=Partner Bank/CN=partner-app", "/C=BR/O=Partner Bank/CN=partner-app",
-		"CN=partner-app,O=Partner Bank,C=BR", "partner-app", "01:AB:CD", "20250102030405", "20260102030405",
-		"a.example,b.example", "spiffe://bank.example/partner",
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("(-want +got):\n%s", diff)
-	}
-
-	failed := NewClientCert(cert, "FAILED:certificate has expired", StatusVerificationError)
-	if failed.Verify != "FAILED:certificate has expired" || failed.Status != StatusVerificationError || failed.SubjectCN != "partner-app" {
-		t.Errorf("failed verification: %+v", failed)
-	}
-
-	none := NewClientCert(nil, "", "")
-	if diff := cmp.Diff(&ClientCert{Verify: VerifyNone, Status: StatusMissingCertificate}, none); diff != "" {
-		t.Errorf("no certificate (-want +got):\n%s", diff)
-	}
-}
-
 func TestVariableValues(t *testing.T) {
 	t.Parallel()
-	cert := testCert(t)
 	h := httptest.NewRequest("POST", "/a/b?x=1&Y=%20z", nil)
 	h.Header.Add("X-Multi", "1")
 	h.Header.Add("X-Multi", "2")
 	h.Header.Set("Cookie", "a=1; b=2")
-	r := &Request{
-		HTTP: h,
-		Host: "api.bank.example",
-		Conn: NewConn(netip.MustParseAddrPort("[::ffff:203.0.113.9]:50000"), netip.MustParseAddrPort("[2001:db8::1]:8443"),
-			&TLS{ServerName: "api.bank.example", Protocol: "TLSv1.3", Cipher: "TLS_AES_128_GCM_SHA256"},
-			NewClientCert(cert, VerifySuccess, StatusSuccess)),
-		Now: time.Date(2025, 12, 1, 3, 4, 5, 0, time.UTC),
-	}
-	r.HTTP.TLS = &tls.ConnectionState{}
+	r := fromHTTP(h, "api.bank.example")
+	// No Scheme: a connection with TLS facts reads as https.
+	r.Conn = NewConn(netip.MustParseAddrPort("[::ffff:203.0.113.9]:50000"), netip.MustParseAddrPort("[2001:db8::1]:8443"),
+		&TLS{ServerName: "api.bank.example", Protocol: "TLSv1.3", Cipher: "TLS_AES_128_GCM_SHA256"},
+		&ClientCert{
+			// The values pkg/edge formats of the certificate of its
+			// TestNewClientCert.
+			Verify: VerifySuccess, Status: StatusSuccess, SubjectCN: "partner-app", Serial: "01:AB:CD",
+			NotBefore: "20250102030405", NotAfter: "20260102030405", Expiry: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+			SANURI: "spiffe://bank.example/partner",
+		})
+	r.Now = time.Date(2025, 12, 1, 3, 4, 5, 0, time.UTC)
 	names := []string{
 		"host", "uri", "request_uri", "request_method", "scheme", "args", "arg_y", "arg_missing", "http_x_multi", "cookie_b",
 		"remote_addr", "remote_port", "server_addr", "server_port", "request", "ssl_server_name", "ssl_protocol", "ssl_cipher",
@@ -135,6 +69,35 @@ func TestDaysRemaining(t *testing.T) {
 	}
 	if diff := cmp.Diff([]int{2, 0, 0, 0, 0}, got); diff != "" { // never negative, as nginx
 		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+func TestDaysRemainingAsNginx(t *testing.T) {
+	t.Parallel()
+	goldenEnd := time.Date(2031, 5, 17, 12, 0, 0, 0, time.UTC)
+	tests := map[string]struct {
+		now  time.Time
+		want int
+	}{
+		"two days": {goldenEnd.Add(-48 * time.Hour), 2},
+		// nginx counts whole seconds (ngx_time), so a nanosecond is no loss.
+		"just under two":     {goldenEnd.Add(-48*time.Hour + time.Nanosecond), 2},
+		"a second under two": {goldenEnd.Add(-48*time.Hour + time.Second), 1},
+		"one day":            {goldenEnd.Add(-24 * time.Hour), 1},
+		"last second":        {goldenEnd.Add(-time.Second), 0},
+		"at expiry":          {goldenEnd, 0},
+		// Never negative, as nginx: 0 once expired.
+		"expired a second":   {goldenEnd.Add(time.Second), 0},
+		"expired a day+":     {goldenEnd.Add(24*time.Hour + time.Second), 0},
+		"400 years":          {goldenEnd.AddDate(-400, 0, 0), 146097},
+		"400 years, expired": {goldenEnd.AddDate(400, 0, 0), 0},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, daysRemaining(goldenEnd, tt.now)); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 
@@ -291,7 +254,7 @@ func TestMemoizedValues(t *testing.T) {
 	if r.memoSet == 0 {
 		t.Fatal("nothing memoized")
 	}
-	r.HTTP.Header.Set("X-Tenant", "t-2")
+	http.Header(r.Header).Set("X-Tenant", "t-2")
 	a.EvaluateRequest(r, &out)
 	if diff := cmp.Diff([]Header{{"X-Seen", "t-2"}}, out.Add); diff != "" {
 		t.Errorf("second evaluation (-want +got):\n%s", diff)

@@ -1,5 +1,23 @@
 // Package state holds the deployed state: the Snapshot type, the Store
-// interface, and its two stores, the file store and the etcd store (with
-// the Watcher that follows it). It is one of the three packages that touch
-// the outside world: it reads and writes the state store and nothing else.
+// interface with its two stores, and the Watcher interface that both of
+// them implement.
+//
+// A Store holds one snapshot and the history of its serials; it writes by
+// compare-and-swap on the lineage and serial, under a writer lock that names
+// its holder. There are two: the file store (a JSON file, written by
+// renaming a complete temporary file into place) and the etcd store (a key
+// under a prefix). Open picks one from a location: a path or an etcd:// URL.
+//
+// A Watcher follows the state as others write it and sends a WatchEvent
+// for each change: the etcd store watches its key (reconnecting by itself),
+// the file store watches its file's directory for change notifications
+// (fsnotify) and polls the file's size and modification time in case
+// notifications are missed. A server follows any store through this one
+// interface; a store that is not a Watcher is polled. WriteCache and
+// ReadCache keep the last snapshot a node served, so that it can start
+// while its store cannot be reached.
+//
+// It is one of the four packages that touch the outside world (with
+// manifest, server and proxy): it reads, writes and watches the state store
+// and nothing else.
 package state

@@ -157,7 +157,7 @@ func teachVariable(doc *manifest.Document, path, msg string) string {
 		if best := suggestVariable(name, names); best != "" {
 			out += fmt.Sprintf("; did you mean %q?", best)
 		}
-		return hint(out, "Firewall variables: ", names)
+		return hint(out, "Firewall variables: ", names) + " (edgectl explain variables --engine firewall)"
 	}
 	phase := rulePhase(doc, path)
 	listed := rules.AppVariables(phase)
@@ -184,7 +184,8 @@ func teachVariable(doc *manifest.Document, path, msg string) string {
 	if best := suggestVariable(name, candidates); best != "" {
 		out += fmt.Sprintf("; did you mean \"${%s}\"?", best)
 	}
-	return hint(out, strings.ToUpper(phase[:1])+phase[1:]+"-phase variables: ", listed)
+	return hint(out, strings.ToUpper(phase[:1])+phase[1:]+"-phase variables: ", listed) +
+		" (edgectl explain variables --engine application --phase " + phase + ")"
 }
 
 // hint ends msg with the list of valid names, as a sentence of its own.

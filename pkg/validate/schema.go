@@ -189,7 +189,12 @@ func schemaWording(doc *manifest.Document, path string, e *jsonschema.Validation
 				return "inline private keys are refused: keys do not belong in Git; use privateKeyFile or privateKeyEnv", field
 			}
 			if len(names) == 1 {
-				return fmt.Sprintf("unknown field %q%s", names[0], suggestField(doc, path, names[0], e)), field
+				hint := suggestField(doc, path, names[0], e)
+				if strings.HasPrefix(hint, "; the fields here are") && doc.Kind != "" {
+					// No likely typo: say where the fields are documented.
+					hint += fmt.Sprintf(" (edgectl explain %s)", explainPath(doc.Kind, path))
+				}
+				return fmt.Sprintf("unknown field %q%s", names[0], hint), field
 			}
 			return fmt.Sprintf("unknown fields %s", strings.Join(quoteAll(names), ", ")), field
 		}
@@ -398,4 +403,27 @@ func caseInsensitive(name string, candidates []string) string {
 		}
 	}
 	return ""
+}
+
+// explainPath turns a kind and a field path such as spec.rules[0].behaviors[1]
+// into the path edgectl explain takes: Application.spec.rules.behaviors.
+func explainPath(kind, path string) string {
+	var b strings.Builder
+	b.WriteString(kind)
+	depth := 0
+	for _, r := range path {
+		switch {
+		case r == '[':
+			depth++
+		case r == ']':
+			depth--
+		case depth > 0:
+		default:
+			if b.Len() == len(kind) && path != "" {
+				b.WriteByte('.')
+			}
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }

@@ -75,6 +75,11 @@ func Validate(docs []*manifest.Document, opts Options) *Result {
 	// Dependency order: what a kind refers to is checked before it.
 	for _, kind := range manifest.Kinds {
 		for _, e := range c.ordered[kind] {
+			strictBad := e.res.Doc.SpecErr != nil && len(e.schemaBad) == 0
+			if strictBad {
+				// The schema accepted what the Go types refuse: never silent.
+				e.res.Doc.Errorf(&c.diags, "spec", "%v", e.res.Doc.SpecErr)
+			}
 			if e.res.Doc.Spec == nil {
 				continue // the schema reported why
 			}
@@ -93,7 +98,7 @@ func Validate(docs []*manifest.Document, opts Options) *Result {
 				c.diags = c.diags[:before+len(kept)]
 				added = kept
 			}
-			e.ok = len(e.schemaBad) == 0 && added.Count(diag.Error) == 0
+			e.ok = len(e.schemaBad) == 0 && !strictBad && added.Count(diag.Error) == 0
 		}
 	}
 	res := &Result{Diags: c.diags, Resources: map[string]map[string]*Resource{}}
