@@ -149,6 +149,11 @@ func decode(t *testing.T, doc string) any {
 }
 
 var validDocs = map[string]string{
+	"application with limits and policies": `{
+		"apiVersion": "edgectl.dev/v1", "kind": "Application", "metadata": {"name": "bounded"},
+		"spec": {"origin": {"url": "http://o", "maxConnections": 64, "maxQueue": 0, "queueTimeout": "2s"},
+			"maxRequestBodySize": "10MiB", "requestBuffering": {"enabled": true, "size": "65536"},
+			"paths": {"escapedSlashes": "keep", "origin": "normalized"}, "underscoresInHeaders": true}}`,
 	"certificate inline": `{
 		"apiVersion": "edgectl.dev/v1", "kind": "Certificate",
 		"metadata": {"name": "api-cert", "labels": {"team": "edge"}},
@@ -298,6 +303,10 @@ func TestInvalid(t *testing.T) {
 		{"custom response body", fw(`{"name": "r", "behaviors": [{"setCustomResponse": {"statusCode": 200, "contentBody": "` + strings.Repeat("x", 501) + `"}}]}`), "/spec/rules/0/behaviors/0/setCustomResponse/contentBody", "length must be <= 500"},
 		{"origin url scheme", `{` + envelope + `, "kind": "Application", "spec": {"origin": {"url": "ftp://o"}}}`, "/spec/origin/url", "does not match pattern"},
 		{"bad duration", `{` + envelope + `, "kind": "Application", "spec": {"origin": {"url": "http://o", "connectTimeout": "5"}}}`, "/spec/origin/connectTimeout", "does not match pattern"},
+		{"bad body size", `{` + envelope + `, "kind": "Application", "spec": {"origin": {"url": "http://o"}, "maxRequestBodySize": "10MB"}}`, "/spec/maxRequestBodySize", "does not match pattern"},
+		{"zero origin connections", `{` + envelope + `, "kind": "Application", "spec": {"origin": {"url": "http://o", "maxConnections": 0}}}`, "/spec/origin/maxConnections", "must be >= 1"},
+		{"bad escaped-slash policy", `{` + envelope + `, "kind": "Application", "spec": {"origin": {"url": "http://o"}, "paths": {"escapedSlashes": "decode"}}}`, "/spec/paths/escapedSlashes", "value must be one of"},
+		{"unknown buffering field", `{` + envelope + `, "kind": "Application", "spec": {"origin": {"url": "http://o"}, "requestBuffering": {"max": "1MiB"}}}`, "/spec/requestBuffering", "'max' not allowed"},
 		{"certificate and certificateFile", `{` + envelope + `, "kind": "Certificate", "spec": {"certificate": "PEM", "certificateFile": "c.pem", "privateKeyFile": "k.pem"}}`, "/spec", "valid against schemas at indexes 0 and 1"},
 		{"certificate missing", `{` + envelope + `, "kind": "Certificate", "spec": {"privateKeyFile": "k.pem"}}`, "/spec", "missing properties: 'certificate' or missing properties: 'certificateFile'"},
 		{"inline private key", `{` + envelope + `, "kind": "Certificate", "spec": {"certificateFile": "c.pem", "privateKey": "PEM"}}`, "/spec", "'privateKey' not allowed"},

@@ -9,9 +9,12 @@
 // field.
 //
 // The request pipeline (Runtime.ServeHTTP) checks that Host agrees with
-// SNI, computes the connection's facts once (ConnContext), runs the
-// firewall and the application's request phase, forwards to the origin
-// through package proxy, and runs the response phase on the origin's answer.
+// SNI, computes the connection's facts once (ConnContext), drops header
+// names with '_' (underscore.go), normalises the path under the
+// application's policy (rules.NormalizePath), runs the firewall and the
+// application's request phase, forwards to the origin through package proxy
+// within the application's limits (413, 503 with Retry-After, each named in
+// Record.Limit), and runs the response phase on the origin's answer.
 // Sockets are accepted by package server and origin connections dialed by
 // package proxy: this package dials nothing.
 package edge

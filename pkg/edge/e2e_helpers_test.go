@@ -149,6 +149,7 @@ type accessRecord struct {
 	Status         int    `json:"status"`
 	FirewallAction string `json:"firewall_action"`
 	Error          string `json:"error"`
+	Limit          string `json:"limit"`
 }
 
 // records stops the edge, which lets the requests in flight finish and

@@ -50,7 +50,24 @@ type Record struct {
 	Remote         string
 	// Error is why the origin could not answer, for the log.
 	Error string
+	// Limit names the limit or policy that refused the request (one of the
+	// Limit constants), empty when none did.
+	Limit string
 }
+
+// The limits and policies that refuse requests, as Record.Limit names them.
+const (
+	// LimitBodySize: the request body is over maxRequestBodySize (413).
+	LimitBodySize = "request_body_size"
+	// LimitOriginQueueFull: all origin connections busy, queue full (503).
+	LimitOriginQueueFull = "origin_queue_full"
+	// LimitOriginQueueTimeout: all origin connections busy for the whole
+	// queue timeout (503).
+	LimitOriginQueueTimeout = "origin_queue_timeout"
+	// LimitEscapedSlash: an encoded slash or backslash in the path under
+	// paths.escapedSlashes: reject (400).
+	LimitEscapedSlash = "escaped_slash"
+)
 
 type nopObserver struct{}
 
@@ -161,6 +178,9 @@ type reqState struct {
 	domain *Domain
 	w      statusWriter
 	rec    Record
+	// normalPath is the escaped path the origin is sent when normalisation
+	// changed the client's, else empty (see normalizePath).
+	normalPath string
 	// dropped is set when a firewall drop closed the connection.
 	dropped bool
 	started time.Time
@@ -221,8 +241,16 @@ func (rt *Runtime) serve(w *statusWriter, r *http.Request, st *reqState) {
 	if conn.Client != nil {
 		st.rec.Verify, st.rec.Fingerprint = conn.Client.Verify, conn.Client.FingerprintSHA256
 	}
+	// Header names with '_' are dropped (nginx's underscores_in_headers
+	// off) unless the application accepts them, and the protected
+	// families always.
+	dropUnderscoreHeaders(r.Header, d.app.underscores)
 	// Clients can neither forge nor remove the headers the edge sets.
 	d.app.app.StripHeaders(rules.HeaderMap(r.Header))
+	if !normalizePath(r, d.app, st) {
+		respond(w, http.StatusBadRequest, "bad request: the path holds an encoded slash or a backslash, which this application refuses\n")
+		return
+	}
 	requestView(&st.req, r, host, conn, st.started)
 	st.domain = d
 
@@ -268,6 +296,31 @@ func (rt *Runtime) serve(w *statusWriter, r *http.Request, st *reqState) {
 		return
 	}
 	d.app.forward(w, r, st)
+}
+
+// normalizePath normalises r's path (rules.NormalizePath) under the
+// application's policy: r.URL.Path becomes the normalised, decoded path
+// that the rules see, and, unless the application sends the origin the
+// path as received, st.normalPath the escaped form the origin is sent
+// (when it differs from the client's; the client's escaped path with
+// paths.origin: original). The raw request target stays in
+// r.RequestURI. It returns false when the policy rejects the path.
+func normalizePath(r *http.Request, a *appRuntime, st *reqState) bool {
+	raw := r.URL.EscapedPath()
+	escaped, decoded, err := rules.NormalizePath(raw, a.slashes)
+	if err != nil {
+		st.rec.Limit = LimitEscapedSlash
+		return false
+	}
+	if escaped == raw && decoded == r.URL.Path {
+		return true
+	}
+	st.normalPath = escaped
+	if a.rawOriginPath {
+		st.normalPath = raw
+	}
+	r.URL.Path, r.URL.RawPath = decoded, ""
+	return true
 }
 
 func respond(w http.ResponseWriter, status int, body string) {

@@ -174,9 +174,11 @@ func TestForwardedHeadersReplaced(t *testing.T) {
 	}
 }
 
-// TestOriginRequestTarget: the origin receives the request target that
-// httputil.ReverseProxy with SetURL sends (base path joined, base query
-// first, unparsable query parameters dropped), or the rewritten one.
+// TestOriginRequestTarget: with paths.origin: original, the origin
+// receives the request target that httputil.ReverseProxy with SetURL
+// sends (base path joined, base query first, unparsable query parameters
+// dropped), or the rewritten one; by default it receives the same with the
+// path normalised.
 func TestOriginRequestTarget(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
@@ -194,7 +196,9 @@ func TestOriginRequestTarget(t *testing.T) {
 	base, _ := url.Parse(o.URL + "/base?k=v")
 	oracle := httptest.NewServer(&httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(base) }})
 	defer oracle.Close()
-	e := edgeFor(t, base.String(), nil)
+	e := edgeFor(t, base.String(), func(app *manifest.ApplicationSpec) {
+		app.Paths = &manifest.PathPolicy{Origin: manifest.OriginPathOriginal}
+	})
 	c := e.dial(t)
 	for _, target := range []string{
 		"/accounts?x=1", "/", "/a%2Fb?x=%41", "/sp%20ace", "/a/./b//c", "/x?a;b=1&c=2", "/x?bad=%zz", "/path?", "/%7Euser",
@@ -206,6 +210,23 @@ func TestOriginRequestTarget(t *testing.T) {
 		}
 		if got := last(); got != want {
 			t.Errorf("%s: the origin got %q, ReverseProxy sends %q", target, got, want)
+		}
+	}
+
+	normalized := edgeFor(t, base.String(), nil).dial(t)
+	for target, want := range map[string]string{
+		"/accounts?x=1":    "/base/accounts?k=v&x=1",
+		"/a%2Fb?x=%41":     "/base/a/b?k=v&x=%41",
+		"/a/./b//c":        "/base/a/b/c?k=v",
+		"/%7Euser":         "/base/~user?k=v",
+		"/sp%20ace":        "/base/sp%20ace?k=v",
+		"/x/../%2e%2E/y/.": "/base/y/?k=v",
+	} {
+		if status, _ := normalized.get(t, target); status != 200 {
+			t.Fatalf("%s: status %d", target, status)
+		}
+		if got := last(); got != want {
+			t.Errorf("normalised %s: the origin got %q, want %q", target, got, want)
 		}
 	}
 

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -27,6 +28,17 @@ type appRuntime struct {
 	app        *rules.Application
 	hostHeader *rules.Template
 	origin     *proxy.Origin
+	// retryAfter is the Retry-After of a 503 for a full queue: the queue
+	// timeout in whole seconds, at least 1.
+	retryAfter string
+	// underscores accepts header names with '_' (but never the protected
+	// families, see dropUnderscoreHeaders).
+	underscores bool
+	// slashes and rawOriginPath are the application's path policy: what
+	// NormalizePath does with escaped slashes, and whether the origin
+	// receives the client's path as sent rather than normalised.
+	slashes       rules.EscapedSlashes
+	rawOriginPath bool
 }
 
 type fieldErrs struct{ errs []rules.FieldError }
@@ -56,19 +68,108 @@ func compileApp(name string, spec *manifest.ApplicationSpec, lists map[string]*r
 	if err != nil {
 		return nil, err
 	}
+	queueTimeout, err := durationOr(spec.Origin.QueueTimeout, manifest.Duration(connect.String()))
+	if err != nil {
+		return nil, err
+	}
+	lim, err := compileLimits(spec)
+	if err != nil {
+		return nil, err
+	}
 	var tc *tls.Config
 	if u.Scheme == "https" {
 		if tc, err = originTLS(u, spec.Origin.TLS); err != nil {
 			return nil, err
 		}
 	}
+	paths := manifest.PathPolicy{EscapedSlashes: manifest.EscapedSlashesUnescape, Origin: manifest.OriginPathNormalized}
+	if p := spec.Paths; p != nil {
+		paths.EscapedSlashes = cmpOr(p.EscapedSlashes, paths.EscapedSlashes)
+		paths.Origin = cmpOr(p.Origin, paths.Origin)
+	}
+	switch paths.EscapedSlashes {
+	case manifest.EscapedSlashesUnescape, manifest.EscapedSlashesKeep, manifest.EscapedSlashesReject:
+	default:
+		return nil, fmt.Errorf("invalid paths.escapedSlashes %q", paths.EscapedSlashes)
+	}
+	switch paths.Origin {
+	case manifest.OriginPathNormalized, manifest.OriginPathOriginal:
+	default:
+		return nil, fmt.Errorf("invalid paths.origin %q", paths.Origin)
+	}
 	return &appRuntime{
 		name: name, app: app, hostHeader: tmpl,
 		origin: proxy.New(proxy.Config{
 			URL: u, TLS: tc, ConnectTimeout: connect, ResponseTimeout: respTimeout,
 			StripTrailers: func(h http.Header) { app.StripHeaders(rules.HeaderMap(h)) },
+			MaxConns:      lim.maxConns, MaxQueue: lim.maxQueue, QueueTimeout: queueTimeout,
+			MaxBodySize: lim.maxBody, BufferSize: lim.buffer,
 		}),
+		retryAfter:    strconv.Itoa(max(1, int((queueTimeout+time.Second-1)/time.Second))),
+		underscores:   spec.UnderscoresInHeaders,
+		slashes:       slashPolicies[paths.EscapedSlashes],
+		rawOriginPath: paths.Origin == manifest.OriginPathOriginal,
 	}, nil
+}
+
+var slashPolicies = map[string]rules.EscapedSlashes{
+	manifest.EscapedSlashesUnescape: rules.UnescapeSlashes,
+	manifest.EscapedSlashesKeep:     rules.KeepSlashes,
+	manifest.EscapedSlashesReject:   rules.RejectSlashes,
+}
+
+func cmpOr(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+// limits are an application's bounds, defaults applied.
+type limits struct {
+	maxConns, maxQueue int
+	maxBody            int64
+	buffer             int
+}
+
+func compileLimits(spec *manifest.ApplicationSpec) (limits, error) {
+	l := limits{maxConns: manifest.DefaultMaxConnections, maxQueue: manifest.DefaultMaxQueue}
+	if n := spec.Origin.MaxConnections; n != nil {
+		if *n < 1 {
+			return l, fmt.Errorf("invalid origin.maxConnections %d", *n)
+		}
+		l.maxConns = *n
+	}
+	if n := spec.Origin.MaxQueue; n != nil {
+		if *n < 0 {
+			return l, fmt.Errorf("invalid origin.maxQueue %d", *n)
+		}
+		l.maxQueue = *n
+	}
+	size := spec.MaxRequestBodySize
+	if size == "" {
+		size = manifest.DefaultMaxRequestBodySize
+	}
+	var err error
+	if l.maxBody, err = size.Parse(); err != nil {
+		return l, fmt.Errorf("invalid maxRequestBodySize: %w", err)
+	}
+	b := spec.RequestBuffering
+	if b != nil && b.Enabled != nil && !*b.Enabled {
+		return l, nil
+	}
+	size = manifest.DefaultRequestBufferingSize
+	if b != nil && b.Size != "" {
+		size = b.Size
+	}
+	buf, err := size.Parse()
+	if err != nil || buf > manifest.MaxRequestBufferingSize {
+		return l, fmt.Errorf("invalid requestBuffering.size %q (at most %d bytes)", size, manifest.MaxRequestBufferingSize)
+	}
+	// A buffer larger than the body limit is never filled past the limit
+	// (and one byte, to see it crossed).
+	l.buffer = int(buf)
+	return l, nil
 }
 
 // originTLS is the TLS client configuration of an https origin: its own CA
@@ -121,15 +222,16 @@ func (a *appRuntime) forward(w *statusWriter, r *http.Request, st *reqState) {
 		return
 	}
 	st.out = proxy.Outbound{
-		Host:   a.hostHeader.Render(&st.req, nil),
-		Path:   st.acts.Path,
-		Filter: st.acts.Filter,
-		Add:    (*addedHeaders)(&st.acts.Add),
+		Host:       a.hostHeader.Render(&st.req, nil),
+		Path:       st.acts.Path,
+		NormalPath: st.normalPath,
+		Filter:     st.acts.Filter,
+		Add:        (*addedHeaders)(&st.acts.Add),
 	}
 	st.sentAt = time.Now()
 	x, err := a.origin.RoundTrip(r.Context(), r, &st.out)
 	if err != nil {
-		proxyError(w, r, st, err)
+		a.proxyError(w, r, st, err)
 		return
 	}
 	keep := false
@@ -173,7 +275,13 @@ func isUpgrade(r *http.Request) bool {
 // proxyError answers 504 when the origin timed out and 502 otherwise, with a
 // short body; the cause goes to the access log, never to the client. A
 // request body the client failed to send is the client's error (400).
-func proxyError(w http.ResponseWriter, r *http.Request, st *reqState, err error) {
+//
+// The limits answer: 413 Content Too Large for a body over the maximum
+// size (and the connection is closed: the rest of the body is not read),
+// 503 Service Unavailable with Retry-After when the origin connections are
+// all busy and the queue is full or its wait over; each is recorded in
+// Record.Limit.
+func (a *appRuntime) proxyError(w http.ResponseWriter, r *http.Request, st *reqState, err error) {
 	status, body := http.StatusBadGateway, "bad gateway: the origin is unavailable\n"
 	var ne net.Error
 	var cbe *proxy.ClientBodyError
@@ -181,6 +289,17 @@ func proxyError(w http.ResponseWriter, r *http.Request, st *reqState, err error)
 	case errors.Is(err, context.Canceled), r.Context().Err() != nil:
 		// The client went away; nobody reads the answer.
 		status = 499
+	case errors.Is(err, proxy.ErrBodyTooLarge):
+		st.rec.Limit = LimitBodySize
+		w.Header().Set("Connection", "close")
+		status, body = http.StatusRequestEntityTooLarge, "content too large: the request body is over the application's maximum size\n"
+	case errors.Is(err, proxy.ErrQueueFull), errors.Is(err, proxy.ErrQueueTimeout):
+		st.rec.Limit = LimitOriginQueueFull
+		if errors.Is(err, proxy.ErrQueueTimeout) {
+			st.rec.Limit = LimitOriginQueueTimeout
+		}
+		w.Header().Set("Retry-After", a.retryAfter)
+		status, body = http.StatusServiceUnavailable, "service unavailable: the origin is busy; retry later\n"
 	case errors.As(err, &cbe):
 		status, body = http.StatusBadRequest, "bad request: the request body could not be read\n"
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout(), errors.Is(err, os.ErrDeadlineExceeded):

@@ -64,6 +64,9 @@ func newFixture(t testing.TB) *fixture {
 				{Name: "verify", Behaviors: []manifest.AppBehavior{{AddRequestHeader: "Client-Verify: ${ssl_client_verify}"}}},
 				{Name: "tag", Phase: "response", Behaviors: []manifest.AppBehavior{{AddResponseHeader: "Edge: edgectl"}}},
 			},
+			// The originAbsentHeaders cases send X_Spoof, which the edge
+			// drops by default.
+			UnderscoresInHeaders: true,
 		}},
 		{Kind: manifest.KindFirewall, Name: "api", Spec: &manifest.FirewallSpec{Rules: []manifest.FirewallRule{
 			{Name: "drop", Criteria: [][]manifest.Criterion{{{Variable: "request_uri", Operator: "is_equal", Argument: arg("/drop")}}},

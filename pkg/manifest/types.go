@@ -1,6 +1,12 @@
 package manifest
 
-import "time"
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
 
 // APIVersion is the only manifest API version this build understands.
 const APIVersion = "edgectl.dev/v1"
@@ -96,6 +102,91 @@ type ApplicationSpec struct {
 	Origin Origin `yaml:"origin" json:"origin"`
 	// Rules run in list order in their phase; the first terminal behavior ends the phase.
 	Rules []AppRule `yaml:"rules,omitempty" json:"rules,omitempty"`
+	// MaxRequestBodySize is the largest request body accepted, such as 10MiB; a larger one is answered 413 Content Too Large, before the origin is contacted when its Content-Length announces it, and as soon as the limit is crossed otherwise. "0" accepts any size (default 10MiB).
+	// +default=10MiB
+	// +example=1MiB
+	MaxRequestBodySize ByteSize `yaml:"maxRequestBodySize,omitempty" json:"maxRequestBodySize,omitempty"`
+	// RequestBuffering reads a request body into memory, up to a size, before an origin connection is taken, as nginx's proxy_request_buffering and HAProxy's http-buffer-request do, so that a slow uploader holds no origin connection (default on, 64KiB).
+	// +example={enabled: true, size: 256KiB}
+	RequestBuffering *RequestBuffering `yaml:"requestBuffering,omitempty" json:"requestBuffering,omitempty"`
+	// Paths sets how request paths are normalised and which path the origin receives.
+	// +example={escapedSlashes: reject}
+	Paths *PathPolicy `yaml:"paths,omitempty" json:"paths,omitempty"`
+	// UnderscoresInHeaders accepts request header names that contain '_' (nginx's underscores_in_headers); by default they are dropped. Even when accepted, underscore spellings of the forwarding (X_Forwarded_For...), framing (Content_Length, Transfer_Encoding...) and client-identity headers are always dropped.
+	// +default=false
+	UnderscoresInHeaders bool `yaml:"underscoresInHeaders,omitempty" json:"underscoresInHeaders,omitempty"`
+}
+
+// ByteSize is a size in bytes: a whole number, optionally followed by B, KiB, MiB or GiB, such as 65536, 64KiB or 10MiB.
+// +pattern=^[0-9]+(B|KiB|MiB|GiB)?$
+type ByteSize string
+
+// Parse returns the number of bytes.
+func (s ByteSize) Parse() (int64, error) {
+	str := string(s)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"B", 1}} {
+		if strings.HasSuffix(str, u.suffix) {
+			str, mult = strings.TrimSuffix(str, u.suffix), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(str, 10, 64)
+	if err != nil || n < 0 || str == "" || str[0] == '+' || n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("%q is not a size such as 65536, 64KiB or 10MiB", string(s))
+	}
+	return n * mult, nil
+}
+
+// Default limits of an application.
+const (
+	DefaultMaxRequestBodySize   = ByteSize("10MiB")
+	DefaultRequestBufferingSize = ByteSize("64KiB")
+	// DefaultMaxConnections is Envoy's default circuit-breaker limit of connections per upstream cluster.
+	DefaultMaxConnections = 1024
+	// DefaultMaxQueue is Envoy's default limit of pending requests per upstream cluster.
+	DefaultMaxQueue = 1024
+	// MaxRequestBufferingSize is the largest requestBuffering.size: buffers are memory, one per request being uploaded.
+	MaxRequestBufferingSize = 64 << 20
+)
+
+// RequestBuffering configures request-body buffering.
+type RequestBuffering struct {
+	// Enabled turns buffering on (default true).
+	// +default=true
+	Enabled *bool `yaml:"enabled,omitempty" json:"enabled,omitempty"`
+	// Size is how much of a body is read before the origin is contacted (default 64KiB): a body up to this size reaches the origin whole, from memory; the rest of a larger body is streamed once its first size bytes arrived. At most 64MiB; no more than maxRequestBodySize is ever buffered.
+	// +default=64KiB
+	// +example=256KiB
+	Size ByteSize `yaml:"size,omitempty" json:"size,omitempty"`
+}
+
+// Escaped-slash policies, after Envoy's path_with_escaped_slashes_action.
+const (
+	EscapedSlashesUnescape = "unescape"
+	EscapedSlashesKeep     = "keep"
+	EscapedSlashesReject   = "reject"
+)
+
+// Which path the origin receives.
+const (
+	OriginPathNormalized = "normalized"
+	OriginPathOriginal   = "original"
+)
+
+// PathPolicy sets how request paths are normalised.
+type PathPolicy struct {
+	// EscapedSlashes is what happens to %2F, %5C and '\' in a path: unescape (the default) turns them into '/' before normalising, so that rules and the origin see the path that a decoding origin would serve; keep leaves %2F and %5C encoded, so that they never separate segments ('\' is sent as %5C); reject answers 400 Bad Request.
+	// +enum=unescape,keep,reject
+	// +default=unescape
+	EscapedSlashes string `yaml:"escapedSlashes,omitempty" json:"escapedSlashes,omitempty"`
+	// Origin is the path the origin receives: normalized (the default), the path the rules saw, or original, the path exactly as the client sent it (rules still see the normalised path; the firewall and the origin may then disagree).
+	// +enum=normalized,original
+	// +default=normalized
+	Origin string `yaml:"origin,omitempty" json:"origin,omitempty"`
 }
 
 // Duration is a Go duration string such as 500ms, 5s or 1m30s.
@@ -132,6 +223,19 @@ type Origin struct {
 	ResponseTimeout Duration `yaml:"responseTimeout,omitempty" json:"responseTimeout,omitempty"`
 	// TLS configures how the edge verifies an https origin.
 	TLS *OriginTLS `yaml:"tls,omitempty" json:"tls,omitempty"`
+	// MaxConnections is the most connections open to the origin at once, idle ones included (default 1024, Envoy's circuit-breaker default). A request that finds them all busy waits in the queue.
+	// +minimum=1
+	// +default=1024
+	// +example=256
+	MaxConnections *int `yaml:"maxConnections,omitempty" json:"maxConnections,omitempty"`
+	// MaxQueue is the most requests waiting for an origin connection (default 1024); a request that finds the queue full is answered 503 Service Unavailable with Retry-After. 0 queues none.
+	// +minimum=0
+	// +default=1024
+	// +example=0
+	MaxQueue *int `yaml:"maxQueue,omitempty" json:"maxQueue,omitempty"`
+	// QueueTimeout bounds a request's wait in the queue, after which it is answered 503 with Retry-After (default: the connectTimeout, as HAProxy's timeout queue).
+	// +example=2s
+	QueueTimeout Duration `yaml:"queueTimeout,omitempty" json:"queueTimeout,omitempty"`
 }
 
 // OriginTLS configures the edge's TLS client towards an https origin.

@@ -34,27 +34,45 @@ func (e *staleConnError) Unwrap() error { return e.err }
 // the probe) is retried once on a new connection. A request that is not
 // replayable is never retried.
 // On success the caller owns c and releases it to the pool.
-func (o *Origin) roundTrip(ctx context.Context, r *http.Request, out *Outbound, host string) (c *originConn, resp *http.Response, err error) {
+func (o *Origin) roundTrip(ctx context.Context, r *http.Request, out *Outbound, host string) (c *originConn, resp *http.Response, stop func() bool, err error) {
 	replay := replayable(r)
-	c = o.pool.get()
+	if c, err = o.pool.acquire(ctx); err != nil {
+		return nil, nil, nil, err
+	}
 	for {
 		reused := c != nil
 		if !reused {
 			if c, err = o.pool.dial(ctx); err != nil {
-				return nil, nil, err
+				o.pool.free()
+				return nil, nil, nil, err
 			}
 		}
+		stop = c.watch(ctx)
 		resp, err = o.exchange(c, r, out, host)
 		if err == nil {
-			return c, resp, nil
+			return c, resp, stop, nil
+		}
+		if stop != nil && !stop() {
+			err = ctx.Err()
 		}
 		c.close()
 		var stale *staleConnError
 		if !reused || !replay || !errors.As(err, &stale) {
-			return nil, nil, err
+			o.pool.free()
+			return nil, nil, nil, err
 		}
 		c = nil
 	}
+}
+
+// watch closes c when ctx is cancelled, which ends any read or write
+// blocked on it; the returned function stops watching and reports false
+// when c was closed. A context that cannot be cancelled is not watched.
+func (c *originConn) watch(ctx context.Context) func() bool {
+	if ctx.Done() == nil {
+		return nil
+	}
+	return context.AfterFunc(ctx, c.abort)
 }
 
 // replayable reports whether r can be sent a second time: it has no body

@@ -30,20 +30,50 @@ const (
 
 var errResponseHeaderTooLarge = errors.New("origin response header section too large")
 
+// Errors of a request that found the application's origin connections all
+// busy. The edge answers them 503 Service Unavailable with Retry-After.
+var (
+	// ErrQueueFull is returned when the wait queue is full.
+	ErrQueueFull = errors.New("origin connection limit reached and the wait queue is full")
+	// ErrQueueTimeout is returned when the wait in the queue lasted the
+	// queue timeout.
+	ErrQueueTimeout = errors.New("origin connection limit reached and no connection was freed within the queue timeout")
+)
+
+// waiter is a request waiting in the queue. Its channel receives a
+// released connection, or nil: a slot to dial a new one.
+type waiter struct{ ch chan *originConn }
+
+var waiters = sync.Pool{New: func() any { return &waiter{ch: make(chan *originConn, 1)} }}
+
 // originPool dials one application's origin and keeps its idle persistent
 // connections on a LIFO stack, so that the connections in use stay warm
 // and the ones at the bottom expire. It is safe for concurrent use and
 // starts no goroutine per request: a single timer closes expired idle
 // connections.
+//
+// With maxConns set, the pool also bounds the connections open at once
+// (idle, in use and being dialed): a request that finds them all busy
+// waits in a FIFO queue of at most maxQueue requests, for at most
+// queueTimeout, until a connection is released (it is handed over as is)
+// or closed (its slot is handed over, to dial a new one).
 type originPool struct {
-	addr        string
-	tls         *tls.Config // nil for an http origin
-	dialer      net.Dialer
-	idleTimeout time.Duration
-	maxIdle     int
+	addr         string
+	tls          *tls.Config // nil for an http origin
+	dialer       net.Dialer
+	idleTimeout  time.Duration
+	maxIdle      int
+	maxConns     int // 0: unbounded
+	maxQueue     int
+	queueTimeout time.Duration
 
 	mu   sync.Mutex
 	idle []*originConn // oldest first
+	// open counts the connections that hold a slot: idle, in use or
+	// being dialed.
+	open int
+	// waiters is the queue of requests waiting for a slot, oldest first.
+	waiters []*waiter
 	// janitor closes expired idle connections; armed while idle is not
 	// empty.
 	janitor *time.Timer
@@ -83,6 +113,9 @@ type originConn struct {
 	bw    *bufio.Writer
 	// idleSince is when the connection was returned to the pool.
 	idleSince time.Time
+	// abort closes the connection when the exchange's context is
+	// cancelled; made once per connection.
+	abort func()
 }
 
 // headerLimitReader reads from the connection; while limit is not
@@ -129,6 +162,9 @@ func (p *originPool) dial(ctx context.Context) (*originConn, error) {
 	c := &originConn{conn: conn, tcp: tcp, src: headerLimitReader{conn: conn, limit: -1}}
 	c.br = bufio.NewReaderSize(&c.src, connBufferSize)
 	c.bw = bufio.NewWriterSize(conn, connBufferSize)
+	// The TCP connection: closing it breaks a blocked TLS read or write at
+	// once, without a close_notify that could wait on them.
+	c.abort = func() { tcp.Close() }
 	return c, nil
 }
 
@@ -143,8 +179,117 @@ func (p *originPool) get() *originConn {
 		if c == nil || c.alive() {
 			return c
 		}
-		c.close()
+		p.discard(c)
 	}
+}
+
+// acquire returns a usable idle connection, or (nil, nil): a slot to
+// dial a new connection with. When the connection limit is reached it
+// waits in the queue; it fails with ErrQueueFull, ErrQueueTimeout or
+// ctx's error (the client went away). The caller gives the slot back with
+// release or discard.
+func (p *originPool) acquire(ctx context.Context) (*originConn, error) {
+	for {
+		p.mu.Lock()
+		if len(p.idle) > 0 {
+			p.mu.Unlock()
+			if c := p.get(); c != nil {
+				return c, nil
+			}
+			continue
+		}
+		if p.maxConns <= 0 || p.open < p.maxConns {
+			p.open++
+			p.mu.Unlock()
+			return nil, nil
+		}
+		if len(p.waiters) >= p.maxQueue {
+			p.mu.Unlock()
+			return nil, ErrQueueFull
+		}
+		w := waiters.Get().(*waiter)
+		p.waiters = append(p.waiters, w)
+		p.mu.Unlock()
+		return p.wait(ctx, w)
+	}
+}
+
+// wait waits in the queue for a connection or a slot.
+func (p *originPool) wait(ctx context.Context, w *waiter) (*originConn, error) {
+	timer := time.NewTimer(p.queueTimeout)
+	defer timer.Stop()
+	var err error
+	select {
+	case c := <-w.ch:
+		waiters.Put(w)
+		if c != nil && !c.alive() {
+			// Handed over after an exchange, it may still have been
+			// closed by the origin: its slot is ours.
+			c.close()
+			return nil, nil
+		}
+		return c, nil
+	case <-timer.C:
+		err = ErrQueueTimeout
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	p.mu.Lock()
+	queued := false
+	for i, q := range p.waiters {
+		if q == w {
+			n := len(p.waiters)
+			copy(p.waiters[i:], p.waiters[i+1:])
+			p.waiters[n-1] = nil
+			p.waiters = p.waiters[:n-1]
+			queued = true
+			break
+		}
+	}
+	p.mu.Unlock()
+	if !queued {
+		// Served while giving up: pass it on.
+		if c := <-w.ch; c != nil {
+			p.release(c, true)
+		} else {
+			p.free()
+		}
+	}
+	waiters.Put(w)
+	return nil, err
+}
+
+// next dequeues the oldest waiter, or returns nil; p.mu is held.
+func (p *originPool) next() *waiter {
+	if len(p.waiters) == 0 {
+		return nil
+	}
+	w := p.waiters[0]
+	n := copy(p.waiters, p.waiters[1:])
+	p.waiters[n] = nil
+	p.waiters = p.waiters[:n]
+	return w
+}
+
+// free gives back the slot of a connection that was closed (or never
+// dialed): to the oldest waiter, else to the pool.
+func (p *originPool) free() {
+	p.mu.Lock()
+	if w := p.next(); w != nil {
+		p.mu.Unlock()
+		w.ch <- nil
+		return
+	}
+	if p.open > 0 {
+		p.open--
+	}
+	p.mu.Unlock()
+}
+
+// discard closes c and gives back its slot.
+func (p *originPool) discard(c *originConn) {
+	c.close()
+	p.free()
 }
 
 // pop takes the top of the idle stack.
@@ -162,7 +307,7 @@ func (p *originPool) pop() *originConn {
 	if time.Since(c.idleSince) >= p.idleTimeout {
 		// The top is the newest: everything below expired too, and the
 		// janitor is due.
-		c.close()
+		p.discard(c)
 		return nil
 	}
 	return c
@@ -172,14 +317,21 @@ func (p *originPool) pop() *originConn {
 // and the connection can carry another request), and closes it otherwise.
 func (p *originPool) release(c *originConn, keep bool) {
 	if !keep {
-		c.close()
+		p.discard(c)
 		return
 	}
 	now := time.Now()
 	p.mu.Lock()
+	if !p.closed {
+		if w := p.next(); w != nil {
+			p.mu.Unlock()
+			w.ch <- c
+			return
+		}
+	}
 	if p.closed || len(p.idle) >= p.maxIdle {
 		p.mu.Unlock()
-		c.close()
+		p.discard(c)
 		return
 	}
 	c.idleSince = now
@@ -220,7 +372,7 @@ func (p *originPool) sweep() {
 	}
 	p.mu.Unlock()
 	for _, c := range expired {
-		c.close()
+		p.discard(c)
 	}
 }
 
@@ -235,7 +387,7 @@ func (p *originPool) close() {
 	}
 	p.mu.Unlock()
 	for _, c := range idle {
-		c.close()
+		p.discard(c)
 	}
 }
 

@@ -45,7 +45,7 @@ func (o *Origin) writeHead(bw *bufio.Writer, r *http.Request, out *Outbound, hos
 	}
 	bw.WriteString(r.Method)
 	bw.WriteByte(' ')
-	o.writeTarget(bw, r, out.Path)
+	o.writeTarget(bw, r, out.Path, out.NormalPath)
 	bw.WriteString(" HTTP/1.1\r\nHost: ")
 	bw.WriteString(host)
 	bw.WriteString("\r\n")
@@ -75,7 +75,17 @@ func (o *Origin) writeHead(bw *bufio.Writer, r *http.Request, out *Outbound, hos
 // writeTarget writes the request target: the rewritten path when the
 // request phase rewrote it, else the origin's base path joined with the
 // client's path, escaped as url.URL.RequestURI escapes it.
-func (o *Origin) writeTarget(bw *bufio.Writer, r *http.Request, rewritten string) {
+//
+// The asterisk form of "OPTIONS *" (RFC 9112 section 3.2.4), which asks
+// about the server rather than a resource, is sent as is.
+//
+// normal, when not empty, is the client's path normalised by the edge
+// (escaped, without query), sent instead of r.URL's path.
+func (o *Origin) writeTarget(bw *bufio.Writer, r *http.Request, rewritten, normal string) {
+	if rewritten == "" && r.Method == http.MethodOptions && r.URL.Path == "*" && r.URL.RawQuery == "" {
+		bw.WriteByte('*')
+		return
+	}
 	if rewritten != "" {
 		path, query, _ := strings.Cut(rewritten, "?")
 		u := url.URL{Path: singleJoin(o.url.Path, path)}
@@ -86,9 +96,13 @@ func (o *Origin) writeTarget(bw *bufio.Writer, r *http.Request, rewritten string
 		}
 		return
 	}
-	var u url.URL
-	u.Path, u.RawPath = joinURLPath(o.url, r.URL)
-	writePath(bw, &u)
+	if normal != "" {
+		bw.WriteString(singleJoin(o.url.EscapedPath(), normal))
+	} else {
+		var u url.URL
+		u.Path, u.RawPath = joinURLPath(o.url, r.URL)
+		writePath(bw, &u)
+	}
 	base, query := o.url.RawQuery, cleanQueryParams(r.URL.RawQuery)
 	if base == "" && query == "" && !r.URL.ForceQuery {
 		return

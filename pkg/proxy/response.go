@@ -10,8 +10,11 @@ import (
 
 // copyBufs holds the buffers that copy bodies between the client and the
 // origin, so that no request allocates one.
+// copyBufSize is the size of the buffers of copyBufs.
+const copyBufSize = 32 << 10
+
 var copyBufs = sync.Pool{New: func() any {
-	b := make([]byte, 32<<10)
+	b := make([]byte, copyBufSize)
 	return &b
 }}
 
@@ -49,6 +52,10 @@ func (x *Exchange) Relay(w ResponseWriter) (reusable bool, err error) {
 		w.Flush()
 	}
 	rerr, werr := c.copyBody(w, resp.Body, stream, x.o.responseTimeout)
+	if rerr != nil && x.ctx != nil && x.ctx.Err() != nil {
+		// The client went away and its context closed the connection.
+		return false, nil
+	}
 	if rerr != nil {
 		return false, &BodyError{rerr}
 	}

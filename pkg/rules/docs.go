@@ -53,6 +53,7 @@ var VariableDocs = []VariableDoc{
 	// {variable: host, operator: is_equal, argument: api.bank.example}.
 	{Name: "host", Engine: EngineFirewall, Phases: reqOnly, Format: "The request's host, lowercased, without the port.", Example: "api.bank.example", Origin: "Azion"},
 	{Name: "request_uri", Engine: EngineFirewall, Phases: reqOnly, Format: "The normalised, decoded path, without the query (dot segments removed, slashes merged).", Example: "/accounts/42", Origin: "Azion"},
+	{Name: "request_target_raw", Engine: EngineFirewall, Phases: reqOnly, Format: "The request target exactly as the client sent it: path and query, not normalised nor decoded (an absolute-form target as sent). Rules that must match what the origin serves test request_uri instead.", Example: "/accounts/../admin?x=1", Origin: "edgectl"},
 	{Name: "request_method", Engine: EngineFirewall, Phases: reqOnly, Format: "The HTTP method, as sent.", Example: "GET", Origin: "Azion"},
 	{Name: "request_args", Engine: EngineFirewall, Phases: reqOnly, Format: "The raw query string, without '?'; empty when there is none.", Example: "limit=10&from=2026-01-01", Origin: "Azion"},
 	{Name: "scheme", Engine: EngineFirewall, Phases: reqOnly, Format: "https (the edge serves TLS only).", Example: "https", Origin: "Azion"},
@@ -75,7 +76,8 @@ var VariableDocs = []VariableDoc{
 	// Application (Azion Edge Application), written ${name}.
 	{Name: "host", Engine: EngineApplication, Phases: both, Format: "The request's host, lowercased, without the port.", Example: "api.bank.example", Origin: "nginx"},
 	{Name: "uri", Engine: EngineApplication, Phases: both, Format: "The normalised, decoded path, without the query; the origin receives the same path.", Example: "/accounts/42", Origin: "nginx"},
-	{Name: "request_uri", Engine: EngineApplication, Phases: both, Format: "The request target as the client sent it: path and query, not normalised.", Example: "/accounts/42?limit=10", Origin: "nginx"},
+	{Name: "request_uri", Engine: EngineApplication, Phases: both, Format: "The request target as the client sent it: path and query, not normalised (as nginx's $request_uri); rules that must match what the origin serves test uri instead.", Example: "/accounts/42?limit=10", Origin: "nginx"},
+	{Name: "request_target_raw", Engine: EngineApplication, Phases: both, Format: "The same as request_uri: the request target exactly as the client sent it, not normalised (the name the firewall shares).", Example: "/accounts/../admin?x=1", Origin: "edgectl"},
 	{Name: "request_method", Engine: EngineApplication, Phases: both, Format: "The HTTP method, as sent.", Example: "POST", Origin: "nginx"},
 	{Name: "scheme", Engine: EngineApplication, Phases: both, Format: "https (the edge serves TLS only).", Example: "https", Origin: "nginx"},
 	{Name: "args", Engine: EngineApplication, Phases: both, Format: "The raw query string, without '?'.", Example: "limit=10&from=2026-01-01", Origin: "nginx"},

@@ -96,6 +96,7 @@ var appVars = map[string]varKind{
 	"host":                            vHost,
 	"uri":                             vURI,
 	"request_uri":                     vRequestURI,
+	"request_target_raw":              vRequestURI,
 	"request_method":                  vMethod,
 	"scheme":                          vScheme,
 	"args":                            vArgs,
@@ -147,6 +148,7 @@ var appPrefixes = []struct {
 var firewallVars = map[string]variable{
 	"host":                          {kind: vHost},
 	"request_uri":                   {kind: vURI},
+	"request_target_raw":            {kind: vRequestURI},
 	"request_method":                {kind: vMethod},
 	"request_args":                  {kind: vArgs},
 	"scheme":                        {kind: vScheme},
@@ -275,9 +277,11 @@ type Request struct {
 	// Method is the request method; request_method.
 	Method string
 	// Target is the request target as the client sent it ("/a/b?x=1"; an
-	// absolute form or "*" as sent); request_uri.
+	// absolute form or "*" as sent, not normalised); request_uri and
+	// request_target_raw.
 	Target string
-	// Path is the target's decoded path, without the query; uri and the
+	// Path is the target's path, normalised (NormalizePath: dot segments
+	// removed, slashes merged) and decoded, without the query; uri and the
 	// firewall's request_uri.
 	Path string
 	// Query is the target's raw query, without "?"; args, arg_<name> and the

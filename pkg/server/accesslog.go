@@ -139,6 +139,9 @@ func appendAccessLine(b []byte, at time.Time, r *edge.Record) []byte {
 	if r.Error != "" {
 		b = appendStr(b, "error", r.Error)
 	}
+	if r.Limit != "" {
+		b = appendStr(b, "limit", r.Limit)
+	}
 	return append(b, "}\n"...)
 }
 

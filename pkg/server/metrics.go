@@ -29,6 +29,7 @@ const (
 	MetricConnectionsRefused  = "edgectl_client_connections_refused_total"
 	MetricHTTP2Timeouts       = "edgectl_http2_timeouts_total"
 	MetricHTTP2Errors         = "edgectl_http2_errors_total"
+	MetricLimitRefusals       = "edgectl_limit_refusals_total"
 )
 
 // metrics holds the server's Prometheus collectors in a registry of its own.
@@ -52,7 +53,8 @@ type metrics struct {
 
 	// open counts the edge listener's client connections, from their
 	// acceptance to their close.
-	open atomic.Int64
+	open   atomic.Int64
+	limits *prometheus.CounterVec
 
 	// Cached children: looking a child up by labels hashes and allocates,
 	// so each (domain, code) and each domain's verification results are
@@ -110,8 +112,11 @@ func newMetrics() *metrics {
 	m.h2Errors = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: MetricHTTP2Errors, Help: "HTTP/2 protocol errors and defences of Go's http2 server, by type (scope, code and cause, such as conn_enhance_your_calm_too_many_early_resets: the rapid-reset defence).",
 	}, []string{"type"})
+	m.limits = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: MetricLimitRefusals, Help: "Requests refused by a limit or policy of their application, by domain and limit (request_body_size: 413; origin_queue_full, origin_queue_timeout: 503; escaped_slash: 400).",
+	}, []string{"domain", "limit"})
 	m.reg.MustRegister(m.requests, m.verifications, m.handshakes, m.firewall, m.upstream, m.reloads, m.serial, m.domains, m.dropped, m.connected,
-		m.refused, open, m.h2Timeouts, m.h2Errors,
+		m.limits, m.refused, open, m.h2Timeouts, m.h2Errors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Reload results and handshake reasons show from the start, at zero.
 	m.reloads.WithLabelValues("success")
@@ -131,6 +136,9 @@ func (m *metrics) request(rec *edge.Record) {
 	c.(prometheus.Counter).Inc()
 	if rec.FirewallRule != "" {
 		m.firewall.WithLabelValues(rec.Domain, rec.FirewallRule, rec.FirewallAction).Inc()
+	}
+	if rec.Limit != "" {
+		m.limits.WithLabelValues(rec.Domain, rec.Limit).Inc()
 	}
 	if rec.UpstreamStatus != 0 {
 		o, ok := m.upChildren.Load(rec.Domain)

@@ -79,7 +79,11 @@ func normalize(res *Resource, portable bool) any {
 		n.Items = append([]string(nil), spec.Items...)
 		return &n
 	case *manifest.ApplicationSpec:
-		n := manifest.ApplicationSpec{Origin: spec.Origin}
+		n := manifest.ApplicationSpec{
+			Origin: spec.Origin, MaxRequestBodySize: spec.MaxRequestBodySize,
+			RequestBuffering: spec.RequestBuffering, Paths: spec.Paths,
+			UnderscoresInHeaders: spec.UnderscoresInHeaders,
+		}
 		o := &n.Origin
 		o.HostHeader = or(o.HostHeader, manifest.DefaultHostHeader)
 		o.ConnectTimeout = canonicalDuration(o.ConnectTimeout, manifest.DefaultConnectTimeout)

@@ -423,7 +423,7 @@ func (c *checker) application(e *entry, spec *manifest.ApplicationSpec) {
 	for _, d := range []struct {
 		path string
 		v    manifest.Duration
-	}{{"spec.origin.connectTimeout", o.ConnectTimeout}, {"spec.origin.responseTimeout", o.ResponseTimeout}} {
+	}{{"spec.origin.connectTimeout", o.ConnectTimeout}, {"spec.origin.responseTimeout", o.ResponseTimeout}, {"spec.origin.queueTimeout", o.QueueTimeout}} {
 		if d.v == "" {
 			continue
 		}
@@ -431,6 +431,7 @@ func (c *checker) application(e *entry, spec *manifest.ApplicationSpec) {
 			doc.Errorf(&c.diags, d.path, "%q is not a positive duration such as 5s or 1m30s", d.v)
 		}
 	}
+	c.limits(doc, spec)
 	if t := o.TLS; t != nil {
 		if u != nil && u.Scheme == "http" {
 			doc.Warnf(&c.diags, "spec.origin.tls", "tls settings have no effect on an http origin")
@@ -453,6 +454,43 @@ func (c *checker) application(e *entry, spec *manifest.ApplicationSpec) {
 	}
 	_, errs := rules.CompileApplication(spec, c.networkLists())
 	c.fieldErrors(doc, errs)
+}
+
+// limits checks an application's bounds and policies (the schema checks
+// their types and enums).
+func (c *checker) limits(doc *manifest.Document, spec *manifest.ApplicationSpec) {
+	o := spec.Origin
+	if o.MaxConnections != nil && *o.MaxConnections < 1 {
+		doc.Errorf(&c.diags, "spec.origin.maxConnections", "must be at least 1, not %d", *o.MaxConnections)
+	}
+	if o.MaxQueue != nil && *o.MaxQueue < 0 {
+		doc.Errorf(&c.diags, "spec.origin.maxQueue", "must not be negative (0 queues no request), not %d", *o.MaxQueue)
+	}
+	maxBody := int64(-1)
+	if spec.MaxRequestBodySize != "" {
+		if n, err := spec.MaxRequestBodySize.Parse(); err != nil {
+			doc.Errorf(&c.diags, "spec.maxRequestBodySize", "%v", err)
+		} else {
+			maxBody = n
+		}
+	}
+	if b := spec.RequestBuffering; b != nil && b.Size != "" {
+		switch n, err := b.Size.Parse(); {
+		case err != nil:
+			doc.Errorf(&c.diags, "spec.requestBuffering.size", "%v", err)
+		case n < 1:
+			doc.Errorf(&c.diags, "spec.requestBuffering.size", "must be at least 1 byte; turn buffering off with enabled: false")
+		case n > manifest.MaxRequestBufferingSize:
+			doc.Errorf(&c.diags, "spec.requestBuffering.size", "%s is over the largest buffer, 64MiB: buffers are memory, one per request being uploaded", b.Size)
+		case maxBody > 0 && n > maxBody:
+			doc.Warnf(&c.diags, "spec.requestBuffering.size", "%s is larger than maxRequestBodySize (%s); no more than maxRequestBodySize is ever buffered", b.Size, spec.MaxRequestBodySize)
+		case b.Enabled != nil && !*b.Enabled:
+			doc.Warnf(&c.diags, "spec.requestBuffering.size", "has no effect while buffering is off (enabled: false)")
+		}
+	}
+	if p := spec.Paths; p != nil && p.Origin == manifest.OriginPathOriginal {
+		doc.Warnf(&c.diags, "spec.paths.origin", "the origin receives the path as the client sent it, which the firewall and the rules never saw: an origin that resolves dot segments or merges slashes may serve a path a rule denied")
+	}
 }
 
 func (c *checker) lookupRef(doc *manifest.Document, path, kind, name string) *entry {

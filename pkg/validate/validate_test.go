@@ -294,6 +294,38 @@ spec: {origin: {url: "https://origin.internal", tls: {caFile: garbage.pem, insec
 				`spec.origin.tls.insecureSkipVerify: warning: the origin's certificate is not verified; use caFile instead outside of tests`,
 			},
 		},
+		"limits and policies": {
+			extra: `kind: Application
+apiVersion: edgectl.dev/v1
+metadata: {name: bounded}
+spec:
+  origin: {url: "http://127.0.0.1:9000", maxConnections: 64, maxQueue: 0, queueTimeout: 2s}
+  maxRequestBodySize: 1MiB
+  requestBuffering: {size: 2MiB}
+  paths: {escapedSlashes: keep, origin: original}
+  underscoresInHeaders: true
+---
+kind: Application
+apiVersion: edgectl.dev/v1
+metadata: {name: wrong}
+spec:
+  origin: {url: "http://127.0.0.1:9000", maxConnections: 0, maxQueue: -1, queueTimeout: soon}
+  maxRequestBodySize: 10MB
+  requestBuffering: {enabled: false, size: 100MiB}
+  paths: {escapedSlashes: decode}
+`,
+			want: []string{
+				`spec.requestBuffering.size: warning: 2MiB is larger than maxRequestBodySize (1MiB); no more than maxRequestBodySize is ever buffered`,
+				`spec.paths.origin: warning: the origin receives the path as the client sent it, which the firewall and the rules never saw: an origin that resolves dot segments or merges slashes may serve a path a rule denied`,
+				// The schema refuses these; the semantic checks repeat none of them.
+				"spec.origin.maxConnections: error: must be >= 1 but found 0",
+				"spec.origin.maxQueue: error: must be >= 0 but found -1",
+				`spec.origin.queueTimeout: error: "soon" does not match the required pattern '^([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$'`,
+				`spec.maxRequestBodySize: error: "10MB" does not match the required pattern '^[0-9]+(B|KiB|MiB|GiB)?$'`,
+				`spec.paths.escapedSlashes: error: must be one of "unescape", "keep", "reject"`,
+				`spec.requestBuffering.size: error: 100MiB is over the largest buffer, 64MiB: buffers are memory, one per request being uploaded`,
+			},
+		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -436,5 +468,43 @@ spec: {hostnames: [api.example.com], certificate: srv, application: app, firewal
 	res := validate.Validate(docs, validate.Options{})
 	if res.Diags.HasErrors() {
 		t.Fatalf("a valid set failed: %v", res.Diags)
+	}
+}
+
+// TestDesiredKeepsLimits: the application limits and policies reach the
+// desired state (and so the deployed one) as written.
+func TestDesiredKeepsLimits(t *testing.T) {
+	dir := fixture(t)
+	docs, _ := manifest.Parse(filepath.Join(dir, "m.yaml"), dir, []byte(base+`kind: Application
+apiVersion: edgectl.dev/v1
+metadata: {name: bounded}
+spec:
+  origin: {url: "http://127.0.0.1:9000", maxConnections: 64, maxQueue: 0, queueTimeout: 2s}
+  maxRequestBodySize: 1MiB
+  requestBuffering: {enabled: false}
+  paths: {escapedSlashes: reject}
+  underscoresInHeaders: true
+`))
+	res := validate.Validate(docs, validate.Options{})
+	if res.Diags.HasErrors() {
+		t.Fatal(res.Diags)
+	}
+	var got *manifest.ApplicationSpec
+	for _, r := range res.Desired() {
+		if r.ID() == "Application/bounded" {
+			got = r.Spec.(*manifest.ApplicationSpec)
+		}
+	}
+	off, conns, queue := false, 64, 0
+	want := &manifest.ApplicationSpec{
+		Origin: manifest.Origin{URL: "http://127.0.0.1:9000", HostHeader: "${host}", ConnectTimeout: "5s", ResponseTimeout: "1m0s",
+			MaxConnections: &conns, MaxQueue: &queue, QueueTimeout: "2s"},
+		MaxRequestBodySize:   "1MiB",
+		RequestBuffering:     &manifest.RequestBuffering{Enabled: &off},
+		Paths:                &manifest.PathPolicy{EscapedSlashes: "reject"},
+		UnderscoresInHeaders: true,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("desired application (-want +got):\n%s", diff)
 	}
 }
