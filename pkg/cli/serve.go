@@ -86,8 +86,8 @@ for a request's headers (on HTTP/2, the first request), --body-timeout between
 two reads of a request body, --write-timeout between two writes of a response
 (on HTTP/2 a client that keeps its flow-control window closed stalls them),
 --idle-timeout for a connection with nothing to do. A stalled HTTP/2 stream is
-reset; a request whose client goes away (connection closed, stream reset) has
-its context, which the origin exchange is given, cancelled. --max-connections bounds the
+reset; a request whose client goes away (connection closed, stream reset) is
+cancelled, and with it its origin exchange. --max-connections bounds the
 client connections held at once: beyond it, new connections are closed before
 their handshake.
 
