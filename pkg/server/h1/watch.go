@@ -25,7 +25,11 @@ import (
 // The delay keeps the per-request savings: a handler that answers within
 // it costs the watch two atomic operations and an append to the
 // sweeper's list under a mutex, with no goroutine, timer, wake-up or read
-// (BenchmarkKeepAlive); a client that goes away during such a request
+// (BenchmarkKeepAlive, client side included: the same 23 allocations per
+// request, and about 3% more CPU, the sweeper's included; a timer per
+// request instead doubled the CPU, its resets waking the scheduler, and a
+// read per request added two allocations and a wake-up of the network
+// poller); a client that goes away during such a request
 // costs the origin that much work at most. The sweeper runs every
 // watchDelay while requests are in flight, and stops when there are none.
 //
