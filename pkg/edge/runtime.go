@@ -1,7 +1,9 @@
 package edge
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
@@ -37,6 +39,18 @@ type Options struct {
 	// SkipKeys compiles without loading private keys (validate on a machine
 	// that does not hold them); the result must not serve.
 	SkipKeys bool
+	// Previous is the runtime this compile replaces, if any: every piece of
+	// it whose inputs did not change is reused rather than compiled again
+	// (certificates and keys by content, trust stores, network lists,
+	// firewalls, applications with their origin pools, per-domain TLS
+	// configurations), and the result is the runtime a full compile would
+	// produce. Previous keeps serving and must still be closed; an origin
+	// pool it shares with the new runtime stays open until neither uses
+	// it. Previous must come from a Compile with the same ReadFile,
+	// LookupEnv, Now and Observer (a server keeps one Options for its
+	// lifetime); TLS configurations are reused only under the same
+	// TicketSecret, certificates only under the same SkipKeys.
+	Previous *Runtime
 }
 
 // Runtime is a compiled snapshot: immutable, safe for concurrent use, and
@@ -55,6 +69,9 @@ type Runtime struct {
 	// base is the listener's TLS configuration; its GetConfigForClient
 	// selects the domain's configuration by SNI.
 	base *tls.Config
+	// cache is what the next compile may reuse (Options.Previous).
+	cache     *compileCache
+	closeOnce sync.Once
 }
 
 // Domain is a compiled domain.
@@ -102,17 +119,22 @@ func (e *CompileError) Error() string {
 // when any resource cannot serve; nothing is partially compiled.
 func Compile(snap *state.Snapshot, opts Options) (*Runtime, error) {
 	opts = opts.withDefaults()
-	c := &compiler{opts: opts, errs: &CompileError{}}
+	byKind := groupByKind(snap)
+	c := &compiler{opts: opts, errs: &CompileError{}, byKind: byKind, prev: previousCache(opts), next: newCompileCache(opts, byKind)}
+	c.certsOK, c.policiesOK = c.prev.certReusable(opts), c.prev.policyReusable(opts)
+	nDomains := len(c.byKind[manifest.KindDomain])
 	rt := &Runtime{
 		serial: snap.Serial, lineage: snap.Lineage,
-		exact: map[string]*Domain{}, wildcard: map[string]*Domain{}, apps: map[string]*appRuntime{},
-		now: opts.Now, observer: opts.Observer,
+		exact: make(map[string]*Domain, nDomains), wildcard: make(map[string]*Domain, nDomains),
+		apps:    make(map[string]*appRuntime, len(c.byKind[manifest.KindApplication])),
+		domains: make([]*Domain, 0, nDomains),
+		now:     opts.Now, observer: opts.Observer, cache: c.next,
 	}
 	if rt.observer == nil {
 		rt.observer = nopObserver{}
 	}
-	c.byKind = groupByKind(snap)
 	lists := c.networkLists()
+	c.changed = changedLists(c.prev, c.next)
 	certs := c.certificates(c.byKind[manifest.KindCertificate])
 	trusts := c.trustStores()
 	firewalls := c.firewalls(lists)
@@ -121,8 +143,10 @@ func Compile(snap *state.Snapshot, opts Options) (*Runtime, error) {
 		c.domain(rt, name, certs, trusts, firewalls)
 	}
 	if len(c.errs.Problems) > 0 {
-		for _, app := range rt.apps {
-			app.close()
+		// Pools compiled for this runtime close; pools carried over from
+		// the previous one stay with it.
+		for _, a := range c.next.apps {
+			a.release()
 		}
 		return nil, c.errs
 	}
@@ -153,12 +177,18 @@ func (opts Options) withDefaults() Options {
 
 // groupByKind indexes the snapshot's resources by kind and name.
 func groupByKind(snap *state.Snapshot) map[string]map[string]*state.Resource {
-	byKind := map[string]map[string]*state.Resource{}
+	// Sized first: growing maps of 10,000 entries is a good part of an
+	// incremental compile.
+	counts := map[string]int{}
+	for i := range snap.Resources {
+		counts[snap.Resources[i].Kind]++
+	}
+	byKind := make(map[string]map[string]*state.Resource, len(counts))
+	for kind, n := range counts {
+		byKind[kind] = make(map[string]*state.Resource, n)
+	}
 	for i := range snap.Resources {
 		r := &snap.Resources[i]
-		if byKind[r.Kind] == nil {
-			byKind[r.Kind] = map[string]*state.Resource{}
-		}
 		byKind[r.Kind][r.Name] = r
 	}
 	return byKind
@@ -177,36 +207,53 @@ func sortedNames(byName map[string]*state.Resource) []string {
 
 // networkLists compiles the NetworkLists.
 func (c *compiler) networkLists() map[string]*rules.NetworkList {
-	lists := map[string]*rules.NetworkList{}
+	lists := make(map[string]*rules.NetworkList, len(c.byKind[manifest.KindNetworkList]))
 	for name, r := range c.byKind[manifest.KindNetworkList] {
-		nl, errs := rules.CompileNetworkList(r.Spec.(*manifest.NetworkListSpec))
+		spec := r.Spec.(*manifest.NetworkListSpec)
+		if p, ok := c.prev.lists[name]; ok && equalNetworkList(p.spec, spec) {
+			lists[name], c.next.lists[name] = p.list, p
+			continue
+		}
+		nl, errs := rules.CompileNetworkList(spec)
 		c.fieldErrors(r, errs)
-		lists[name] = nl
+		lists[name], c.next.lists[name] = nl, cachedList{spec: spec, list: nl}
 	}
 	return lists
 }
 
 // trustStores compiles the TrustedCAs; a broken one is left out.
 func (c *compiler) trustStores() map[string]*trustStore {
-	trusts := map[string]*trustStore{}
+	trusts := make(map[string]*trustStore, len(c.byKind[manifest.KindTrustedCA]))
 	for name, r := range c.byKind[manifest.KindTrustedCA] {
-		t, err := compileTrust(name, r.Spec.(*manifest.TrustedCASpec))
+		spec := r.Spec.(*manifest.TrustedCASpec)
+		if p, ok := c.prev.trusts[name]; ok && equalTrustedCA(p.spec, spec) {
+			trusts[name], c.next.trusts[name] = p.trust, p
+			continue
+		}
+		t, err := compileTrust(name, spec)
 		if err != nil {
 			c.add(r, "spec", err.Error())
 			continue
 		}
-		trusts[name] = t
+		trusts[name], c.next.trusts[name] = t, cachedTrust{spec: spec, trust: t}
 	}
 	return trusts
 }
 
 // firewalls compiles the Firewalls.
 func (c *compiler) firewalls(lists map[string]*rules.NetworkList) map[string]*rules.Firewall {
-	firewalls := map[string]*rules.Firewall{}
+	firewalls := make(map[string]*rules.Firewall, len(c.byKind[manifest.KindFirewall]))
 	for name, r := range c.byKind[manifest.KindFirewall] {
-		fw, errs := rules.CompileFirewall(r.Spec.(*manifest.FirewallSpec), lists)
+		spec := r.Spec.(*manifest.FirewallSpec)
+		if p, ok := c.prev.firewalls[name]; ok && equalFirewall(p.spec, spec) && !c.firewallListsChanged(spec) {
+			// Its rate limiters carry over too: a reload that did not
+			// change a Firewall does not reset its limits.
+			firewalls[name], c.next.firewalls[name] = p.fw, p
+			continue
+		}
+		fw, errs := rules.CompileFirewall(spec, lists)
 		c.fieldErrors(r, errs)
-		firewalls[name] = fw
+		firewalls[name], c.next.firewalls[name] = fw, cachedFirewall{spec: spec, fw: fw}
 	}
 	return firewalls
 }
@@ -215,7 +262,13 @@ func (c *compiler) firewalls(lists map[string]*rules.NetworkList) map[string]*ru
 // left out.
 func (c *compiler) applications(rt *Runtime, lists map[string]*rules.NetworkList) {
 	for name, r := range c.byKind[manifest.KindApplication] {
-		app, err := compileApp(name, r.Spec.(*manifest.ApplicationSpec), lists)
+		spec := r.Spec.(*manifest.ApplicationSpec)
+		if p := c.prev.apps[name]; p != nil && equalApplication(p.spec, spec) && !c.appListsChanged(spec) && p.acquire() {
+			// The origin pool carries over with its idle connections.
+			rt.apps[name], c.next.apps[name] = p.app, p
+			continue
+		}
+		app, err := compileApp(name, spec, lists)
 		if err != nil {
 			if fe := (*fieldErrs)(nil); errors.As(err, &fe) {
 				c.fieldErrors(r, fe.errs)
@@ -224,7 +277,7 @@ func (c *compiler) applications(rt *Runtime, lists map[string]*rules.NetworkList
 			}
 			continue
 		}
-		rt.apps[name] = app
+		rt.apps[name], c.next.apps[name] = app, newCachedApp(spec, app)
 	}
 }
 
@@ -246,7 +299,7 @@ func (c *compiler) domain(rt *Runtime, name string, certs map[string]*compiledCe
 			c.add(r, "spec.firewall", fmt.Sprintf("Firewall %q is missing or broken", spec.Firewall))
 		}
 	}
-	mode, trust, trustPEM := ModeOff, (*trustStore)(nil), ""
+	mode, trust, tca := ModeOff, (*trustStore)(nil), (*manifest.TrustedCASpec)(nil)
 	if m := spec.MTLS; m != nil && m.Enabled {
 		mode = ModeEnforce
 		if m.Verification == manifest.VerificationPermissive {
@@ -257,13 +310,25 @@ func (c *compiler) domain(rt *Runtime, name string, certs map[string]*compiledCe
 			c.add(r, "spec.mtls.trustedCA", fmt.Sprintf("TrustedCA %q is missing or broken; the domain would have no trust store", m.TrustedCA))
 			return
 		}
-		tca := c.byKind[manifest.KindTrustedCA][m.TrustedCA].Spec.(*manifest.TrustedCASpec)
-		trustPEM = tca.Certificate + tca.CRL + fmt.Sprint(trust.depth)
+		tca = c.byKind[manifest.KindTrustedCA][m.TrustedCA].Spec.(*manifest.TrustedCASpec)
 	}
 	if !ok {
 		return
 	}
-	d.tls = compileTLS(name, cert.tls, cert.pem, mode, trust, trustPEM, c.opts.TicketSecret, c.opts.Now)
+	// A policy is reused only when built from these very pieces: its
+	// ticket key (and so resumption) then stays the same; any change of
+	// certificate, trust store, CRLs or mode builds a new one with a new key.
+	if p := c.prev.policies[name]; c.policiesOK && p != nil && p.cert == cert && p.trust == trust && p.mode == mode {
+		d.tls = p
+	} else {
+		trustPEM := ""
+		if tca != nil {
+			trustPEM = tca.Certificate + tca.CRL + fmt.Sprint(trust.depth)
+		}
+		d.tls = compileTLS(name, cert.tls, cert.pem, mode, trust, trustPEM, c.opts.TicketSecret, c.opts.Now)
+		d.tls.cert = cert
+	}
+	c.next.policies[name] = d.tls
 	c.hostnames(rt, r, d)
 	rt.domains = append(rt.domains, d)
 }
@@ -288,12 +353,45 @@ func (c *compiler) hostnames(rt *Runtime, r *state.Resource, d *Domain) {
 type compiledCert struct {
 	tls tls.Certificate
 	pem string
+	// content is the SHA-256 of the certificate PEM and of the private key
+	// PEM it was loaded with (compileCache).
+	content [2][32]byte
 }
 
 type compiler struct {
 	opts   Options
 	errs   *CompileError
 	byKind map[string]map[string]*state.Resource
+	// prev is the cache of Options.Previous (empty without one), next the
+	// cache of the runtime being compiled.
+	prev, next *compileCache
+	// certsOK and policiesOK say whether prev's certificates and TLS
+	// policies may be reused under these options.
+	certsOK, policiesOK bool
+	// changed names the NetworkLists that differ from prev's.
+	changed map[string]bool
+}
+
+// firewallListsChanged reports whether a Firewall names a NetworkList that
+// changed since the previous runtime.
+func (c *compiler) firewallListsChanged(spec *manifest.FirewallSpec) bool {
+	for i := range spec.Rules {
+		if dependsOnChanged(c.changed, spec.Rules[i].Criteria) {
+			return true
+		}
+	}
+	return false
+}
+
+// appListsChanged reports whether an Application names a NetworkList that
+// changed since the previous runtime.
+func (c *compiler) appListsChanged(spec *manifest.ApplicationSpec) bool {
+	for i := range spec.Rules {
+		if dependsOnChanged(c.changed, spec.Rules[i].Criteria) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *compiler) add(r *state.Resource, path, msg string) {
@@ -326,7 +424,7 @@ func (c *compiler) certificates(byName map[string]*state.Resource) map[string]*c
 		go func() {
 			defer wg.Done()
 			for i := int(next.Add(1) - 1); i < len(names); i = int(next.Add(1) - 1) {
-				out[i], errs[i] = c.certificate(byName[names[i]].Spec.(*manifest.CertificateSpec))
+				out[i], errs[i] = c.cachedCertificate(names[i], byName[names[i]].Spec.(*manifest.CertificateSpec))
 			}
 		}()
 	}
@@ -338,8 +436,37 @@ func (c *compiler) certificates(byName map[string]*state.Resource) map[string]*c
 			continue
 		}
 		certs[name] = out[i]
+		c.next.certs[name] = out[i]
+		c.next.byContent[out[i].content] = out[i]
 	}
 	return certs
+}
+
+// cachedCertificate is certificate, reusing the previous runtime's parsed
+// chain and key when the certificate PEM and the private key PEM (read
+// again, so that a changed or missing key is noticed) are the same: by name
+// first, then by content (a renamed or duplicated certificate).
+func (c *compiler) cachedCertificate(name string, spec *manifest.CertificateSpec) (*compiledCert, error) {
+	if !c.certsOK {
+		return c.certificate(spec)
+	}
+	var keyPEM []byte
+	if !c.opts.SkipKeys {
+		var err error
+		if keyPEM, err = c.privateKey(spec); err != nil {
+			// The full path reports a broken chain before a missing key.
+			return c.certificate(spec)
+		}
+	}
+	keySum := sha256.Sum256(keyPEM)
+	if p := c.prev.certs[name]; p != nil && p.pem == spec.Certificate && p.content[1] == keySum {
+		return p, nil
+	}
+	content := [2][32]byte{sha256.Sum256([]byte(spec.Certificate)), keySum}
+	if p := c.prev.byContent[content]; p != nil {
+		return p, nil
+	}
+	return c.parseCertificate(spec, keyPEM)
 }
 
 // certificate loads the chain and its private key.
@@ -348,28 +475,54 @@ func (c *compiler) certificate(spec *manifest.CertificateSpec) (*compiledCert, e
 	if err != nil {
 		return nil, err
 	}
-	out := &compiledCert{pem: spec.Certificate}
+	var keyPEM []byte
+	if !c.opts.SkipKeys {
+		if keyPEM, err = c.privateKey(spec); err != nil {
+			return nil, err
+		}
+	}
+	return c.withKey(spec, chain, keyPEM)
+}
+
+// privateKey reads the PEM of a certificate's private key.
+func (c *compiler) privateKey(spec *manifest.CertificateSpec) ([]byte, error) {
+	switch {
+	case spec.PrivateKeyFile != "":
+		keyPEM, err := c.opts.ReadFile(spec.PrivateKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read private key: %w", err)
+		}
+		return keyPEM, nil
+	case spec.PrivateKeyEnv != "":
+		v, ok := c.opts.LookupEnv(spec.PrivateKeyEnv)
+		if !ok || v == "" {
+			return nil, fmt.Errorf("environment variable %s holding the private key is not set", spec.PrivateKeyEnv)
+		}
+		return []byte(v), nil
+	}
+	return nil, fmt.Errorf("no private key reference")
+}
+
+// parseCertificate parses the chain and, unless keys are skipped, the
+// private key keyPEM already read.
+func (c *compiler) parseCertificate(spec *manifest.CertificateSpec, keyPEM []byte) (*compiledCert, error) {
+	chain, err := pki.ParseCertificates([]byte(spec.Certificate))
+	if err != nil {
+		return nil, err
+	}
+	return c.withKey(spec, chain, keyPEM)
+}
+
+// withKey completes a parsed chain with its private key, which must match
+// the leaf (none when keys are skipped).
+func (c *compiler) withKey(spec *manifest.CertificateSpec, chain []*x509.Certificate, keyPEM []byte) (*compiledCert, error) {
+	out := &compiledCert{pem: spec.Certificate, content: certContent(spec.Certificate, keyPEM)}
 	for _, ct := range chain {
 		out.tls.Certificate = append(out.tls.Certificate, ct.Raw)
 	}
 	out.tls.Leaf = chain[0]
 	if c.opts.SkipKeys {
 		return out, nil
-	}
-	var keyPEM []byte
-	switch {
-	case spec.PrivateKeyFile != "":
-		if keyPEM, err = c.opts.ReadFile(spec.PrivateKeyFile); err != nil {
-			return nil, fmt.Errorf("cannot read private key: %w", err)
-		}
-	case spec.PrivateKeyEnv != "":
-		v, ok := c.opts.LookupEnv(spec.PrivateKeyEnv)
-		if !ok || v == "" {
-			return nil, fmt.Errorf("environment variable %s holding the private key is not set", spec.PrivateKeyEnv)
-		}
-		keyPEM = []byte(v)
-	default:
-		return nil, fmt.Errorf("no private key reference")
 	}
 	key, err := pki.ParsePrivateKey(keyPEM)
 	if err != nil {
@@ -432,10 +585,14 @@ func (rt *Runtime) lookupNormalized(name string) *Domain {
 	return nil
 }
 
-// Close releases the runtime's idle origin connections; in-flight requests
-// are not interrupted.
+// Close releases the runtime's origin pools: a pool no other runtime uses
+// (one compiled with this runtime as Options.Previous) closes its idle
+// connections; in-flight requests are not interrupted. Close is
+// idempotent.
 func (rt *Runtime) Close() {
-	for _, app := range rt.apps {
-		app.close()
-	}
+	rt.closeOnce.Do(func() {
+		for _, a := range rt.cache.apps {
+			a.release()
+		}
+	})
 }

@@ -138,8 +138,10 @@ func (t *trustStore) verify(peer []*x509.Certificate, now time.Time) *pki.Verify
 
 // tlsPolicy is a domain's compiled TLS configuration.
 type tlsPolicy struct {
-	mode   Mode
-	trust  *trustStore
+	mode  Mode
+	trust *trustStore
+	// cert is the certificate the configuration serves (compileCache).
+	cert   *compiledCert
 	config *tls.Config
 	// id identifies everything a session depends on (certificate, trust
 	// store, CRLs, mode); session ticket keys derive from it, so a session

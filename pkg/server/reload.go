@@ -48,7 +48,11 @@ func (s *Server) update(snap *state.Snapshot, force bool) error {
 		}
 		return nil
 	}
-	rt, err := edge.Compile(snap, s.compile)
+	// The serving runtime lends the compile whatever did not change
+	// (incremental compile); it keeps serving until the swap.
+	opts := s.compile
+	opts.Previous = cur
+	rt, err := edge.Compile(snap, opts)
 	if err != nil {
 		return s.failed(cur, fmt.Errorf("serial %d: %w", snap.Serial, err))
 	}
