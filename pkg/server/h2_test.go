@@ -321,7 +321,7 @@ func TestHTTP2ClientNotReading(t *testing.T) {
 func TestHTTP2HeaderTimeout(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	r := start(t, f, func(c *server.Config) { c.HeaderTimeout = 300 * time.Millisecond })
+	r := start(t, f, func(c *server.Config) { c.HeaderTimeout = 500 * time.Millisecond })
 	dialed := time.Now()
 	silent := dialH2(t, f, r, "open.test")
 	trickler := dialH2(t, f, r, "open.test")
