@@ -48,6 +48,11 @@ type ServeOptions struct {
 	BodyTimeout      time.Duration
 	WriteTimeout     time.Duration
 	ShutdownTimeout  time.Duration
+	// MaxConnections bounds the client connections the edge listener
+	// holds at once.
+	MaxConnections int
+	// MaxConcurrentStreams bounds the HTTP/2 streams of a connection.
+	MaxConcurrentStreams int
 
 	// Hangup delivers reload requests; nil means the process's SIGHUP.
 	Hangup <-chan os.Signal
@@ -74,7 +79,17 @@ edgectl_state_store_connected show the connection. --state-cache PATH keeps
 the last snapshot served in a local file: a node started while etcd is down
 starts from it (without one, it exits 1). SIGINT or
 SIGTERM stops accepting connections and lets in-flight requests finish (up to
---shutdown-timeout), then exits 0.
+--shutdown-timeout; those still running then are cancelled), then exits 0.
+
+Clients are held to the same timeouts on HTTP/1.x and HTTP/2: --header-timeout
+for a request's headers (on HTTP/2, the first request), --body-timeout between
+two reads of a request body, --write-timeout between two writes of a response
+(on HTTP/2 a client that keeps its flow-control window closed stalls them),
+--idle-timeout for a connection with nothing to do. A stalled HTTP/2 stream is
+reset; a request whose client goes away (connection closed, stream reset) is
+cancelled, and with it its origin exchange. --max-connections bounds the
+client connections held at once: beyond it, new connections are closed before
+their handshake.
 
 Once the listeners are bound, one line on stderr names their addresses, the
 serial and the domains ("listening on https://ADDR ..."); with --listen
@@ -105,11 +120,13 @@ are never logged.`,
 	f.StringVar(&opts.KeyDir, "key-dir", "", "`DIR` that relative privateKeyFile references resolve against: the manifest root they were planned from (default: the current directory)")
 	f.StringVar(&opts.LogLevel, "log-level", "info", "level of the messages on stderr: debug, info, warn or error (debug shows every refused handshake)")
 	f.DurationVar(&opts.HandshakeTimeout, "handshake-timeout", server.DefaultHandshakeTimeout, "time a client has to complete the TLS handshake")
-	f.DurationVar(&opts.HeaderTimeout, "header-timeout", server.DefaultHeaderTimeout, "time a client has to send a request's headers")
-	f.DurationVar(&opts.IdleTimeout, "idle-timeout", server.DefaultIdleTimeout, "time an idle keep-alive connection stays open")
-	f.DurationVar(&opts.BodyTimeout, "body-timeout", server.DefaultBodyTimeout, "time a client may take between two reads of its request body (HTTP/1.x)")
-	f.DurationVar(&opts.WriteTimeout, "write-timeout", server.DefaultWriteTimeout, "time a client may take between two writes of the response to it (HTTP/1.x)")
-	f.DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "time in-flight requests get to finish on SIGTERM")
+	f.DurationVar(&opts.HeaderTimeout, "header-timeout", server.DefaultHeaderTimeout, "time a client has to send a request's headers (HTTP/2: its first request)")
+	f.DurationVar(&opts.IdleTimeout, "idle-timeout", server.DefaultIdleTimeout, "time an idle keep-alive connection (HTTP/2: with no open stream) stays open")
+	f.DurationVar(&opts.BodyTimeout, "body-timeout", server.DefaultBodyTimeout, "time a client may take between two reads of its request body; a stalled HTTP/2 stream is reset")
+	f.DurationVar(&opts.WriteTimeout, "write-timeout", server.DefaultWriteTimeout, "time a client may take between two writes of the response to it (HTTP/2: a closed flow-control window stalls them too); a stalled HTTP/2 stream is reset")
+	f.DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "time in-flight requests get to finish on SIGTERM; those still running then are cancelled")
+	f.IntVar(&opts.MaxConnections, "max-connections", server.DefaultMaxConnections, "client connections the edge listener holds at once; more are closed before their TLS handshake (edgectl_client_connections_refused_total)")
+	f.IntVar(&opts.MaxConcurrentStreams, "max-concurrent-streams", server.DefaultMaxConcurrentStreams, "HTTP/2 streams a client may have open on one connection")
 	_ = cmd.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.MarkFlagFilename("access-log")
 	_ = cmd.MarkFlagFilename("state-cache", "json")
@@ -138,19 +155,21 @@ func runServe(ctx context.Context, opts *ServeOptions) error {
 	}
 	defer closeLog()
 	srv, err := server.New(ctx, server.Config{
-		Store:            store,
-		Listen:           opts.Listen,
-		Admin:            opts.Admin,
-		AccessLog:        accessLog,
-		Logger:           logger,
-		HandshakeTimeout: opts.HandshakeTimeout,
-		HeaderTimeout:    opts.HeaderTimeout,
-		IdleTimeout:      opts.IdleTimeout,
-		BodyTimeout:      opts.BodyTimeout,
-		WriteTimeout:     opts.WriteTimeout,
-		ShutdownTimeout:  opts.ShutdownTimeout,
-		StateCache:       opts.StateCache,
-		Compile:          edge.Options{ReadFile: keyReader(opts.KeyDir)},
+		Store:                store,
+		Listen:               opts.Listen,
+		Admin:                opts.Admin,
+		AccessLog:            accessLog,
+		Logger:               logger,
+		HandshakeTimeout:     opts.HandshakeTimeout,
+		HeaderTimeout:        opts.HeaderTimeout,
+		IdleTimeout:          opts.IdleTimeout,
+		BodyTimeout:          opts.BodyTimeout,
+		WriteTimeout:         opts.WriteTimeout,
+		ShutdownTimeout:      opts.ShutdownTimeout,
+		StateCache:           opts.StateCache,
+		MaxConnections:       opts.MaxConnections,
+		MaxConcurrentStreams: opts.MaxConcurrentStreams,
+		Compile:              edge.Options{ReadFile: keyReader(opts.KeyDir)},
 	})
 	if err != nil {
 		return err
@@ -176,6 +195,11 @@ func serveLogger(opts *ServeOptions) (*slog.Logger, error) {
 	for name, d := range map[string]time.Duration{"handshake-timeout": opts.HandshakeTimeout, "header-timeout": opts.HeaderTimeout, "idle-timeout": opts.IdleTimeout, "body-timeout": opts.BodyTimeout, "write-timeout": opts.WriteTimeout, "shutdown-timeout": opts.ShutdownTimeout} {
 		if d <= 0 {
 			return nil, fmt.Errorf("--%s must be positive, got %s", name, d)
+		}
+	}
+	for name, n := range map[string]int{"max-connections": opts.MaxConnections, "max-concurrent-streams": opts.MaxConcurrentStreams} {
+		if n <= 0 {
+			return nil, fmt.Errorf("--%s must be positive, got %d", name, n)
 		}
 	}
 	var level slog.Level

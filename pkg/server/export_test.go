@@ -1,8 +1,17 @@
 package server
 
-import "github.com/edgectl/edgectl/pkg/state"
+import (
+	"net/http"
+
+	"github.com/edgectl/edgectl/pkg/state"
+)
 
 // OnEventHandled makes the server call f after it has handled each event of
 // its watched store, so that a test can wait for an event instead of
 // sleeping.
 func OnEventHandled(cfg *Config, f func(state.WatchEvent)) { cfg.handled = f }
+
+// ServeWith makes the server answer the edge's requests with h instead of
+// its runtime: the connection handling (TLS, HTTP/1.x, HTTP/2, timeouts,
+// limits, cancellation) stays the server's.
+func ServeWith(cfg *Config, h http.Handler) { cfg.handler = h }

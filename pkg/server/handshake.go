@@ -18,7 +18,8 @@ import (
 )
 
 // acceptLoop accepts TCP connections until the listener is closed and
-// serves each on its own goroutine.
+// serves each on its own goroutine. Over MaxConnections, a connection is
+// closed at once: no handshake, no goroutine.
 func (s *Server) acceptLoop(ln net.Listener) error {
 	var backoff time.Duration
 	for {
@@ -38,12 +39,34 @@ func (s *Server) acceptLoop(ln net.Listener) error {
 			continue
 		}
 		backoff = 0
+		// Only this goroutine adds connections: the check cannot race.
+		if max := s.cfg.MaxConnections; max > 0 && s.metrics.open.Load() >= int64(max) {
+			s.refuseConn(c)
+			continue
+		}
+		s.metrics.open.Add(1)
 		go s.serveConn(c)
 	}
 }
 
+// refuseConn closes a connection over MaxConnections, counts it, and logs
+// that the limit is reached (at most every 10 s).
+func (s *Server) refuseConn(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		// A reset, not a close: nothing of the connection lingers.
+		tc.SetLinger(0)
+	}
+	c.Close()
+	s.metrics.refused.Inc()
+	now := time.Now().UnixNano()
+	if last := s.lastLimitWarning.Load(); now-last >= int64(10*time.Second) && s.lastLimitWarning.CompareAndSwap(last, now) {
+		s.log.Warn("client connection limit reached: refusing new connections until some close (--max-connections)", "limit", s.cfg.MaxConnections)
+	}
+}
+
 // serveConn runs the TLS handshake under its own deadline, then hands the
-// connection to the HTTP/2 server or serves HTTP/1.x on it.
+// connection to the HTTP/2 server or serves HTTP/1.x on it. The connection
+// counts as open until it is closed: here, or for HTTP/2 in h2ConnState.
 func (s *Server) serveConn(c net.Conn) {
 	if tc, ok := c.(*net.TCPConn); ok {
 		tc.SetKeepAlive(true)
@@ -63,14 +86,16 @@ func (s *Server) serveConn(c net.Conn) {
 		s.countHandshake(reason)
 		s.log.Debug("TLS handshake refused", "remote", c.RemoteAddr().String(), "reason", reason, "error", err.Error())
 		c.Close()
+		s.metrics.open.Add(-1)
 		return
 	}
 	c.SetDeadline(time.Time{})
 	if tc.ConnectionState().NegotiatedProtocol == "h2" {
-		s.h2ln.deliver(tc)
+		s.deliverH2(tc)
 		return
 	}
 	s.h1.ServeConn(tc)
+	s.metrics.open.Add(-1)
 }
 
 // looksLikeHTTP reports whether the first bytes of a connection, read as a
@@ -105,11 +130,15 @@ func (l *connListener) Accept() (net.Conn, error) {
 	}
 }
 
-func (l *connListener) deliver(c net.Conn) {
+// deliver hands c to Accept and reports true, or closes it and reports
+// false when the listener is closed.
+func (l *connListener) deliver(c net.Conn) bool {
 	select {
 	case l.ch <- c:
+		return true
 	case <-l.done:
 		c.Close()
+		return false
 	}
 }
 

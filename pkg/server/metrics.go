@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -24,6 +25,10 @@ const (
 	MetricRuntimeDomains      = "edgectl_runtime_domains"
 	MetricAccessLogDropped    = "edgectl_access_log_dropped_total"
 	MetricStoreConnected      = "edgectl_state_store_connected"
+	MetricClientConnections   = "edgectl_client_connections"
+	MetricConnectionsRefused  = "edgectl_client_connections_refused_total"
+	MetricHTTP2Timeouts       = "edgectl_http2_timeouts_total"
+	MetricHTTP2Errors         = "edgectl_http2_errors_total"
 	MetricLimitRefusals       = "edgectl_limit_refusals_total"
 )
 
@@ -42,7 +47,14 @@ type metrics struct {
 	domains       prometheus.Gauge
 	dropped       prometheus.Counter
 	connected     prometheus.Gauge
-	limits        *prometheus.CounterVec
+	refused       prometheus.Counter
+	h2Timeouts    *prometheus.CounterVec
+	h2Errors      *prometheus.CounterVec
+
+	// open counts the edge listener's client connections, from their
+	// acceptance to their close.
+	open   atomic.Int64
+	limits *prometheus.CounterVec
 
 	// Cached children: looking a child up by labels hashes and allocates,
 	// so each (domain, code) and each domain's verification results are
@@ -88,14 +100,30 @@ func newMetrics() *metrics {
 	m.connected = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: MetricStoreConnected, Help: "1 while the state store answers, 0 while it cannot be reached (a file store is always 1).",
 	})
+	m.refused = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: MetricConnectionsRefused, Help: "Client connections closed at once, before their handshake, because the edge listener held --max-connections.",
+	})
+	open := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: MetricClientConnections, Help: "Client connections the edge listener holds (handshaking, HTTP/1.x and HTTP/2).",
+	}, func() float64 { return float64(m.open.Load()) })
+	m.h2Timeouts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: MetricHTTP2Timeouts, Help: "HTTP/2 timeouts: connections closed for want of a first request (header), streams reset for a stalled request body (body) or response write (write).",
+	}, []string{"timeout"})
+	m.h2Errors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: MetricHTTP2Errors, Help: "HTTP/2 protocol errors and defences of Go's http2 server, by type (scope, code and cause, such as conn_enhance_your_calm_too_many_early_resets: the rapid-reset defence).",
+	}, []string{"type"})
 	m.limits = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: MetricLimitRefusals, Help: "Requests refused by a limit or policy of their application, by domain and limit (request_body_size: 413; origin_queue_full, origin_queue_timeout: 503; escaped_slash: 400).",
 	}, []string{"domain", "limit"})
-	m.reg.MustRegister(m.requests, m.verifications, m.handshakes, m.firewall, m.upstream, m.reloads, m.serial, m.domains, m.dropped, m.connected, m.limits,
+	m.reg.MustRegister(m.requests, m.verifications, m.handshakes, m.firewall, m.upstream, m.reloads, m.serial, m.domains, m.dropped, m.connected,
+		m.limits, m.refused, open, m.h2Timeouts, m.h2Errors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Reload results and handshake reasons show from the start, at zero.
 	m.reloads.WithLabelValues("success")
 	m.reloads.WithLabelValues("failure")
+	for _, t := range []string{"header", "body", "write"} {
+		m.h2Timeouts.WithLabelValues(t)
+	}
 	return m
 }
 
@@ -120,6 +148,11 @@ func (m *metrics) request(rec *edge.Record) {
 		o.(prometheus.Observer).Observe(rec.Upstream.Seconds())
 	}
 }
+
+// h2Error is http.HTTP2Config.CountError: errType is the error's scope,
+// code and cause, such as "conn_ENHANCE_YOUR_CALM_too_many_early_resets",
+// counted in lower case.
+func (m *metrics) h2Error(errType string) { m.h2Errors.WithLabelValues(strings.ToLower(errType)).Inc() }
 
 func (m *metrics) verified(domain, verify string) {
 	v, ok := m.verifyChildren.Load(domain)

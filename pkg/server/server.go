@@ -30,6 +30,16 @@ const (
 	DefaultShutdownTimeout  = 30 * time.Second
 	DefaultMaxHeaderBytes   = 64 << 10
 	DefaultPollInterval     = 2 * time.Second
+	// DefaultMaxConnections is the client connections the edge listener
+	// holds at once (serve --max-connections). Each may hold an origin
+	// connection too: the process needs about twice as many file
+	// descriptors, which Go's raise of the soft limit to the hard one
+	// usually covers (systemd's default hard limit is 524288); Listen
+	// warns when it does not.
+	DefaultMaxConnections = 10000
+	// DefaultMaxConcurrentStreams is the HTTP/2 streams a client may have
+	// open on one connection, the least RFC 9113 recommends.
+	DefaultMaxConcurrentStreams = 100
 )
 
 // ErrNothingToServe means the state store is empty: nothing was applied.
@@ -49,16 +59,31 @@ type Config struct {
 	Logger *slog.Logger
 
 	HandshakeTimeout time.Duration
-	HeaderTimeout    time.Duration
-	IdleTimeout      time.Duration
-	// BodyTimeout bounds each read of an HTTP/1.x request body, and
-	// WriteTimeout each write of a response (the waits between two
-	// successive reads or writes, as nginx's client_body_timeout and
-	// send_timeout).
+	// HeaderTimeout bounds the reading of an HTTP/1.x request's headers,
+	// and the wait for an HTTP/2 connection's first request.
+	HeaderTimeout time.Duration
+	// IdleTimeout bounds the wait for the next request on an HTTP/1.x
+	// connection, and the time an HTTP/2 connection stays open with no
+	// stream.
+	IdleTimeout time.Duration
+	// BodyTimeout bounds each read of a request body, and WriteTimeout each
+	// write of a response (the waits between two successive reads or
+	// writes, as nginx's client_body_timeout and send_timeout), on HTTP/1.x
+	// and HTTP/2 alike; an HTTP/2 client that keeps its flow-control window
+	// closed stalls the writes of its streams (see h2.go).
 	BodyTimeout     time.Duration
 	WriteTimeout    time.Duration
 	ShutdownTimeout time.Duration
 	MaxHeaderBytes  int
+	// MaxConnections bounds the client connections the edge listener holds
+	// at once, from their acceptance to their close (handshake included).
+	// A connection accepted over it is closed at once, before its
+	// handshake, and counted in edgectl_client_connections_refused_total.
+	// Zero means DefaultMaxConnections; negative, no limit.
+	MaxConnections int
+	// MaxConcurrentStreams bounds the HTTP/2 streams open on a connection;
+	// zero means DefaultMaxConcurrentStreams.
+	MaxConcurrentStreams int
 	// PollInterval is how often a store that is not a state.Watcher is
 	// read for a new snapshot; negative disables polling (Reload remains).
 	// The file and etcd stores are Watchers: they tell of changes
@@ -78,6 +103,10 @@ type Config struct {
 	// handled, when set, is called after each event of a watched store
 	// has been handled (tests synchronise on it; see export_test.go).
 	handled func(state.WatchEvent)
+	// handler, when set, answers the edge's requests instead of the
+	// runtime (tests that need a handler of their own behind the server's
+	// connection handling; see export_test.go).
+	handler http.Handler
 }
 
 // Server serves the edge from a state store. Create it with New, bind its
@@ -97,6 +126,12 @@ type Server struct {
 	edge, admin     *http.Server
 	h2ln            *connListener
 	edgeLn, adminLn net.Listener
+	// h2conns holds the HTTP/2 connections' state (h2.go), from their
+	// handshake to their close.
+	h2conns sync.Map // net.Conn → *h2Conn
+	// lastLimitWarning is when the connection limit was last logged
+	// (UnixNano), to log it at most every 10 s.
+	lastLimitWarning atomic.Int64
 
 	reloadMu sync.Mutex // serializes reloads
 
@@ -142,6 +177,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	def(&cfg.PollInterval, DefaultPollInterval)
 	if cfg.MaxHeaderBytes == 0 {
 		cfg.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if cfg.MaxConnections == 0 {
+		cfg.MaxConnections = DefaultMaxConnections
+	}
+	if cfg.MaxConcurrentStreams <= 0 {
+		cfg.MaxConcurrentStreams = DefaultMaxConcurrentStreams
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -279,15 +320,19 @@ func (s *Server) Listen() error {
 		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
 		ErrorLog:          s.log.Error,
 	}
+	// HTTP/2 connections: their timeouts and limits are in h2.go.
 	s.edge = &http.Server{
-		Handler:           http.HandlerFunc(s.serveEdge),
+		Handler:           http.HandlerFunc(s.serveH2),
 		TLSConfig:         tlsConfig,
-		ConnContext:       edge.ConnContext,
+		ConnContext:       s.h2ConnContext,
+		ConnState:         s.h2ConnState,
 		ReadHeaderTimeout: s.cfg.HeaderTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
 		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
+		HTTP2:             s.h2Config(),
 		ErrorLog:          log.New(&errorLog{log: s.log}, "", 0),
 	}
+	s.checkFileLimit()
 	if s.adminLn != nil {
 		s.admin = &http.Server{
 			Handler:           s.adminHandler(),
@@ -315,6 +360,10 @@ func (s *Server) AdminAddr() net.Addr {
 // serveEdge runs a request on the runtime current when it arrived, to the
 // end, whatever reloads happen meanwhile.
 func (s *Server) serveEdge(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.handler != nil {
+		s.cfg.handler.ServeHTTP(w, r)
+		return
+	}
 	s.cur.Load().ServeHTTP(w, r)
 }
 

@@ -259,10 +259,14 @@ func TestMetrics(t *testing.T) {
 		`edgectl_tls_handshake_errors_total{reason="unrecognized_name"}`:                         "1",
 		`edgectl_reloads_total{result="success"}`:                                                "0",
 		`edgectl_reloads_total{result="failure"}`:                                                "0",
-		`edgectl_state_serial`:             "1",
-		`edgectl_runtime_domains`:          "3",
-		`edgectl_access_log_dropped_total`: "0",
-		`edgectl_state_store_connected`:    "1",
+		`edgectl_state_serial`:                           "1",
+		`edgectl_runtime_domains`:                        "3",
+		`edgectl_access_log_dropped_total`:               "0",
+		`edgectl_state_store_connected`:                  "1",
+		`edgectl_client_connections_refused_total`:       "0",
+		`edgectl_http2_timeouts_total{timeout="header"}`: "0",
+		`edgectl_http2_timeouts_total{timeout="body"}`:   "0",
+		`edgectl_http2_timeouts_total{timeout="write"}`:  "0",
 	}
 	// Handshake errors are logged after the client sees the alert.
 	eventually(t, "handshake errors to be counted", func() bool {

@@ -1,7 +1,11 @@
 // Package h1 serves HTTP/1.x on connections whose TLS handshake is done:
 // one goroutine per connection that reads a request, runs the handler and
-// writes the response, with no per-request goroutine, context or
-// background read.
+// writes the response, with no per-request goroutine or context: requests
+// share their connection's context, cancelled when the client goes away.
+// A handler still running 5 to 10 ms after its request was read has the
+// connection watched by one read of one byte, as net/http's background
+// read, started by a sweeper that runs only while requests are in flight
+// (watch.go); a faster one costs two atomic operations and an append.
 //
 // Requests are parsed by net/http's own parser (http.ReadRequest), with the
 // checks net/http's server adds on top (Host, header names and values,

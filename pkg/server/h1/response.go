@@ -39,6 +39,7 @@ type response struct {
 	err           error
 
 	continueBody continueReader
+	watchBody    watchedBody
 }
 
 var (

@@ -48,9 +48,18 @@ type Server struct {
 	// http.ErrAbortHandler.
 	ErrorLog func(msg string, args ...any)
 
+	// A request's context is its connection's: it is cancelled when the
+	// client goes away (see conn.startWatch), when writing to the client
+	// fails, when the connection is closed, and by Close.
+
 	shutdown atomic.Bool
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
+
+	// The watches armed since the sweeper's last pass (watch.go).
+	watchMu               sync.Mutex
+	watchList, watchSpare []watchEntry
+	sweeping              bool
 }
 
 // DefaultMaxHeaderBytes is the request header limit when
@@ -172,6 +181,7 @@ func (s *Server) Close() {
 	}
 	s.mu.Unlock()
 	for _, c := range all {
+		c.cancel()
 		c.rwc.Close()
 	}
 }
@@ -193,10 +203,12 @@ type conn struct {
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	ctx    context.Context
+	cancel context.CancelFunc
 	remote string
 	tls    *tls.ConnectionState
 	state  atomic.Int32
 	res    response
+	watch  watch
 }
 
 var (
@@ -209,13 +221,18 @@ func newConn(s *Server, c net.Conn) *conn {
 	cn.lim.conn, cn.lim.timeout, cn.lim.scan = c, s.BodyReadTimeout, &cn.scan
 	cn.br = readerPool.Get().(*bufio.Reader)
 	cn.br.Reset(&cn.lim)
-	cn.out.conn, cn.out.timeout = c, s.WriteTimeout
 	cn.bw = writerPool.Get().(*bufio.Writer)
 	cn.bw.Reset(&cn.out)
-	cn.ctx = context.Background()
+	ctx := context.Background()
 	if s.ConnContext != nil {
-		cn.ctx = s.ConnContext(cn.ctx, c)
+		ctx = s.ConnContext(ctx, c)
 	}
+	// One context for the connection, not one per request: a client that
+	// goes away ends the connection, so cancelling it cancels the one
+	// request it had in flight.
+	cn.ctx, cn.cancel = context.WithCancel(ctx)
+	cn.out.conn, cn.out.timeout, cn.out.cancel = c, s.WriteTimeout, cn.cancel
+	cn.watch.c, cn.watch.done = cn, make(chan struct{}, 1)
 	if tc, ok := c.(*tls.Conn); ok {
 		st := tc.ConnectionState()
 		cn.tls = &st
@@ -227,6 +244,7 @@ func newConn(s *Server, c net.Conn) *conn {
 
 func (c *conn) close() {
 	c.state.Store(stateClosed)
+	c.cancel()
 	c.rwc.Close()
 	c.br.Reset(nil)
 	readerPool.Put(c.br)
@@ -426,9 +444,21 @@ func (c *conn) serveRequest(req *http.Request) (keep bool) {
 		w.continueBody.rc, w.continueBody.w = req.Body, w
 		req.Body = &w.continueBody
 	}
+	if req.Body != http.NoBody {
+		// Once the handler has read the body to its end, the connection
+		// is watched for the client going away.
+		w.watchBody.rc, w.watchBody.c = req.Body, c
+		req.Body = &w.watchBody
+	}
 	w.body = req.Body
+	c.watch.inHandler = true
+	if req.Body == http.NoBody {
+		c.startWatch()
+	}
 	defer func() {
+		c.watch.inHandler = false
 		if p := recover(); p != nil {
+			c.stopWatch()
 			keep = false
 			if p != http.ErrAbortHandler && c.srv.ErrorLog != nil {
 				buf := make([]byte, 16<<10)
@@ -441,6 +471,10 @@ func (c *conn) serveRequest(req *http.Request) (keep bool) {
 		}
 	}()
 	c.srv.Handler.ServeHTTP(w, req)
+	if !c.stopWatch() {
+		// The client went away while the handler ran.
+		return false
+	}
 	w.finish()
 	if w.closeAfter || w.err != nil {
 		return false
@@ -475,6 +509,10 @@ type limitReader struct {
 	// While scanning, what is read is fed to scan.
 	scanning bool
 	scan     *headerScan
+	// pending is set when the watch read a byte of the next request:
+	// pendingByte is returned first.
+	pending     bool
+	pendingByte byte
 }
 
 func (l *limitReader) Read(p []byte) (int, error) {
@@ -483,6 +521,17 @@ func (l *limitReader) Read(p []byte) (int, error) {
 	}
 	if int64(len(p)) > l.n {
 		p = p[:l.n]
+	}
+	if l.pending && len(p) > 0 {
+		// The byte the connection's watch read ahead.
+		l.pending = false
+		p[0] = l.pendingByte
+		l.n--
+		if l.scanning {
+			l.scan.feed(p[:1])
+			l.scanning = !l.scan.done
+		}
+		return 1, nil
 	}
 	if l.body && l.timeout > 0 {
 		l.conn.SetReadDeadline(time.Now().Add(l.timeout))
@@ -501,13 +550,20 @@ func (l *limitReader) Read(p []byte) (int, error) {
 type deadlineWriter struct {
 	conn    net.Conn
 	timeout time.Duration
+	// cancel is called when a write fails: the client is gone or too slow,
+	// and the request's work is cancelled.
+	cancel context.CancelFunc
 }
 
 func (w *deadlineWriter) Write(p []byte) (int, error) {
 	if w.timeout > 0 {
 		w.conn.SetWriteDeadline(time.Now().Add(w.timeout))
 	}
-	return w.conn.Write(p)
+	n, err := w.conn.Write(p)
+	if err != nil {
+		w.cancel()
+	}
+	return n, err
 }
 
 // continueReader sends "100 Continue" before the first read of a body
