@@ -43,6 +43,23 @@ type decoded struct {
 	keyOnce   sync.Once
 }
 
+// reuseDecoder decodes the snapshots a store reads, each reusing the
+// resources of the one before whose bytes did not change. The snapshots it
+// returns share those resources' specs and labels: they are read-only.
+type reuseDecoder struct {
+	mu   sync.Mutex
+	last *decoded // what the last decode decoded; nil after a failure
+}
+
+// decode decodes data as DecodeSnapshot does.
+func (r *reuseDecoder) decode(data []byte) (*Snapshot, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s, d, err := decodeSnapshot(data, r.last)
+	r.last = d
+	return s, err
+}
+
 // DecodeSnapshot parses a state file's content. It says plainly when the
 // data is not JSON, not an edgectl state, or of a format version this build
 // does not read.
@@ -224,6 +241,15 @@ func (d *decoded) find(n int, raw []byte) int {
 	if n < len(d.raws) && bytes.Equal(d.raws[n], raw) {
 		return n
 	}
+	k, ok := resourceKey(raw)
+	if !ok {
+		return -1
+	}
+	if n < len(d.raws) {
+		if pk, ok := resourceKey(d.raws[n]); ok && pk == k {
+			return -1 // the same resource, changed
+		}
+	}
 	// A resource added or removed before this one shifts the rest: look
 	// it up by kind and name.
 	d.keyOnce.Do(func() {
@@ -234,10 +260,6 @@ func (d *decoded) find(n int, raw []byte) int {
 			}
 		}
 	})
-	k, ok := resourceKey(raw)
-	if !ok {
-		return -1
-	}
 	if j, ok := d.byKey[k]; ok && bytes.Equal(d.raws[j], raw) {
 		return j
 	}
@@ -476,6 +498,9 @@ func skipString(data []byte, i int) int {
 	}
 }
 
+// structural marks the bytes skipValue stops at inside an object or array.
+var structural = [256]bool{'"': true, '{': true, '[': true, '}': true, ']': true}
+
 // skipValue returns the index after the JSON value that starts at data[i],
 // or -1 when its brackets do not balance. Like skipString, it finds the
 // value's end without checking what is inside.
@@ -489,6 +514,10 @@ func skipValue(data []byte, i int) int {
 	case '{', '[':
 		depth := 0
 		for i < len(data) {
+			if !structural[data[i]] {
+				i++
+				continue
+			}
 			switch data[i] {
 			case '"':
 				if i = skipString(data, i); i < 0 {
@@ -497,7 +526,7 @@ func skipValue(data []byte, i int) int {
 				continue
 			case '{', '[':
 				depth++
-			case '}', ']':
+			default: // '}', ']'
 				depth--
 				if depth == 0 {
 					return i + 1

@@ -326,6 +326,12 @@ func BenchmarkDecodeSnapshot10k(b *testing.B) {
 func BenchmarkFileStoreRead10kOneChange(b *testing.B) {
 	states := scaleStates(b)
 	st := NewFileStore(b.TempDir() + "/state.json")
+	if err := os.WriteFile(st.Path(), states[1], 0o644); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := st.Read(ctx); err != nil { // the read before the change
+		b.Fatal(err)
+	}
 	b.SetBytes(int64(len(states[0])))
 	b.ReportAllocs()
 	i := 0

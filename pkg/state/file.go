@@ -38,10 +38,9 @@ type FileStore struct {
 	mu   sync.Mutex
 	held []byte // content of the lock file this store holds, nil when not held
 
-	// decodeMu guards last, what the last read decoded: the next read
-	// reuses its resources whose bytes did not change (see decode.go).
-	decodeMu sync.Mutex
-	last     *decoded
+	// decoder keeps what the last read decoded: the next read reuses its
+	// resources whose bytes did not change (see decode.go).
+	decoder reuseDecoder
 
 	// Test hooks; nil means the real thing.
 	rename func(oldpath, newpath string) error
@@ -98,10 +97,7 @@ func (f *FileStore) read() (*Snapshot, []byte, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading state: %w", err)
 	}
-	f.decodeMu.Lock()
-	s, d, err := decodeSnapshot(data, f.last)
-	f.last = d
-	f.decodeMu.Unlock()
+	s, err := f.decoder.decode(data)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %s: %v; edgectl leaves it unchanged: fix it, or restore the previous snapshot from %s", ErrCorrupt, f.path, err, f.BackupPath())
 	}
