@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/edgectl/edgectl/pkg/manifest"
+	"github.com/edgectl/edgectl/pkg/state/etcdtest"
 )
 
 // scaleResources returns a certificate (a chain of two PEM blocks of about
@@ -345,5 +346,51 @@ func BenchmarkFileStoreRead10kOneChange(b *testing.B) {
 		if _, err := st.Read(ctx); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestStoresReuseUnchangedResources: both stores, reading a state after a
+// change, reuse the specs of the resources that did not change from their
+// previous read, and read the changed one as written.
+func TestStoresReuseUnchangedResources(t *testing.T) {
+	stores := map[string]func(t *testing.T) Store{
+		"file": func(t *testing.T) Store { return newStore(t) },
+		"etcd": func(t *testing.T) Store {
+			return newEtcdStore(t, etcdtest.Start(t, etcdtest.Options{}), "reuse", EtcdOptions{})
+		},
+	}
+	for name, open := range stores {
+		t.Run(name, func(t *testing.T) {
+			st := open(t)
+			when := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+			first := Next(nil, scaleResources(20, 3, 1), when)
+			if err := st.Write(ctx, first, "", 0); err != nil {
+				t.Fatal(err)
+			}
+			s1, err := st.Read(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			second := Next(first, scaleResources(20, 3, 2), when)
+			if err := st.Write(ctx, second, first.Lineage, first.Serial); err != nil {
+				t.Fatal(err)
+			}
+			s2, err := st.Read(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(second, s2); diff != "" {
+				t.Errorf("read after the change (-written +read):\n%s", diff)
+			}
+			if diff := cmp.Diff(first, s1); diff != "" {
+				t.Errorf("the first read changed (-written +now):\n%s", diff)
+			}
+			for i := range s2.Resources {
+				shared := s1.Resources[i].Spec == s2.Resources[i].Spec
+				if changed := s2.Resources[i].ID() == "Application/tenant-00003"; shared == changed {
+					t.Errorf("%s: spec shared with the first read: %v, want %v", s2.Resources[i].ID(), shared, !changed)
+				}
+			}
+		})
 	}
 }
