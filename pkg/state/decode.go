@@ -6,13 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 
 	"github.com/edgectl/edgectl/pkg/manifest"
 )
 
-// A state file of 10,000 domains is some 15 MB of JSON, and a server reads
+// A state file of 10,000 domains is 15 to 30 MB of JSON, and a server reads
 // it again on every change. It is decoded in one pass over its bytes:
 //
 //  1. a scan finds the top-level members and, inside the resources array,
@@ -23,8 +24,13 @@ import (
 //     checked;
 //  3. each resource is decoded once, straight into the typed spec of its
 //     kind, on every CPU; a resource whose bytes are those of a resource of
-//     the previous snapshot read by the same FileStore is not decoded again:
+//     the previous snapshot read by the same store is not decoded again:
 //     the previous one is reused.
+//
+// With a previous snapshot, the scan of step 1 is shorter still: the
+// resources at the start and at the end of the array whose bytes (and
+// everything before, respectively after, them) are those of the previous
+// snapshot are taken as they are, and only the part between is scanned.
 //
 // Any file the fast path does not fully understand (not JSON, not an
 // object, a resource with unusual keys, any decode error) is decoded again
@@ -37,6 +43,9 @@ import (
 // faster: the raw bytes of each resource (slices of the data it was read
 // from) next to the resource they decoded to.
 type decoded struct {
+	data      []byte
+	arrStart  int   // where the resources array starts in data ('['); -1 without one
+	starts    []int // where each resource starts in data
 	raws      [][]byte
 	resources []Resource
 	byKey     map[string]int // resource key (its kind and name bytes) → index; built on first use
@@ -137,6 +146,8 @@ func fastDecode(data []byte, prev *decoded) (s *Snapshot, d *decoded, ok bool) {
 	header := make([]byte, 0, 512)
 	header = append(header, '{')
 	var raws [][]byte
+	var starts, known []int
+	arrStart := -1
 	haveResources := false
 	i = skipSpace(data, i+1)
 	if i < len(data) && data[i] == '}' {
@@ -165,10 +176,10 @@ func fastDecode(data []byte, prev *decoded) (s *Snapshot, d *decoded, ok bool) {
 				}
 				haveResources = true
 				var end int
-				if raws, end = splitArray(data, i); end < 0 {
+				if raws, starts, known, end = splitArray(data, i, prev); end < 0 {
 					return nil, nil, false
 				}
-				i = end
+				arrStart, i = i, end
 			} else {
 				if bytes.IndexByte(key, '\\') >= 0 || bytes.EqualFold(key, resourcesKey) {
 					// json matches field names without regard to case:
@@ -212,14 +223,16 @@ func fastDecode(data []byte, prev *decoded) (s *Snapshot, d *decoded, ok bool) {
 		return nil, nil, false
 	}
 	if !haveResources {
-		return snap, &decoded{}, true
+		return snap, &decoded{arrStart: -1}, true
 	}
 
 	// 3. The resources, each decoded once or reused.
 	resources := make([]Resource, len(raws))
 	var todo []int
 	for n, raw := range raws {
-		if j := prev.find(n, raw); j >= 0 {
+		if j := known[n]; j >= 0 {
+			resources[n] = prev.resources[j]
+		} else if j := prev.find(n, raw); j >= 0 {
 			resources[n] = prev.resources[j]
 		} else {
 			todo = append(todo, n)
@@ -229,7 +242,7 @@ func fastDecode(data []byte, prev *decoded) (s *Snapshot, d *decoded, ok bool) {
 		return nil, nil, false
 	}
 	snap.Resources = resources
-	return snap, &decoded{raws: raws, resources: resources}, true
+	return snap, &decoded{data: data, arrStart: arrStart, starts: starts, raws: raws, resources: resources}, true
 }
 
 // find returns the index of the previous resource whose bytes are raw
@@ -433,32 +446,109 @@ func jsonString(raw []byte) (string, error) {
 	return s, err
 }
 
-// splitArray returns the raw elements of the array at data[i], and where
-// the array ends (-1 when it is malformed).
-func splitArray(data []byte, i int) ([][]byte, int) {
-	elems := [][]byte{}
-	i = skipSpace(data, i+1)
-	if i < len(data) && data[i] == ']' {
-		return elems, i + 1
+// splitArray returns the raw elements of the array at data[i], where each
+// starts, and where the array ends (-1 when it is malformed). known[n] is
+// the index of the element of prev (nil for none) that element n is known
+// to equal, or -1: the elements in the part of the array that starts as
+// prev's array does, or in the part of data that ends as prev's data does,
+// are taken from prev without a scan.
+func splitArray(data []byte, i int, prev *decoded) (elems [][]byte, starts, known []int, end int) {
+	elems = [][]byte{}
+	arr := i
+	var sufStart, shift int = len(data) + 1, 0
+	if prev != nil && prev.arrStart >= 0 && len(prev.starts) > 0 {
+		// The elements that lie in the common start of the two arrays.
+		common := commonPrefix(data[arr:], prev.data[prev.arrStart:])
+		for j, s := range prev.starts {
+			rel := s + len(prev.raws[j]) - prev.arrStart
+			if rel > common {
+				break
+			}
+			elems = append(elems, data[arr+s-prev.arrStart:arr+rel])
+			starts = append(starts, arr+s-prev.arrStart)
+			known = append(known, j)
+			i = arr + rel
+		}
+		sufStart = len(data) - commonSuffix(data, prev.data)
+		shift = len(data) - len(prev.data)
+	}
+	if len(elems) == 0 {
+		i = skipSpace(data, i+1)
+		if i < len(data) && data[i] == ']' {
+			return elems, starts, known, i + 1
+		}
+	} else if i = skipSpace(data, i); i < len(data) && data[i] == ']' {
+		return elems, starts, known, i + 1
+	} else if i < len(data) && data[i] == ',' {
+		i = skipSpace(data, i+1)
+	} else {
+		return nil, nil, nil, -1
 	}
 	for {
-		end := skipValue(data, i)
-		if end < 0 {
-			return nil, -1
+		if i >= sufStart {
+			// From here to its end, data is prev's data from i-shift:
+			// if an element of prev starts there, the rest of the array
+			// is prev's.
+			if j, ok := slices.BinarySearch(prev.starts, i-shift); ok && i-shift > prev.arrStart {
+				for ; j < len(prev.starts); j++ {
+					s := prev.starts[j] + shift
+					elems = append(elems, data[s:s+len(prev.raws[j])])
+					starts = append(starts, s)
+					known = append(known, j)
+				}
+				i = starts[len(starts)-1] + len(elems[len(elems)-1])
+				sufStart = len(data) + 1 // the array's end is scanned as usual
+				goto next
+			}
+		}
+		if end = skipValue(data, i); end < 0 {
+			return nil, nil, nil, -1
 		}
 		elems = append(elems, data[i:end])
-		i = skipSpace(data, end)
+		starts = append(starts, i)
+		known = append(known, -1)
+		i = end
+	next:
+		i = skipSpace(data, i)
 		if i >= len(data) {
-			return nil, -1
+			return nil, nil, nil, -1
 		}
 		if data[i] == ']' {
-			return elems, i + 1
+			return elems, starts, known, i + 1
 		}
 		if data[i] != ',' {
-			return nil, -1
+			return nil, nil, nil, -1
 		}
 		i = skipSpace(data, i+1)
 	}
+}
+
+// commonPrefix is the length of the longest common prefix of a and b.
+func commonPrefix(a, b []byte) int {
+	n := min(len(a), len(b))
+	const chunk = 4096
+	i := 0
+	for i+chunk <= n && bytes.Equal(a[i:i+chunk], b[i:i+chunk]) {
+		i += chunk
+	}
+	for i < n && a[i] == b[i] {
+		i++
+	}
+	return i
+}
+
+// commonSuffix is the length of the longest common suffix of a and b.
+func commonSuffix(a, b []byte) int {
+	n := min(len(a), len(b))
+	const chunk = 4096
+	i := 0
+	for i+chunk <= n && bytes.Equal(a[len(a)-i-chunk:len(a)-i], b[len(b)-i-chunk:len(b)-i]) {
+		i += chunk
+	}
+	for i < n && a[len(a)-i-1] == b[len(b)-i-1] {
+		i++
+	}
+	return i
 }
 
 // skipSpace returns the index of the first byte at or after i that is not

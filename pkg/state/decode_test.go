@@ -188,13 +188,18 @@ func TestDecodeReusesUnchangedResources(t *testing.T) {
 		t.Errorf("%d unchanged resources reused, want %d", reused, want)
 	}
 
+	_, fresh, _ := decodeSnapshot(encodeTest(t, changed), nil)
+	sameSplit(t, fresh, d2)
+
 	// A domain added at the front shifts every other resource.
 	grown := Next(changed, append(scaleResources(50, 7, 2), Resource{Kind: manifest.KindDomain, Name: "aaa",
 		Spec: &manifest.DomainSpec{Hostnames: []string{"aaa.example"}, Certificate: "tenant-00000", Application: "tenant-00000"}}), when)
-	s3, _, err := decodeSnapshot(encodeTest(t, grown), d2)
+	s3, d3, err := decodeSnapshot(encodeTest(t, grown), d2)
 	if err != nil {
 		t.Fatal(err)
 	}
+	_, fresh, _ = decodeSnapshot(encodeTest(t, grown), nil)
+	sameSplit(t, fresh, d3)
 	if diff := cmp.Diff(grown, s3); diff != "" {
 		t.Errorf("snapshot after the addition (-written +decoded):\n%s", diff)
 	}
@@ -210,6 +215,28 @@ func TestDecodeReusesUnchangedResources(t *testing.T) {
 	}
 	if want := len(s3.Resources) - 1; reused != want {
 		t.Errorf("after an addition, %d unchanged resources reused, want %d", reused, want)
+	}
+}
+
+// sameSplit checks that a decoding that reused a previous one (got) found
+// the resources where a decoding from scratch (want) did: the next
+// decoding compares their bytes.
+func sameSplit(t *testing.T, want, got *decoded) {
+	t.Helper()
+	if (want == nil) != (got == nil) {
+		t.Fatalf("decoded from scratch %v, with a previous decoding %v", want != nil, got != nil)
+	}
+	if want == nil {
+		return
+	}
+	if diff := cmp.Diff(want.starts, got.starts); diff != "" {
+		t.Errorf("resource starts (-from scratch +reusing):\n%s", diff)
+	}
+	if diff := cmp.Diff(want.raws, got.raws); diff != "" {
+		t.Errorf("resource bytes (-from scratch +reusing):\n%s", diff)
+	}
+	if want.arrStart != got.arrStart {
+		t.Errorf("resources array at %d, want %d", got.arrStart, want.arrStart)
 	}
 }
 
@@ -282,13 +309,19 @@ func FuzzDecodeSnapshot(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		want, wantErr := strictDecode(data)
+		var fresh *decoded
 		for _, p := range []*decoded{nil, prev} {
-			got, _, err := decodeSnapshot(data, p)
+			got, d, err := decodeSnapshot(data, p)
 			if fmt.Sprint(err) != fmt.Sprint(wantErr) {
 				t.Fatalf("error %v, strictDecode's %v", err, wantErr)
 			}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Fatalf("snapshot (-strictDecode +decodeSnapshot):\n%s", diff)
+			}
+			if p == nil {
+				fresh = d
+			} else {
+				sameSplit(t, fresh, d)
 			}
 		}
 	})
