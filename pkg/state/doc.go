@@ -17,6 +17,15 @@
 // ReadCache keep the last snapshot a node served, so that it can start
 // while its store cannot be reached.
 //
+// A snapshot is decoded in one pass (decode.go): a scan splits the state
+// into its top-level members and its resources, and each resource is
+// decoded once, straight into the typed spec of its kind. A store keeps
+// what its last read decoded and reuses the resources whose bytes did not
+// change, so that a server re-reading a state of 10,000 domains after one
+// changed decodes one resource; the snapshots a store reads therefore
+// share unchanged specs and are read-only. Anything unusual is decoded
+// again by the reference decoding, which words the errors.
+//
 // It is one of the four packages that touch the outside world (with
 // manifest, server and proxy): it reads, writes and watches the state store
 // and nothing else.

@@ -162,6 +162,10 @@ type EtcdStore struct {
 	clientErr  error
 	reached    atomic.Bool // etcd answered a request
 
+	// decoder keeps what the last read decoded: the next read reuses its
+	// resources whose bytes did not change (see decode.go).
+	decoder reuseDecoder
+
 	mu   sync.Mutex
 	seen *seenState // what the last Read or Write saw
 	lock *heldLock  // the lock this store holds, nil when not held
@@ -416,7 +420,9 @@ func (e *EtcdStore) anyAccepts() error {
 
 // Read returns the stored snapshot, or nil when the key does not exist. It
 // remembers the key's revision: the next Write succeeds only if the key
-// still has it.
+// still has it. The snapshots one store reads (and watches) share the
+// decoded specs and labels of the resources that did not change between
+// reads: treat a read snapshot's specs as read-only.
 func (e *EtcdStore) Read(ctx context.Context) (*Snapshot, error) {
 	var resp *clientv3.GetResponse
 	err := e.do(ctx, e.opts.Timeout, func(ctx context.Context, c *clientv3.Client) (err error) {
@@ -452,7 +458,7 @@ func (e *EtcdStore) decodeValue(value []byte) (*Snapshot, error) {
 	data, err := decodeEtcdValue(value)
 	if err == nil {
 		var s *Snapshot
-		if s, err = DecodeSnapshot(data); err == nil {
+		if s, err = e.decoder.decode(data); err == nil {
 			return s, nil
 		}
 	}

@@ -38,6 +38,10 @@ type FileStore struct {
 	mu   sync.Mutex
 	held []byte // content of the lock file this store holds, nil when not held
 
+	// decoder keeps what the last read decoded: the next read reuses its
+	// resources whose bytes did not change (see decode.go).
+	decoder reuseDecoder
+
 	// Test hooks; nil means the real thing.
 	rename func(oldpath, newpath string) error
 }
@@ -73,6 +77,10 @@ func (f *FileStore) logf(format string, args ...any) {
 }
 
 // Read returns the stored snapshot, or nil when the file does not exist.
+// The snapshots one store reads share the decoded specs and labels of the
+// resources that did not change between reads, so that a server re-reading
+// a large state after a change decodes only what changed: treat a read
+// snapshot's specs as read-only.
 func (f *FileStore) Read(ctx context.Context) (*Snapshot, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -89,56 +97,11 @@ func (f *FileStore) read() (*Snapshot, []byte, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading state: %w", err)
 	}
-	s, err := DecodeSnapshot(data)
+	s, err := f.decoder.decode(data)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %s: %v; edgectl leaves it unchanged: fix it, or restore the previous snapshot from %s", ErrCorrupt, f.path, err, f.BackupPath())
 	}
 	return s, data, nil
-}
-
-// DecodeSnapshot parses a state file's content. It says plainly when the
-// data is not JSON, not an edgectl state, or of a format version this build
-// does not read.
-func DecodeSnapshot(data []byte) (*Snapshot, error) {
-	if len(bytes.TrimSpace(data)) == 0 {
-		return nil, errors.New("the file is empty")
-	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(data, &top); err != nil {
-		var syn *json.SyntaxError
-		var typ *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &syn):
-			return nil, fmt.Errorf("not valid JSON (offset %d: %v)", syn.Offset, syn)
-		case errors.As(err, &typ):
-			return nil, errors.New("not an edgectl state (a state is a JSON object)")
-		}
-		return nil, fmt.Errorf("not valid JSON: %v", err)
-	}
-	rawVersion, ok := top["formatVersion"]
-	if !ok {
-		return nil, errors.New("not an edgectl state (it has no formatVersion)")
-	}
-	version, err := strconv.Atoi(string(rawVersion))
-	if err != nil {
-		return nil, fmt.Errorf("not an edgectl state (formatVersion is %s)", rawVersion)
-	}
-	switch {
-	case version > FormatVersion:
-		return nil, fmt.Errorf("written by a newer edgectl (format version %d; this build reads version %d): upgrade edgectl", version, FormatVersion)
-	case version != FormatVersion:
-		return nil, fmt.Errorf("unknown format version %d (this build reads version %d)", version, FormatVersion)
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	var s Snapshot
-	if err := dec.Decode(&s); err != nil {
-		return nil, fmt.Errorf("not a valid edgectl state: %v", err)
-	}
-	if s.Lineage == "" || s.Serial < 1 {
-		return nil, errors.New("not a valid edgectl state (no lineage or serial)")
-	}
-	return &s, nil
 }
 
 // EncodeSnapshot returns the state file's content for s. It refuses a
