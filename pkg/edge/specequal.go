@@ -33,6 +33,9 @@ var firewallShellEqual = structEqualExcept(reflect.TypeFor[manifest.FirewallSpec
 
 // equalApplication reports whether two Application specs are the same.
 func equalApplication(a, b *manifest.ApplicationSpec) bool {
+	if a == b { // the state stores share the specs of unchanged resources
+		return true
+	}
 	if len(a.Rules) != len(b.Rules) || !appShellEqual(reflect.ValueOf(a).Elem(), reflect.ValueOf(b).Elem()) {
 		return false
 	}
@@ -48,6 +51,9 @@ func equalApplication(a, b *manifest.ApplicationSpec) bool {
 
 // equalFirewall reports whether two Firewall specs are the same.
 func equalFirewall(a, b *manifest.FirewallSpec) bool {
+	if a == b {
+		return true
+	}
 	if len(a.Rules) != len(b.Rules) || !firewallShellEqual(reflect.ValueOf(a).Elem(), reflect.ValueOf(b).Elem()) {
 		return false
 	}

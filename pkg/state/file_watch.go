@@ -16,8 +16,12 @@ var _ Watcher = (*FileStore)(nil)
 const DefaultFilePollInterval = 2 * time.Second
 
 // fileSettle lets a burst of file events (a truncate and a write) end
-// before the file is read.
-const fileSettle = 50 * time.Millisecond
+// before the file is read. edgectl itself replaces the file atomically (one
+// rename), so the settle only matters for other writers; a read that still
+// catches a half-written file fails to decode, keeps the serving state, and
+// the write's next event reads it again. It is short because it adds to the
+// time from an apply to the change serving (docs/PERFORMANCE.md).
+const fileSettle = 10 * time.Millisecond
 
 // FileWatchOptions tune FileStore.WatchWith.
 type FileWatchOptions struct {
