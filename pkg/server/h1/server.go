@@ -219,10 +219,8 @@ var (
 func newConn(s *Server, c net.Conn) *conn {
 	cn := &conn{srv: s, rwc: c, remote: c.RemoteAddr().String()}
 	cn.lim.conn, cn.lim.timeout, cn.lim.scan = c, s.BodyReadTimeout, &cn.scan
-	cn.br = readerPool.Get().(*bufio.Reader)
-	cn.br.Reset(&cn.lim)
-	cn.bw = writerPool.Get().(*bufio.Writer)
-	cn.bw.Reset(&cn.out)
+	// The buffers are taken when the first request's first byte arrives
+	// (waitIdle).
 	ctx := context.Background()
 	if s.ConnContext != nil {
 		ctx = s.ConnContext(ctx, c)
@@ -246,10 +244,71 @@ func (c *conn) close() {
 	c.state.Store(stateClosed)
 	c.cancel()
 	c.rwc.Close()
+	c.putBuffers()
+}
+
+// An idle connection holds no buffer: between two requests, when nothing
+// of the next one is buffered, the connection gives its read and write
+// buffers back to the pools (as nginx frees its buffers on an idle
+// connection) and waits for the next request with a read of one byte,
+// straight from the connection, on a short stack; when that byte comes, it
+// takes buffers again and the byte is read first (limitReader.pending).
+// A request already buffered (pipelined, or read ahead by the watch)
+// keeps the buffers: nothing buffered is ever dropped. Of a TLS
+// connection's own buffers, crypto/tls keeps what it needs: a one-byte
+// read decrypts a whole record and keeps the rest for the next reads.
+//
+// The buffers are only touched by the connection's goroutine and by the
+// handler while it runs, never after it returned (a ResponseWriter must
+// not be used after ServeHTTP returns).
+
+// takeBuffers gives the connection its read and write buffers, if it
+// gave them back.
+func (c *conn) takeBuffers() {
+	if c.br != nil {
+		return
+	}
+	c.br = readerPool.Get().(*bufio.Reader)
+	c.br.Reset(&c.lim)
+	c.bw = writerPool.Get().(*bufio.Writer)
+	c.bw.Reset(&c.out)
+}
+
+// putBuffers gives the buffers back to the pools.
+func (c *conn) putBuffers() {
+	if c.br == nil {
+		return
+	}
 	c.br.Reset(nil)
 	readerPool.Put(c.br)
 	c.bw.Reset(nil)
 	writerPool.Put(c.bw)
+	c.br, c.bw = nil, nil
+}
+
+// idle reports whether the connection holds nothing of the next request
+// or of a response: its buffers can go.
+func (c *conn) idle() bool {
+	return c.br == nil || (c.br.Buffered() == 0 && c.bw.Buffered() == 0 && !c.lim.pending)
+}
+
+// waitIdle gives the buffers back, waits for the next request's first byte
+// (under the read deadline already set) and takes buffers again. It
+// reports false when the client closed the connection, the deadline
+// expired or Shutdown closed it. It is not inlined: the connection's
+// goroutine waits here with the smallest stack it can.
+//
+//go:noinline
+func (c *conn) waitIdle() bool {
+	c.putBuffers()
+	n, err := c.rwc.Read(c.lim.ahead[:])
+	if n == 0 {
+		_ = err // io.EOF, a timeout, a closed connection: nobody to answer.
+		return false
+	}
+	c.lim.pending, c.lim.pendingByte = true, c.lim.ahead[0]
+	c.takeBuffers()
+	return true
 }
 
 func (c *conn) maxHeaderBytes() int64 {
@@ -281,6 +340,11 @@ func (c *conn) serve() *ProtocolError {
 			}
 			c.setReadDeadline(idle)
 		}
+		if c.idle() {
+			if !c.waitIdle() {
+				return nil
+			}
+		}
 		if _, err := c.br.Peek(1); err != nil {
 			return nil
 		}
@@ -306,7 +370,11 @@ func (c *conn) serve() *ProtocolError {
 			c.reply(perr)
 			return perr
 		}
-		if !c.serveRequest(req) || c.srv.shutdown.Load() {
+		keep := c.serveRequest(req)
+		// Nothing of the request is kept while the connection waits for
+		// the next one.
+		c.res.forget()
+		if !keep || c.srv.shutdown.Load() {
 			return nil
 		}
 		if !c.state.CompareAndSwap(stateActive, stateIdle) {
@@ -513,6 +581,8 @@ type limitReader struct {
 	// pendingByte is returned first.
 	pending     bool
 	pendingByte byte
+	// ahead receives the byte an idle connection waits for (waitIdle).
+	ahead [1]byte
 }
 
 func (l *limitReader) Read(p []byte) (int, error) {
