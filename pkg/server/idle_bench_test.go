@@ -144,8 +144,8 @@ func idleConnOnce(b *testing.B) {
 	if got := expect("ready "); got != strconv.Itoa(idleConns) {
 		b.Fatalf("the client process holds %s idle connections, want %d", got, idleConns)
 	}
-	// Let the last responses' goroutines settle into their wait.
-	time.Sleep(500 * time.Millisecond)
+	// Let the connections settle into their idle wait (h1's idleSettle).
+	time.Sleep(time.Second)
 	after := idleMemory()
 	if path := os.Getenv("EDGECTL_IDLE_HEAP_PROFILE"); path != "" {
 		// Where the idle connections' heap goes: go tool pprof -sample_index=inuse_space.
@@ -167,9 +167,9 @@ type memFigures struct {
 	goroutines       int
 }
 
-// idleMemory collects garbage twice (the second pass shrinks the stacks
-// the first left oversized), returns freed memory to the system and
-// reports the process's figures.
+// idleMemory collects garbage twice (runtime.GC, then debug.FreeOSMemory's,
+// each of which may halve an idle goroutine's oversized stack), returns
+// freed memory to the system and reports the process's figures.
 func idleMemory() memFigures {
 	runtime.GC()
 	debug.FreeOSMemory()
