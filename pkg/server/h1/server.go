@@ -209,6 +209,8 @@ type conn struct {
 	state  atomic.Int32
 	res    response
 	watch  watch
+	// holding is whether br and bw are taken (for tests).
+	holding atomic.Bool
 }
 
 var (
@@ -272,6 +274,7 @@ func (c *conn) takeBuffers() {
 	c.br.Reset(&c.lim)
 	c.bw = writerPool.Get().(*bufio.Writer)
 	c.bw.Reset(&c.out)
+	c.holding.Store(true)
 }
 
 // putBuffers gives the buffers back to the pools.
@@ -284,6 +287,7 @@ func (c *conn) putBuffers() {
 	c.bw.Reset(nil)
 	writerPool.Put(c.bw)
 	c.br, c.bw = nil, nil
+	c.holding.Store(false)
 }
 
 // idle reports whether the connection holds nothing of the next request
