@@ -67,7 +67,35 @@ func (s *Server) refuseConn(c net.Conn) {
 // serveConn runs the TLS handshake under its own deadline, then hands the
 // connection to the HTTP/2 server or serves HTTP/1.x on it. The connection
 // counts as open until it is closed: here, or for HTTP/2 in h2ConnState.
+//
+// The handshake's frame is not on the stack while HTTP/1.x is served: an
+// idle connection's goroutine waits on a stack small enough to shrink to
+// 4 KB (h1's waitIdle).
 func (s *Server) serveConn(c net.Conn) {
+	tc := s.handshake(c)
+	if tc == nil {
+		return
+	}
+	if negotiatedH2(tc) {
+		s.deliverH2(tc)
+		return
+	}
+	s.h1.ServeConn(tc)
+	s.metrics.open.Add(-1)
+}
+
+// negotiatedH2 reports whether the handshake chose HTTP/2 (ALPN), out of
+// serveConn's frame: a ConnectionState is large.
+//
+//go:noinline
+func negotiatedH2(tc *tls.Conn) bool { return tc.ConnectionState().NegotiatedProtocol == "h2" }
+
+// handshake runs the TLS handshake of c under its own deadline. It returns
+// nil when the handshake failed: then c is closed, counted and no longer
+// open.
+//
+//go:noinline
+func (s *Server) handshake(c net.Conn) *tls.Conn {
 	if tc, ok := c.(*net.TCPConn); ok {
 		tc.SetKeepAlive(true)
 		tc.SetKeepAlivePeriod(3 * time.Minute)
@@ -87,15 +115,10 @@ func (s *Server) serveConn(c net.Conn) {
 		s.log.Debug("TLS handshake refused", "remote", c.RemoteAddr().String(), "reason", reason, "error", err.Error())
 		c.Close()
 		s.metrics.open.Add(-1)
-		return
+		return nil
 	}
 	c.SetDeadline(time.Time{})
-	if tc.ConnectionState().NegotiatedProtocol == "h2" {
-		s.deliverH2(tc)
-		return
-	}
-	s.h1.ServeConn(tc)
-	s.metrics.open.Add(-1)
+	return tc
 }
 
 // looksLikeHTTP reports whether the first bytes of a connection, read as a

@@ -52,6 +52,15 @@ func (w *response) reset(req *http.Request) {
 	*w = response{c: w.c, req: req, header: w.header, keys: w.keys[:0], trailers: w.trailers[:0], contentLength: -1}
 }
 
+// forget drops what the response holds of its request and of the
+// handler's headers, once it is finished.
+func (w *response) forget() {
+	clear(w.header)
+	clear(w.keys)
+	clear(w.trailers)
+	*w = response{c: w.c, header: w.header, keys: w.keys[:0], trailers: w.trailers[:0], contentLength: -1}
+}
+
 // Header returns the response headers, to set before WriteHeader.
 func (w *response) Header() http.Header { return w.header }
 

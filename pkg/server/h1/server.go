@@ -209,6 +209,8 @@ type conn struct {
 	state  atomic.Int32
 	res    response
 	watch  watch
+	// holding is whether br and bw are taken (for tests).
+	holding atomic.Bool
 }
 
 var (
@@ -219,10 +221,8 @@ var (
 func newConn(s *Server, c net.Conn) *conn {
 	cn := &conn{srv: s, rwc: c, remote: c.RemoteAddr().String()}
 	cn.lim.conn, cn.lim.timeout, cn.lim.scan = c, s.BodyReadTimeout, &cn.scan
-	cn.br = readerPool.Get().(*bufio.Reader)
-	cn.br.Reset(&cn.lim)
-	cn.bw = writerPool.Get().(*bufio.Writer)
-	cn.bw.Reset(&cn.out)
+	// The buffers are taken when the first request's first byte arrives
+	// (waitIdle).
 	ctx := context.Background()
 	if s.ConnContext != nil {
 		ctx = s.ConnContext(ctx, c)
@@ -246,10 +246,110 @@ func (c *conn) close() {
 	c.state.Store(stateClosed)
 	c.cancel()
 	c.rwc.Close()
+	c.putBuffers()
+}
+
+// An idle connection holds no buffer: between two requests, when nothing
+// of the next one is buffered, the connection gives its read and write
+// buffers back to the pools (as nginx frees its buffers on an idle
+// connection) and waits for the next request with a read of one byte,
+// straight from the connection, on a short stack; when that byte comes, it
+// takes buffers again and the byte is read first (limitReader.pending).
+// A request already buffered (pipelined, or read ahead by the watch)
+// keeps the buffers: nothing buffered is ever dropped. Of a TLS
+// connection's own buffers, crypto/tls keeps what it needs: a one-byte
+// read decrypts a whole record and keeps the rest for the next reads.
+//
+// The buffers are only touched by the connection's goroutine and by the
+// handler while it runs, never after it returned (a ResponseWriter must
+// not be used after ServeHTTP returns).
+
+// takeBuffers gives the connection its read and write buffers, if it
+// gave them back.
+func (c *conn) takeBuffers() {
+	if c.br != nil {
+		return
+	}
+	c.br = readerPool.Get().(*bufio.Reader)
+	c.br.Reset(&c.lim)
+	c.bw = writerPool.Get().(*bufio.Writer)
+	c.bw.Reset(&c.out)
+	c.holding.Store(true)
+}
+
+// putBuffers gives the buffers back to the pools.
+func (c *conn) putBuffers() {
+	if c.br == nil {
+		return
+	}
 	c.br.Reset(nil)
 	readerPool.Put(c.br)
 	c.bw.Reset(nil)
 	writerPool.Put(c.bw)
+	c.br, c.bw = nil, nil
+	c.holding.Store(false)
+}
+
+// idle reports whether the connection holds nothing of the next request
+// or of a response: its buffers can go.
+func (c *conn) idle() bool {
+	return c.br == nil || (c.br.Buffered() == 0 && c.bw.Buffered() == 0 && !c.lim.pending)
+}
+
+// waitIdle gives the buffers back, waits up to d (zero: without a bound)
+// for the next request's first byte and takes buffers again. It reports
+// false when the client closed the connection, d expired or Shutdown
+// closed it. With keep, the read deadline stays at d after the wait (the
+// caller sets its own otherwise).
+//
+// A connection still idle after idleSettle stops waiting in crypto/tls's
+// read, whose frames keep the goroutine's stack at 8 KB, and waits for
+// the socket to be readable instead (waitReadable), a few frames deep: the
+// garbage collector then shrinks the idle goroutine's stack to 4 KB. Only
+// a read that timed out may do so: it proves that crypto/tls holds no
+// record of the next request (it returns buffered data without reading the
+// socket), and a timeout leaves a tls.Conn usable. A connection that is
+// not idle that long (keep-alive traffic) pays nothing more than one read.
+//
+//go:noinline
+func (c *conn) waitIdle(d time.Duration, keep bool) bool {
+	c.putBuffers()
+	var end time.Time
+	if d > 0 {
+		end = time.Now().Add(d)
+	}
+	settle := d <= 0 || d > idleSettle
+	if settle {
+		c.rwc.SetReadDeadline(time.Now().Add(idleSettle))
+	} else {
+		c.rwc.SetReadDeadline(end)
+	}
+	n, err := c.rwc.Read(c.lim.ahead[:])
+	if n == 0 && settle && isTimeout(err) {
+		c.rwc.SetReadDeadline(end)
+		if !waitReadable(c.rwc, &c.lim.ahead) {
+			return false
+		}
+		n, _ = c.rwc.Read(c.lim.ahead[:])
+	} else if n > 0 && settle && keep {
+		c.rwc.SetReadDeadline(end)
+	}
+	if n == 0 {
+		// io.EOF, a timeout, a closed connection: nobody to answer.
+		return false
+	}
+	c.lim.pending, c.lim.pendingByte = true, c.lim.ahead[0]
+	c.takeBuffers()
+	return true
+}
+
+// idleSettle is how long an idle connection waits in crypto/tls's read
+// before it waits on its socket alone (waitIdle).
+const idleSettle = 250 * time.Millisecond
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 func (c *conn) maxHeaderBytes() int64 {
@@ -261,58 +361,93 @@ func (c *conn) maxHeaderBytes() int64 {
 
 func (c *conn) serve() *ProtocolError {
 	defer c.close()
+	// The loop's frame is small: the connection's goroutine waits for the
+	// next request in wait, and serves it in serveNext, whose frames are
+	// gone while it waits.
 	for first := true; ; first = false {
-		// The request line and headers, from their first byte, are
-		// bounded; net/http's slack lets a long request line through.
-		c.lim.n, c.lim.body = c.maxHeaderBytes()+4096, false
-		// Wait for the request's first byte, idle: Shutdown closes a
-		// connection that has not started a request. The first request's
-		// headers are due ReadHeaderTimeout after the handshake; later
-		// ones wait up to IdleTimeout, then have ReadHeaderTimeout.
-		switch {
-		case first:
-			c.setReadDeadline(c.srv.ReadHeaderTimeout)
-		case c.br.Buffered() > 0:
-			// A pipelined request is there: no wait.
-		default:
-			idle := c.srv.IdleTimeout
-			if idle == 0 {
-				idle = c.srv.ReadHeaderTimeout
-			}
-			c.setReadDeadline(idle)
-		}
-		if _, err := c.br.Peek(1); err != nil {
+		if !c.wait(first) {
 			return nil
 		}
-		if !c.state.CompareAndSwap(stateIdle, stateActive) {
-			return nil // Shutdown closed the connection.
-		}
-		if !first {
-			c.setReadDeadline(c.srv.ReadHeaderTimeout)
-		}
-		req, err := c.readRequest()
-		if err != nil {
-			return c.refuse(err)
-		}
-		c.lim.n = math.MaxInt64
-		if req.Body != http.NoBody {
-			// Each read of the body has BodyReadTimeout. Without a body,
-			// nothing is read until the next request, whose wait sets its
-			// own deadline: the header deadline can stay.
-			c.lim.body = true
-			c.rwc.SetReadDeadline(time.Time{})
-		}
-		if perr := c.checkRequest(req); perr != nil {
-			c.reply(perr)
+		if keep, perr := c.serveNext(first); !keep {
 			return perr
 		}
-		if !c.serveRequest(req) || c.srv.shutdown.Load() {
-			return nil
+	}
+}
+
+// wait waits for the next request's first byte; false means the
+// connection is done.
+func (c *conn) wait(first bool) bool {
+	// The request line and headers, from their first byte, are
+	// bounded; net/http's slack lets a long request line through.
+	c.lim.n, c.lim.body = c.maxHeaderBytes()+4096, false
+	// Wait for the request's first byte, idle: Shutdown closes a
+	// connection that has not started a request. The first request's
+	// headers are due ReadHeaderTimeout after the handshake; later
+	// ones wait up to IdleTimeout, then have ReadHeaderTimeout.
+	switch {
+	case first:
+		// The headers are due ReadHeaderTimeout after the handshake.
+		if !c.waitIdle(c.srv.ReadHeaderTimeout, true) {
+			return false
 		}
-		if !c.state.CompareAndSwap(stateActive, stateIdle) {
-			return nil
+	case c.br.Buffered() > 0:
+		// A pipelined request is there: no wait.
+	default:
+		idle := c.srv.IdleTimeout
+		if idle == 0 {
+			idle = c.srv.ReadHeaderTimeout
+		}
+		if c.idle() {
+			if !c.waitIdle(idle, false) {
+				return false
+			}
+		} else {
+			// The watch read the next request's first byte.
+			c.setReadDeadline(idle)
 		}
 	}
+	return true
+}
+
+// serveNext reads, checks and serves the request whose first byte wait
+// saw. It reports whether the connection serves another request, and the
+// *ProtocolError that refused this one, if any.
+//
+//go:noinline
+func (c *conn) serveNext(first bool) (keep bool, perr *ProtocolError) {
+	if _, err := c.br.Peek(1); err != nil {
+		return false, nil
+	}
+	if !c.state.CompareAndSwap(stateIdle, stateActive) {
+		return false, nil // Shutdown closed the connection.
+	}
+	if !first {
+		c.setReadDeadline(c.srv.ReadHeaderTimeout)
+	}
+	req, err := c.readRequest()
+	if err != nil {
+		return false, c.refuse(err)
+	}
+	c.lim.n = math.MaxInt64
+	if req.Body != http.NoBody {
+		// Each read of the body has BodyReadTimeout. Without a body,
+		// nothing is read until the next request, whose wait sets its
+		// own deadline: the header deadline can stay.
+		c.lim.body = true
+		c.rwc.SetReadDeadline(time.Time{})
+	}
+	if perr := c.checkRequest(req); perr != nil {
+		c.reply(perr)
+		return false, perr
+	}
+	keep = c.serveRequest(req)
+	// Nothing of the request is kept while the connection waits for the
+	// next one.
+	c.res.forget()
+	if !keep || c.srv.shutdown.Load() {
+		return false, nil
+	}
+	return c.state.CompareAndSwap(stateActive, stateIdle), nil
 }
 
 // readRequest parses the next request with http.ReadRequest while c.scan
@@ -513,6 +648,8 @@ type limitReader struct {
 	// pendingByte is returned first.
 	pending     bool
 	pendingByte byte
+	// ahead receives the byte an idle connection waits for (waitIdle).
+	ahead [1]byte
 }
 
 func (l *limitReader) Read(p []byte) (int, error) {

@@ -1,0 +1,37 @@
+//go:build unix
+
+package h1
+
+import (
+	"crypto/tls"
+	"net"
+	"syscall"
+)
+
+// waitReadable waits, under c's read deadline, until c's socket has a
+// byte to read, or the client closed or reset it, without reading it. It
+// reports false when the deadline expired or the connection was closed;
+// true when the socket is readable, or when c has no socket to wait on
+// (the caller's read then waits). buf receives nothing: a peek needs one
+// byte of room.
+func waitReadable(c net.Conn, buf *[1]byte) bool {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return true
+	}
+	err = raw.Read(func(fd uintptr) bool {
+		// A peek, not a read: the byte stays for crypto/tls. Ready on
+		// data, on end of file (0) and on an error other than "would
+		// block"; a spurious wake-up peeks again.
+		_, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		return err != syscall.EAGAIN && err != syscall.EWOULDBLOCK
+	})
+	return err == nil
+}
