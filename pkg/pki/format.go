@@ -10,6 +10,8 @@ import (
 	"encoding/pem"
 	"strings"
 	"time"
+
+	"github.com/edgectl/edgectl/internal/headersafe"
 )
 
 // SubjectCN returns the first common name of the subject of cert, or "" if
@@ -202,38 +204,11 @@ func SANURI(cert *x509.Certificate) string {
 // other byte, "%" included, is kept. The result is printable ASCII. "%" is
 // not escaped, so HeaderSafe is idempotent but not reversible: it sanitizes,
 // it does not encode.
-func HeaderSafe(s string) string {
-	if IsHeaderSafe(s) {
-		return s
-	}
-	return string(AppendHeaderSafe(make([]byte, 0, len(s)+8), s))
-}
+func HeaderSafe(s string) string { return headersafe.String(s) }
 
 // AppendHeaderSafe appends s to dst escaped as HeaderSafe does, without
 // allocating when dst has room.
-func AppendHeaderSafe(dst []byte, s string) []byte {
-	const digits = "0123456789ABCDEF"
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if needsHeaderEscape(c) {
-			dst = append(dst, '%', digits[c>>4], digits[c&0x0f])
-		} else {
-			dst = append(dst, c)
-		}
-	}
-	return dst
-}
+func AppendHeaderSafe(dst []byte, s string) []byte { return headersafe.Append(dst, s) }
 
 // IsHeaderSafe reports whether HeaderSafe would return s unchanged.
-func IsHeaderSafe(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if needsHeaderEscape(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func needsHeaderEscape(c byte) bool {
-	return c < 0x20 || c >= 0x7f
-}
+func IsHeaderSafe(s string) bool { return headersafe.Is(s) }

@@ -12,28 +12,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// FuzzHeaderSafe: the result holds only visible ASCII and spaces, escaping
-// twice changes nothing, and text that needs no escaping is kept as is.
-func FuzzHeaderSafe(f *testing.F) {
-	for _, s := range []string{"", "plain", "a\r\nb", "\x00\x7f", "Zürich", "100%", "a\tb"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		got := HeaderSafe(s)
-		for i := 0; i < len(got); i++ {
-			if c := got[i]; c < 0x20 || c >= 0x7f {
-				t.Fatalf("HeaderSafe(%q) = %q holds %#x", s, got, c)
-			}
-		}
-		if again := HeaderSafe(got); again != got {
-			t.Fatalf("not idempotent: %q then %q", got, again)
-		}
-		if IsHeaderSafe(s) != (got == s) {
-			t.Fatalf("IsHeaderSafe(%q) disagrees with HeaderSafe", s)
-		}
-	})
-}
-
 // FuzzSlashDN formats arbitrary distinguished names: no panic, and the
 // result has one "/" per attribute value that does not itself hold one.
 func FuzzSlashDN(f *testing.F) {

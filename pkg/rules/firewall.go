@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/edgectl/edgectl/internal/headersafe"
 	"github.com/edgectl/edgectl/pkg/manifest"
 )
 
@@ -198,7 +199,7 @@ func compileFirewallBehavior(path string, b manifest.FirewallBehavior) (fwBehavi
 		ct := cr.ContentType
 		if ct == "" {
 			ct = DefaultContentType
-		} else if _, _, err := mime.ParseMediaType(ct); err != nil || !isHeaderSafe(ct) {
+		} else if _, _, err := mime.ParseMediaType(ct); err != nil || !headersafe.Is(ct) {
 			bad(".setCustomResponse.contentType", "invalid content type %q", ct)
 		}
 		return fwBehavior{action: Custom, status: cr.StatusCode, contentType: ct, body: cr.ContentBody}, errs

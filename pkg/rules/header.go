@@ -66,33 +66,3 @@ func isTokenByte(c byte) bool {
 	}
 	return false
 }
-
-// appendHeaderSafe appends s to dst with every control byte (0x00-0x1F and
-// DEL) and every byte of 0x80 or more written as "%XX", uppercase hex; the
-// other bytes, "%" included, are kept. It is pkg/pki's AppendHeaderSafe,
-// which the engine may not import (pkg/pki reaches crypto/tls and, through
-// crypto/x509, sockets); a differential test holds the two together.
-func appendHeaderSafe(dst []byte, s string) []byte {
-	const digits = "0123456789ABCDEF"
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if needsHeaderEscape(c) {
-			dst = append(dst, '%', digits[c>>4], digits[c&0x0f])
-		} else {
-			dst = append(dst, c)
-		}
-	}
-	return dst
-}
-
-// isHeaderSafe reports whether appendHeaderSafe would append s unchanged.
-func isHeaderSafe(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if needsHeaderEscape(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func needsHeaderEscape(c byte) bool { return c < 0x20 || c >= 0x7f }

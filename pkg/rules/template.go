@@ -3,6 +3,8 @@ package rules
 import (
 	"fmt"
 	"strings"
+
+	"github.com/edgectl/edgectl/internal/headersafe"
 )
 
 // Template is a compiled value with ${variable} references, such as a header
@@ -106,7 +108,7 @@ func (t *Template) direct(r *Request, resp *ResponseView) (string, bool) {
 		if !seg.isVar {
 			return seg.lit, true
 		}
-		if s, _ := r.value(&seg.v, resp); isHeaderSafe(s) {
+		if s, _ := r.value(&seg.v, resp); headersafe.Is(s) {
 			return s, true
 		}
 	}
@@ -122,7 +124,7 @@ func (t *Template) appendTo(dst []byte, r *Request, resp *ResponseView) []byte {
 			continue
 		}
 		s, _ := r.value(&seg.v, resp)
-		dst = appendHeaderSafe(dst, s)
+		dst = headersafe.Append(dst, s)
 	}
 	return dst
 }
