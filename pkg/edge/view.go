@@ -25,7 +25,6 @@ func newClientCert(cert *x509.Certificate, verify, status string) *rules.ClientC
 		}
 		return c
 	}
-	c.EscapedCert = pki.EscapedPEM(cert)
 	c.Fingerprint = pki.FingerprintSHA1(cert)
 	c.FingerprintSHA256 = pki.FingerprintSHA256(cert)
 	c.SubjectDN = pki.SubjectSlashDN(cert)
@@ -39,9 +38,12 @@ func newClientCert(cert *x509.Certificate, verify, status string) *rules.ClientC
 	c.SANDNS = pki.SANDNS(cert)
 	c.SANURI = pki.SANURI(cert)
 	c.IssuerRFC2253 = pki.IssuerRFC2253(cert)
-	c.RawCert = pki.RawPEM(cert)
 	c.ThumbprintS256 = pki.ThumbprintS256(cert)
-	c.XFCC = pki.XFCCElement(cert, c.FingerprintSHA256, c.EscapedCert, c.SubjectRFC2253)
+	c.FillPEMs = func(c *rules.ClientCert) {
+		c.EscapedCert = pki.EscapedPEM(cert)
+		c.RawCert = pki.RawPEM(cert)
+		c.XFCC = pki.XFCCElement(cert, c.FingerprintSHA256, c.EscapedCert, c.SubjectRFC2253)
+	}
 	return c
 }
 

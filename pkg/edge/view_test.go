@@ -53,6 +53,10 @@ func TestNewClientCert(t *testing.T) {
 	t.Parallel()
 	cert := partnerCert(t)
 	c := newClientCert(cert, rules.VerifySuccess, rules.StatusSuccess)
+	if c.EscapedCert != "" || c.RawCert != "" || c.XFCC != "" {
+		t.Error("the PEM forms were built before any use")
+	}
+	c.WithPEMs()
 	sum := sha256.Sum256(cert.Raw)
 	if c.FingerprintSHA256 != hex.EncodeToString(sum[:]) || len(c.Fingerprint) != 40 {
 		t.Errorf("fingerprints %q %q", c.Fingerprint, c.FingerprintSHA256)
@@ -76,7 +80,7 @@ func TestNewClientCert(t *testing.T) {
 	}
 
 	none := newClientCert(nil, "", "")
-	if diff := cmp.Diff(&rules.ClientCert{Verify: rules.VerifyNone, Status: rules.StatusMissingCertificate}, none); diff != "" {
+	if diff := cmp.Diff(&rules.ClientCert{Verify: rules.VerifyNone, Status: rules.StatusMissingCertificate}, none, cmpopts.IgnoreUnexported(rules.ClientCert{})); diff != "" {
 		t.Errorf("no certificate (-want +got):\n%s", diff)
 	}
 }

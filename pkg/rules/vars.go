@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgectl/edgectl/pkg/diag"
@@ -462,6 +464,29 @@ type ClientCert struct {
 	RawCert           string    // ssl_client_raw_cert, PEM on one line
 	ThumbprintS256    string    // ssl_client_cert_thumbprint_s256 (RFC 8705 x5t#S256)
 	XFCC              string    // ssl_client_xfcc, Envoy's x-forwarded-client-cert element
+
+	// FillPEMs, when set, fills EscapedCert, RawCert and XFCC the first
+	// time one of them is read: the three largest values (about a
+	// kilobyte each) are built only for applications that forward them,
+	// so an idle connection of any other does not hold them.
+	FillPEMs func(*ClientCert)
+	pemMu    sync.Mutex
+	pemDone  atomic.Bool
+}
+
+// WithPEMs returns c with EscapedCert, RawCert and XFCC filled. Reads after
+// the first take one atomic load.
+func (c *ClientCert) WithPEMs() *ClientCert {
+	if c.FillPEMs == nil || c.pemDone.Load() {
+		return c
+	}
+	c.pemMu.Lock()
+	defer c.pemMu.Unlock()
+	if !c.pemDone.Load() {
+		c.FillPEMs(c)
+		c.pemDone.Store(true)
+	}
+	return c
 }
 
 // ResponseView is what the response-phase variables read.
@@ -631,7 +656,7 @@ func (r *Request) clientValue(v *variable) (string, bool) {
 	case vClientVerify:
 		s = r.client().Verify
 	case vClientEscapedCert:
-		s = r.client().EscapedCert
+		s = r.client().WithPEMs().EscapedCert
 	case vClientFingerprint:
 		s = r.client().Fingerprint
 	case vClientFingerprintSHA256:
@@ -665,11 +690,11 @@ func (r *Request) clientValue(v *variable) (string, bool) {
 	case vClientIDNRFC2253:
 		s = r.client().IssuerRFC2253
 	case vClientRawCert:
-		s = r.client().RawCert
+		s = r.client().WithPEMs().RawCert
 	case vClientThumbprintS256:
 		s = r.client().ThumbprintS256
 	case vClientXFCC:
-		s = r.client().XFCC
+		s = r.client().WithPEMs().XFCC
 	case vCertValidation:
 		if r.client().Status == StatusSuccess {
 			s = "true"

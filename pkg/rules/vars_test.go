@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -258,5 +260,48 @@ func TestMemoizedValues(t *testing.T) {
 	a.EvaluateRequest(r, &out)
 	if diff := cmp.Diff([]Header{{"X-Seen", "t-2"}}, out.Add); diff != "" {
 		t.Errorf("second evaluation (-want +got):\n%s", diff)
+	}
+}
+
+// TestClientPEMsOnFirstUse: the PEM forms of a client certificate are built
+// by FillPEMs once, on the first read of any of them, however many streams
+// of the connection read them at once, and never when no rule reads them.
+func TestClientPEMsOnFirstUse(t *testing.T) {
+	t.Parallel()
+	var fills atomic.Int32
+	c := &ClientCert{Verify: VerifySuccess, Status: StatusSuccess, SubjectCN: "partner-app",
+		FillPEMs: func(c *ClientCert) {
+			fills.Add(1)
+			c.EscapedCert, c.RawCert, c.XFCC = "escaped", "raw", "xfcc"
+		}}
+	conn := NewConn(netip.MustParseAddrPort("203.0.113.9:50000"), netip.MustParseAddrPort("192.0.2.1:443"), nil, c)
+	read := func(name string) string {
+		r := fromHTTP(httptest.NewRequest("GET", "/", nil), "api.bank.example")
+		r.Conn = conn
+		v, msg := lookupAppVar(name, "request")
+		if msg != "" {
+			t.Fatal(msg)
+		}
+		s, _ := r.value(&v, nil)
+		return s
+	}
+	if got := read("ssl_client_s_dn_parsed"); got != "partner-app" || fills.Load() != 0 {
+		t.Fatalf("ssl_client_s_dn_parsed = %q with %d fills; want partner-app and none", got, fills.Load())
+	}
+	var wg sync.WaitGroup
+	got := make([]string, 30)
+	for i := range got {
+		wg.Go(func() {
+			got[i] = read([]string{"ssl_client_escaped_cert", "ssl_client_raw_cert", "ssl_client_xfcc"}[i%3])
+		})
+	}
+	wg.Wait()
+	for i, s := range got {
+		if want := []string{"escaped", "raw", "xfcc"}[i%3]; s != want {
+			t.Errorf("read %d = %q, want %q", i, s, want)
+		}
+	}
+	if n := fills.Load(); n != 1 {
+		t.Errorf("FillPEMs ran %d times, want once", n)
 	}
 }
