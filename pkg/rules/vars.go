@@ -615,29 +615,13 @@ func (r *Request) connValue(v *variable) (string, bool) {
 	var s string
 	switch v.kind {
 	case vRemoteAddr:
-		c := r.conn()
-		s = c.remoteAddr
-		if s == "" && c.Remote.IsValid() {
-			s = c.Remote.Addr().Unmap().String()
-		}
+		s = r.conn().remoteAddr
 	case vRemotePort:
-		c := r.conn()
-		s = c.remotePort
-		if s == "" && c.Remote.IsValid() {
-			s = strconv.Itoa(int(c.Remote.Port()))
-		}
+		s = r.conn().remotePort
 	case vServerAddr:
-		c := r.conn()
-		s = c.serverAddr
-		if s == "" && c.Local.IsValid() {
-			s = c.Local.Addr().Unmap().String()
-		}
+		s = r.conn().serverAddr
 	case vServerPort:
-		c := r.conn()
-		s = c.serverPort
-		if s == "" && c.Local.IsValid() {
-			s = strconv.Itoa(int(c.Local.Port()))
-		}
+		s = r.conn().serverPort
 	case vSSLServerName:
 		s = r.conn().ServerName
 	case vSSLProtocol:
