@@ -37,6 +37,7 @@ type accessLog struct {
 	pending []byte
 	spare   []byte
 	closed  bool
+	stamp   stampCache
 }
 
 func newAccessLog(w io.Writer, dropped func()) *accessLog {
@@ -62,7 +63,7 @@ func (l *accessLog) log(at time.Time, rec *edge.Record) {
 		l.dropped()
 		return
 	}
-	l.pending = appendAccessLine(l.pending, at, rec)
+	l.pending = appendAccessLineStamped(l.pending, &l.stamp, at, rec)
 	full := len(l.pending) >= accessLogBuffer
 	l.mu.Unlock()
 	if full {
@@ -114,11 +115,39 @@ func (l *accessLog) Close() {
 	<-l.done
 }
 
+// stampCache keeps the formatted date and time of one second, so that
+// lines of the same second format their timestamp without the time
+// package's layout interpreter: only the milliseconds change.
+type stampCache struct {
+	sec    int64  // Unix seconds of prefix; 0 before the first line
+	prefix []byte // "2006-01-02T15:04:05." of sec, in UTC
+}
+
+// append appends at in UTC as "2006-01-02T15:04:05.000Z" (the layout
+// "2006-01-02T15:04:05.000Z07:00", which for UTC always ends in Z).
+func (c *stampCache) append(b []byte, at time.Time) []byte {
+	at = at.UTC()
+	if sec := at.Unix(); sec != c.sec || c.prefix == nil {
+		c.sec = sec
+		c.prefix = at.Truncate(time.Second).AppendFormat(c.prefix[:0], "2006-01-02T15:04:05.")
+	}
+	b = append(b, c.prefix...)
+	ms := at.Nanosecond() / 1e6
+	return append(b, byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10), 'Z')
+}
+
 // appendAccessLine appends one JSON object and a newline. Field order is
 // fixed so that the log reads the same line after line.
 func appendAccessLine(b []byte, at time.Time, r *edge.Record) []byte {
+	var c stampCache
+	return appendAccessLineStamped(b, &c, at, r)
+}
+
+// appendAccessLineStamped is appendAccessLine with the timestamp's
+// second taken from c when it is the same.
+func appendAccessLineStamped(b []byte, c *stampCache, at time.Time, r *edge.Record) []byte {
 	b = append(b, `{"time":"`...)
-	b = at.UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z07:00")
+	b = c.append(b, at)
 	b = append(b, '"')
 	b = appendStr(b, "domain", r.Domain)
 	b = appendStr(b, "host", r.Host)

@@ -194,3 +194,27 @@ func TestAccessLogWritesInOrder(t *testing.T) {
 		t.Fatalf("dropped %d, want 1 (the line logged after Close)", dropped.Load())
 	}
 }
+
+// TestStampCacheMatchesLayout: the cached timestamp is the layout's, for
+// instants in one second and across seconds, days and years, before 1970
+// included (Unix seconds negative, where truncation rounds the other way).
+func TestStampCacheMatchesLayout(t *testing.T) {
+	t.Parallel()
+	var c stampCache
+	base := []time.Time{
+		time.Date(2026, 12, 31, 23, 59, 59, 999_999_999, time.UTC),
+		time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(1969, 12, 31, 23, 59, 59, 500_000_000, time.UTC),
+		time.Date(2026, 3, 4, 5, 6, 7, 8_000_000, time.FixedZone("X", -7*3600)),
+	}
+	for _, at := range base {
+		for _, d := range []time.Duration{0, time.Millisecond, 999 * time.Microsecond, 1234 * time.Millisecond, -time.Nanosecond} {
+			at := at.Add(d)
+			got := string(c.append(nil, at))
+			want := at.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+			if got != want {
+				t.Errorf("%v: got %s, want %s", at, got, want)
+			}
+		}
+	}
+}
