@@ -72,7 +72,19 @@ func (c *originConn) watch(ctx context.Context) func() bool {
 	if ctx.Done() == nil {
 		return nil
 	}
+	if w, ok := ctx.(cancelWatcher); ok {
+		return w.WatchCancel(c.abort)
+	}
 	return context.AfterFunc(ctx, c.abort)
+}
+
+// cancelWatcher is a context that runs a function when it is cancelled,
+// as context.AfterFunc does but without its allocations per call: the
+// context of pkg/server/h1's requests is one. The function may run on the
+// goroutine that cancels (abort only closes the connection); stop is
+// called at most once per watch.
+type cancelWatcher interface {
+	WatchCancel(f func()) (stop func() bool)
 }
 
 // replayable reports whether r can be sent a second time: it has no body

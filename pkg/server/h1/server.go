@@ -230,7 +230,8 @@ func newConn(s *Server, c net.Conn) *conn {
 	// One context for the connection, not one per request: a client that
 	// goes away ends the connection, so cancelling it cancels the one
 	// request it had in flight.
-	cn.ctx, cn.cancel = context.WithCancel(ctx)
+	cc := newConnContext(ctx)
+	cn.ctx, cn.cancel = cc, cc.cancel
 	cn.out.conn, cn.out.timeout, cn.out.cancel = c, s.WriteTimeout, cn.cancel
 	cn.watch.c, cn.watch.done = cn, make(chan struct{}, 1)
 	if tc, ok := c.(*tls.Conn); ok {
