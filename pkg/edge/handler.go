@@ -171,13 +171,16 @@ func addrPort(a net.Addr) netip.AddrPort {
 // reqState is one request's working state, from the handler through the
 // origin exchange; it is pooled and reused.
 type reqState struct {
-	req    rules.Request
-	acts   rules.RequestActions
-	resp   rules.ResponseActions
-	out    proxy.Outbound
-	domain *Domain
-	w      statusWriter
-	rec    Record
+	req  rules.Request
+	acts rules.RequestActions
+	resp rules.ResponseActions
+	// respView is the response phase's view, kept here so that it is
+	// not allocated per request.
+	respView rules.ResponseView
+	out      proxy.Outbound
+	domain   *Domain
+	w        statusWriter
+	rec      Record
 	// normalPath is the escaped path the origin is sent when normalisation
 	// changed the client's, else empty (see normalizePath).
 	normalPath string

@@ -257,8 +257,8 @@ func (h *addedHeaders) Field(i int) (name, value string) { return (*h)[i].Name, 
 func applyResponsePhase(st *reqState, resp *http.Response) {
 	st.rec.Upstream = time.Since(st.sentAt)
 	st.rec.UpstreamStatus = resp.StatusCode
-	view := rules.ResponseView{Status: resp.StatusCode, Header: rules.HeaderMap(resp.Header), UpstreamStatus: resp.StatusCode, UpstreamHeader: rules.HeaderMap(resp.Header)}
-	st.domain.app.app.EvaluateResponse(&st.req, &view, &st.resp)
+	st.respView = rules.ResponseView{Status: resp.StatusCode, Header: rules.HeaderMap(resp.Header), UpstreamStatus: resp.StatusCode, UpstreamHeader: rules.HeaderMap(resp.Header)}
+	st.domain.app.app.EvaluateResponse(&st.req, &st.respView, &st.resp)
 	for _, name := range st.resp.Filter {
 		resp.Header.Del(name)
 	}

@@ -310,8 +310,8 @@ func writeStatus(bw *bufio.Writer, code int) {
 }
 
 func writeInt(bw *bufio.Writer, n int64) {
-	var buf [20]byte
-	bw.Write(strconv.AppendInt(buf[:0], n, 10))
+	// AvailableBuffer: no allocation while the buffer has room.
+	bw.Write(strconv.AppendInt(bw.AvailableBuffer(), n, 10))
 }
 
 // dateCache holds the Date header of the current second.
