@@ -28,8 +28,12 @@ func TestServeMaxConnections(t *testing.T) {
 		t.Fatalf("curl over the limit was served: %s", out)
 	}
 	p.waitFor(t, "the refusal counted", "/metrics", "\nedgectl_client_connections_refused_total 1\n")
-	if !strings.Contains(p.stderr.String(), "client connection limit reached") {
-		t.Fatalf("the limit was not logged:\n%s", p.stderr.String())
+	// The refusal is counted before it is logged: wait for the line.
+	for logged := time.Now().Add(5 * time.Second); !strings.Contains(p.stderr.String(), "client connection limit reached"); {
+		if time.Now().After(logged) {
+			t.Fatalf("the limit was not logged:\n%s", p.stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	held.Close()
 	deadline := time.Now().Add(5 * time.Second)
