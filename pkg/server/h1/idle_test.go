@@ -225,3 +225,27 @@ func TestShutdownClosesConnectionWaitingOnSocket(t *testing.T) {
 		t.Fatalf("read after Shutdown: %v, want the connection closed", err)
 	}
 }
+
+// TestLaterRequestHeaderTimeout: a kept-alive connection's next request
+// whose headers do not all arrive with its first bytes has
+// ReadHeaderTimeout from then, whether it came while the connection
+// waited in crypto/tls's read or on its socket.
+func TestLaterRequestHeaderTimeout(t *testing.T) {
+	t.Parallel()
+	for _, pause := range []time.Duration{50 * time.Millisecond, 600 * time.Millisecond} {
+		t.Run("next request after "+pause.String(), func(t *testing.T) {
+			t.Parallel()
+			srv := &h1.Server{ReadHeaderTimeout: 1200 * time.Millisecond, IdleTimeout: 10 * time.Second}
+			c, _, br := dialTLS(t, serveTLS(t, srv))
+			io.WriteString(c, get("/a"))
+			readBody(t, br, "path /a")
+			time.Sleep(pause)
+			start := time.Now()
+			io.WriteString(c, "GET /b HTTP/1.1\r\nHost: x\r\n")
+			br.ReadByte()
+			if took := time.Since(start); took < 1000*time.Millisecond || took > 2500*time.Millisecond {
+				t.Fatalf("the unfinished request was refused or closed %v after its first bytes, want 1.2s (ReadHeaderTimeout)", took)
+			}
+		})
+	}
+}

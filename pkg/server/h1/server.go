@@ -422,10 +422,7 @@ func (c *conn) serveNext(first bool) (keep bool, perr *ProtocolError) {
 	if !c.state.CompareAndSwap(stateIdle, stateActive) {
 		return false, nil // Shutdown closed the connection.
 	}
-	if !first {
-		c.setReadDeadline(c.srv.ReadHeaderTimeout)
-	}
-	req, err := c.readRequest()
+	req, err := c.readRequest(first)
 	if err != nil {
 		return false, c.refuse(err)
 	}
@@ -454,10 +451,20 @@ func (c *conn) serveNext(first bool) (keep bool, perr *ProtocolError) {
 // readRequest parses the next request with http.ReadRequest while c.scan
 // watches the same bytes: first those already buffered, then those the
 // parser reads from the connection.
-func (c *conn) readRequest() (*http.Request, error) {
+//
+// The first request's headers are due ReadHeaderTimeout after the
+// handshake (wait set that deadline). A later request's are due
+// ReadHeaderTimeout after its first byte, unless they are all buffered
+// already (the usual case: one TLS record): then the parser reads nothing
+// from the connection, and the deadline is not touched (each body read
+// sets its own, as do the next wait and the watch).
+func (c *conn) readRequest(first bool) (*http.Request, error) {
 	c.scan = headerScan{}
 	buffered, _ := c.br.Peek(c.br.Buffered())
 	c.scan.feed(buffered)
+	if !first && !c.scan.done {
+		c.setReadDeadline(c.srv.ReadHeaderTimeout)
+	}
 	c.lim.scanning = !c.scan.done
 	req, err := http.ReadRequest(c.br)
 	c.lim.scanning = false
