@@ -188,11 +188,30 @@ func appendInt(b []byte, key string, v int64) []byte {
 	return strconv.AppendInt(b, v, 10)
 }
 
+// appendMillis appends d in milliseconds to the microsecond, as the
+// shortest decimal: 1.5, 0.002, 12 (what strconv.AppendFloat of
+// float64(µs)/1000 with 'f', -1 gives, formatted with integers).
 func appendMillis(b []byte, key string, d time.Duration) []byte {
 	b = append(b, `,"`...)
 	b = append(b, key...)
 	b = append(b, `":`...)
-	return strconv.AppendFloat(b, float64(d.Microseconds())/1000, 'f', -1, 64)
+	us := d.Microseconds()
+	if us < 0 {
+		b = append(b, '-')
+		us = -us
+	}
+	b = strconv.AppendInt(b, us/1000, 10)
+	frac := us % 1000
+	if frac == 0 {
+		return b
+	}
+	digits := [3]byte{byte('0' + frac/100), byte('0' + frac/10%10), byte('0' + frac%10)}
+	n := 3
+	for digits[n-1] == '0' {
+		n--
+	}
+	b = append(b, '.')
+	return append(b, digits[:n]...)
 }
 
 // appendJSONString quotes s as a JSON string; plain ASCII is copied as is,

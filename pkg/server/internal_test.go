@@ -218,3 +218,21 @@ func TestStampCacheMatchesLayout(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendMillisMatchesFloat: the integer formatting of milliseconds is
+// what strconv.AppendFloat gives for µs/1000.
+func TestAppendMillisMatchesFloat(t *testing.T) {
+	t.Parallel()
+	cases := []time.Duration{0, time.Microsecond, 2 * time.Microsecond, 10 * time.Microsecond, 999 * time.Microsecond, time.Millisecond,
+		1500 * time.Microsecond, 1010 * time.Microsecond, 123456789 * time.Microsecond, 90 * time.Minute, -1500 * time.Microsecond, 1999}
+	for us := int64(0); us < 20000; us += 7 {
+		cases = append(cases, time.Duration(us)*time.Microsecond)
+	}
+	for _, d := range cases {
+		got := string(appendMillis(nil, "k", d))
+		want := `,"k":` + strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', -1, 64)
+		if got != want {
+			t.Errorf("%v: got %s, want %s", d, got, want)
+		}
+	}
+}
