@@ -50,3 +50,43 @@ func FuzzHeaderSafe(f *testing.F) {
 		}
 	})
 }
+
+// TestSafePrefixEveryByte: the word-at-a-time scan stops at the first
+// byte that needs escaping, for every byte value at every position of a
+// word and of the tail.
+func TestSafePrefixEveryByte(t *testing.T) {
+	base := []byte("abcdefghijklmnopqrstuvwxyz0123456789")
+	for n := 0; n <= len(base); n++ {
+		if got := safePrefix(string(base[:n])); got != n {
+			t.Fatalf("safePrefix of %d safe bytes = %d", n, got)
+		}
+	}
+	for c := 0; c < 256; c++ {
+		for pos := 0; pos < 20; pos++ {
+			b := append([]byte(nil), base[:20]...)
+			b[pos] = byte(c)
+			// Also with an unsafe byte after it, so the first one is found.
+			b = append(b, 0x00)
+			want := len(b) - 1
+			if needsEscape(byte(c)) {
+				want = pos
+			}
+			if got := safePrefix(string(b)); got != want {
+				t.Fatalf("byte %#x at %d: safePrefix = %d, want %d", c, pos, got, want)
+			}
+		}
+	}
+}
+
+func BenchmarkIsCertificate(b *testing.B) {
+	s := string(make([]byte, 0, 1300))
+	for len(s) < 1300 {
+		s += "-----BEGIN%20CERTIFICATE-----%0AMIIB"
+	}
+	b.SetBytes(int64(len(s)))
+	for b.Loop() {
+		if !Is(s) {
+			b.Fatal("unsafe")
+		}
+	}
+}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/edgectl/edgectl/internal/headersafe"
 )
 
 // The origin request is written the way httputil.ReverseProxy with a
@@ -299,7 +301,9 @@ func writeField(bw *bufio.Writer, name, value string) error {
 	if !httpguts.ValidHeaderFieldName(name) {
 		return fmt.Errorf("invalid header field name %q for the origin", name)
 	}
-	if !httpguts.ValidHeaderFieldValue(value) {
+	// Visible ASCII and spaces are valid; headersafe tests them a word at
+	// a time (identity headers carry a certificate of a kilobyte or more).
+	if !headersafe.Is(value) && !httpguts.ValidHeaderFieldValue(value) {
 		return fmt.Errorf("invalid value of header field %q for the origin", name)
 	}
 	bw.WriteString(name)
