@@ -180,12 +180,14 @@ func TestPoolProbe(t *testing.T) {
 func TestWriteFieldRefusesControlBytes(t *testing.T) {
 	t.Parallel()
 	for name, tc := range map[string]struct{ name, value string }{
-		"CR in value":   {"X-A", "a\rb"},
-		"LF in value":   {"X-A", "a\nX-Injected: 1"},
-		"NUL in value":  {"X-A", "a\x00b"},
-		"CRLF in name":  {"X-A\r\nX-B", "1"},
-		"colon in name": {"X-A:", "1"},
-		"empty name":    {"", "1"},
+		"CR in value":             {"X-A", "a\rb"},
+		"LF in value":             {"X-A", "a\nX-Injected: 1"},
+		"NUL in value":            {"X-A", "a\x00b"},
+		"CR deep in a long value": {"X-A", strings.Repeat("MIIB%2F", 250) + "\r\nX-Injected: 1"},
+		"DEL in a long value":     {"X-A", strings.Repeat("abcdefgh", 40) + "\x7f"},
+		"CRLF in name":            {"X-A\r\nX-B", "1"},
+		"colon in name":           {"X-A:", "1"},
+		"empty name":              {"", "1"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var b strings.Builder
