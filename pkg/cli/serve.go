@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -161,6 +162,11 @@ func runServe(ctx context.Context, opts *ServeOptions) error {
 	}
 	defer closeLog()
 	defer gcfloor.Start(uint64(opts.HeapFloorMiB) << 20)()
+	stopProfile, err := startCPUProfile(os.Getenv("EDGECTL_CPUPROFILE"))
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	srv, err := server.New(ctx, server.Config{
 		Store:                store,
 		Listen:               opts.Listen,
@@ -303,6 +309,27 @@ func serveUntilDone(ctx context.Context, opts *ServeOptions, srv *server.Server)
 	}
 	fmt.Fprintln(opts.IO.ErrOut, "edgectl serve: stopped")
 	return nil
+}
+
+// startCPUProfile writes a CPU profile of the process to path (the
+// environment's EDGECTL_CPUPROFILE, for performance work: see
+// docs/PERFORMANCE.md) until stop; an empty path profiles nothing.
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("EDGECTL_CPUPROFILE: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("EDGECTL_CPUPROFILE %s: %w", path, err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 // keyReader reads private-key files for the compiler: a relative reference
