@@ -56,7 +56,11 @@ type Origin struct {
 func New(c Config) *Origin {
 	p := newOriginPool(c.URL, c.TLS, c.ConnectTimeout)
 	p.maxConns, p.maxQueue, p.queueTimeout = c.MaxConns, c.MaxQueue, c.QueueTimeout
-	if p.maxConns > 0 && p.maxIdle > p.maxConns {
+	if p.maxConns > 0 {
+		// Every connection the limit lets the pool open may stay idle
+		// (until idleConnTimeout): a cap below the concurrency the edge
+		// sees closed and re-dialled connections all the time, as the
+		// 256 streams of 32 HTTP/2 clients did with a cap of 256.
 		p.maxIdle = p.maxConns
 	}
 	return &Origin{

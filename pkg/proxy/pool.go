@@ -14,7 +14,9 @@ import (
 // Origin connection pool limits. The pool keeps enough idle connections
 // that a busy edge never re-dials the origin for every request.
 const (
-	// maxIdleConns is the number of idle connections kept per application.
+	// maxIdleConns is the number of idle connections kept per application
+	// whose connections are not limited (MaxConns 0); with a limit, every
+	// connection may stay idle.
 	maxIdleConns = 256
 	// idleConnTimeout closes a connection that stayed idle that long.
 	idleConnTimeout = 90 * time.Second

@@ -239,3 +239,30 @@ func TestResponseHeaderLimit(t *testing.T) {
 		t.Fatalf("want errResponseHeaderTooLarge, got %v", err)
 	}
 }
+
+// TestPoolKeepsEveryConnectionItMayOpen: with a connection limit, the
+// pool keeps as many idle connections as the limit lets it open, so a
+// burst of that many concurrent exchanges is served again without
+// dialling; without a limit it keeps maxIdleConns.
+func TestPoolKeepsEveryConnectionItMayOpen(t *testing.T) {
+	t.Parallel()
+	u, _ := url.Parse("http://127.0.0.1:1")
+	for _, c := range []struct{ maxConns, want int }{{300, 300}, {1024, 1024}, {10, 10}, {0, maxIdleConns}} {
+		if got := New(Config{URL: u, MaxConns: c.maxConns}).pool.maxIdle; got != c.want {
+			t.Errorf("MaxConns %d: %d idle connections kept, want %d", c.maxConns, got, c.want)
+		}
+	}
+	l := listen(t)
+	p := l.pool(t)
+	p.maxConns, p.maxIdle = 300, 300
+	cs := dialN(t, p, 300)
+	for _, c := range cs {
+		p.release(c, true)
+	}
+	p.mu.Lock()
+	n := len(p.idle)
+	p.mu.Unlock()
+	if n != 300 {
+		t.Fatalf("%d of 300 released connections kept idle", n)
+	}
+}
