@@ -74,7 +74,7 @@ func Read(br *bufio.Reader, startLine func(line []byte) error) (string, error) {
 		from = next
 		if !checked && from > 0 {
 			checked = true
-			if err := startLine(dropEOL(buf[:from])); err != nil {
+			if err := startLine(firstLine(buf)); err != nil {
 				return "", err
 			}
 		}
@@ -103,7 +103,7 @@ func Read(br *bufio.Reader, startLine func(line []byte) error) (string, error) {
 		from = next
 		if !checked && from > 0 {
 			checked = true
-			if err := startLine(dropEOL(acc[:from])); err != nil {
+			if err := startLine(firstLine(acc)); err != nil {
 				return "", err
 			}
 		}
@@ -117,12 +117,12 @@ func eof(err error) error {
 	return err
 }
 
-func dropEOL(line []byte) []byte {
-	if n := len(line); n > 0 && line[n-1] == '\n' {
+// firstLine returns the first line of b, which is complete, without its
+// line end.
+func firstLine(b []byte) []byte {
+	line := b[:bytes.IndexByte(b, '\n')]
+	if n := len(line); n > 0 && line[n-1] == '\r' {
 		line = line[:n-1]
-		if n := len(line); n > 0 && line[n-1] == '\r' {
-			line = line[:n-1]
-		}
 	}
 	return line
 }
@@ -155,9 +155,10 @@ func malformed(kind, line string) error {
 // start line, through its empty line, as Read returns it) into h, which
 // should be empty. Keys and values are substrings of fields, except for
 // keys that are not canonical as sent (common ones come from a table, the
-// others are built) and for folded values. Every field's first value
-// shares one slice of strings, each with its capacity cut to its length,
-// so that appending to a field's values never overwrites another's.
+// others are built) and for folded values. Every field's first value is
+// a slice of one new block of strings, its capacity cut to its length, so
+// that appending to a field's values never overwrites another's, and a
+// caller may keep the slices when h is cleared for the next message.
 func ParseFields(h http.Header, fields string) error {
 	// Each field line takes one string of the block.
 	var strs []string

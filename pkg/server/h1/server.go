@@ -209,6 +209,12 @@ type conn struct {
 	state  atomic.Int32
 	res    response
 	watch  watch
+	// base is the Request every request starts from: it carries the
+	// connection's context, its remote address and TLS state.
+	base *http.Request
+	// rr parses the requests; taken from requestReaders for a request,
+	// given back once it is served.
+	rr *requestReader
 	// holding is whether br and bw are taken (for tests).
 	holding atomic.Bool
 }
@@ -239,6 +245,7 @@ func newConn(s *Server, c net.Conn) *conn {
 	}
 	cn.res.c = cn
 	cn.res.header = make(http.Header)
+	cn.base = (&http.Request{RemoteAddr: cn.remote, TLS: cn.tls}).WithContext(cn.ctx)
 	return cn
 }
 
@@ -247,6 +254,15 @@ func (c *conn) close() {
 	c.cancel()
 	c.rwc.Close()
 	c.putBuffers()
+	c.putReader()
+}
+
+// putReader gives the request reader back to the pool.
+func (c *conn) putReader() {
+	if c.rr != nil {
+		c.rr.release()
+		c.rr = nil
+	}
 }
 
 // An idle connection holds no buffer: between two requests, when nothing
@@ -444,21 +460,26 @@ func (c *conn) serveNext(first bool) (keep bool, perr *ProtocolError) {
 	// Nothing of the request is kept while the connection waits for the
 	// next one.
 	c.res.forget()
+	c.putReader()
 	if !keep || c.srv.shutdown.Load() {
 		return false, nil
 	}
 	return c.state.CompareAndSwap(stateActive, stateIdle), nil
 }
 
-// readRequest parses the next request with http.ReadRequest while c.scan
-// watches the same bytes: first those already buffered, then those the
-// parser reads from the connection.
+// readRequest parses the next request (parse.go) while c.scan watches
+// the same bytes: first those already buffered, then those the parser
+// reads from the connection. The request carries the connection's
+// context, remote address and TLS state.
 func (c *conn) readRequest() (*http.Request, error) {
 	c.scan = headerScan{}
 	buffered, _ := c.br.Peek(c.br.Buffered())
 	c.scan.feed(buffered)
 	c.lim.scanning = !c.scan.done
-	req, err := http.ReadRequest(c.br)
+	if c.rr == nil {
+		c.rr = requestReaders.Get().(*requestReader)
+	}
+	req, err := c.rr.read(c.br, c.base)
 	c.lim.scanning = false
 	return req, err
 }
@@ -513,7 +534,7 @@ func (c *conn) reply(perr *ProtocolError) {
 	c.bw.Flush()
 }
 
-// checkRequest adds to http.ReadRequest the checks of net/http's server
+// checkRequest adds to the parser (http.ReadRequest's rules) the checks of net/http's server
 // and the framing rules of RFC 9112 that net/http does not apply; a
 // non-nil error refuses the request. A request with both Content-Length
 // and Transfer-Encoding is read as chunked (the parser does so) and marked
@@ -570,9 +591,6 @@ func validMethod(m string) bool {
 // serveRequest runs the handler on req and finishes its response. It
 // reports whether the connection can serve another request.
 func (c *conn) serveRequest(req *http.Request) (keep bool) {
-	req.RemoteAddr = c.remote
-	req.TLS = c.tls
-	req = req.WithContext(c.ctx)
 	w := &c.res
 	w.reset(req)
 	if expectsContinue(req) && req.ProtoAtLeast(1, 1) && req.ContentLength != 0 {
