@@ -310,8 +310,12 @@ func writeStatus(bw *bufio.Writer, code int) {
 }
 
 func writeInt(bw *bufio.Writer, n int64) {
-	var buf [20]byte
-	bw.Write(strconv.AppendInt(buf[:0], n, 10))
+	// Formatted in the writer's own buffer: a local array would escape
+	// through bw.Write.
+	if bw.Available() < 20 {
+		bw.Flush()
+	}
+	bw.Write(strconv.AppendInt(bw.AvailableBuffer(), n, 10))
 }
 
 // dateCache holds the Date header of the current second.
