@@ -3,10 +3,14 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -293,4 +297,39 @@ func BenchmarkReadResponse(b *testing.B) {
 	b.Run("net-http", func(b *testing.B) {
 		run(b, func() (*http.Response, error) { return http.ReadResponse(br, nil) })
 	})
+}
+
+// Requests share one origin connection (MaxConns 1): each client's
+// header keeps the values of its own response after its exchange is
+// released and the connection has carried the next responses, as a
+// server that writes the head once the handler returned relies on.
+func TestRelayedValuesOutliveRelease(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Seq", r.URL.Query().Get("n"))
+		w.Header().Set("Content-Length", "2")
+		io.WriteString(w, "ok")
+	}))
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL)
+	o := New(Config{URL: u, ConnectTimeout: time.Second, ResponseTimeout: 5 * time.Second, MaxConns: 1, MaxQueue: 64, QueueTimeout: 5 * time.Second})
+	defer o.Close()
+	var clients []*discardWriter
+	for i := range 10 {
+		w := &discardWriter{h: http.Header{}}
+		x, err := o.RoundTrip(context.Background(), httptest.NewRequest("GET", "https://edge.example/?n="+strconv.Itoa(i), nil), &Outbound{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		keep, err := x.Relay(w)
+		x.Release(keep)
+		if err != nil || !keep {
+			t.Fatalf("relay: %v, reusable %v", err, keep)
+		}
+		clients = append(clients, w)
+	}
+	for i, w := range clients {
+		if got := w.h.Get("X-Seq"); got != strconv.Itoa(i) {
+			t.Errorf("client %d's header X-Seq = %q once the connection carried the next responses", i, got)
+		}
+	}
 }
