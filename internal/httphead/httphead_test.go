@@ -20,7 +20,7 @@ func TestEnd(t *testing.T) {
 		{"GET / HTTP/1.1\r\nHost: a", -1, 16},
 		{"GET / HTTP/1.1\r\n  \r\n\r\n", 22, 22}, // a line of spaces continues a field
 		{"GET / HTTP/1.1\r\n\r\r\n\r\n", 21, 21}, // "\r\r\n" is not empty
-		{"\r\nGET", 2, 2}, // an empty start line ends the head: the parser refuses it
+		{"\r\nGET", 2, 2},                        // an empty start line ends the head: the parser refuses it
 	} {
 		if end, next := End([]byte(tt.in), 0); end != tt.end || next != tt.next {
 			t.Errorf("End(%q) = %d, %d; want %d, %d", tt.in, end, next, tt.end, tt.next)
