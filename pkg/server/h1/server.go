@@ -536,9 +536,10 @@ func (c *conn) reply(perr *ProtocolError) {
 
 // checkRequest adds to the parser (http.ReadRequest's rules) the checks
 // of net/http's server and the framing rules of RFC 9112 that net/http
-// does not apply; a non-nil error refuses the request. A request with both Content-Length
-// and Transfer-Encoding is read as chunked (the parser does so) and marked
-// req.Close: the connection closes after its response (RFC 9112 §6.1).
+// does not apply; a non-nil error refuses the request. A request with
+// both Content-Length and Transfer-Encoding is read as chunked (the
+// parser does so) and marked req.Close: the connection closes after its
+// response (RFC 9112 §6.1).
 func (c *conn) checkRequest(req *http.Request) *ProtocolError {
 	s := &c.scan
 	switch {
