@@ -93,7 +93,11 @@ func Read(br *bufio.Reader, startLine func(line []byte) error) (string, error) {
 	for {
 		line, err := br.ReadSlice('\n')
 		acc = append(acc, line...)
-		if err != nil && err != bufio.ErrBufferFull {
+		if err == bufio.ErrBufferFull {
+			// No line ended: nothing to scan again.
+			continue
+		}
+		if err != nil {
 			return "", eof(err)
 		}
 		end, next := End(acc, from)
@@ -160,10 +164,11 @@ func malformed(kind, line string) error {
 // that appending to a field's values never overwrites another's, and a
 // caller may keep the slices when h is cleared for the next message.
 func ParseFields(h http.Header, fields string) error {
-	// Each field line takes one string of the block.
+	// Each field line takes one string of the block, up to net/textproto's
+	// bound: a head of many short lines is not worth a huge block.
 	var strs []string
 	if n := strings.Count(fields, "\n") - 1; n > 0 {
-		strs = make([]string, n)
+		strs = make([]string, min(n, maxBlock))
 	}
 	var canon [64]byte
 	for first := true; ; first = false {
@@ -182,8 +187,10 @@ func ParseFields(h http.Header, fields string) error {
 		}
 		kv := trim(line)
 		if rest != "" && (rest[0] == ' ' || rest[0] == '\t') {
-			// obs-fold: the continuation lines, joined with one space.
-			b := make([]byte, 0, len(line)+len(rest))
+			// obs-fold: the continuation lines, joined with one space,
+			// in a buffer of their size (not the rest of the head's: a
+			// head of many folded fields must not cost its size squared).
+			b := make([]byte, 0, len(kv)+foldedLen(rest))
 			b = append(b, kv...)
 			for rest != "" && (rest[0] == ' ' || rest[0] == '\t') {
 				var cont string
@@ -217,6 +224,24 @@ func ParseFields(h http.Header, fields string) error {
 			h[key] = append(vv, value)
 		}
 	}
+}
+
+// maxBlock bounds the block of value slices ParseFields makes at once,
+// as net/textproto bounds its own.
+const maxBlock = 1000
+
+// foldedLen returns the length of the continuation lines at the start of
+// s, line ends included.
+func foldedLen(s string) int {
+	n := 0
+	for n < len(s) && (s[n] == ' ' || s[n] == '\t') {
+		i := strings.IndexByte(s[n:], '\n')
+		if i < 0 {
+			return len(s)
+		}
+		n += i + 1
+	}
+	return n
 }
 
 // trim drops leading and trailing SP and HTAB.

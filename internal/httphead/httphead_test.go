@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"errors"
 	"io"
+	"net/http"
 	"net/textproto"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -110,5 +112,30 @@ func TestCanonicalKey(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(10, func() { canonicalKey("content-type", &buf) }); n != 0 {
 		t.Errorf("a common key in lower case: %v allocations", n)
+	}
+}
+
+// A head of many folded fields costs memory in proportion to its size,
+// not to its size squared (h1 refuses obs-fold, but only once the head is
+// parsed).
+func TestParseFieldsFoldedIsLinear(t *testing.T) {
+	var b strings.Builder
+	for range 5000 {
+		b.WriteString("X: a\r\n b\r\n")
+	}
+	b.WriteString("\r\n")
+	fields := b.String()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	h := make(http.Header)
+	if err := ParseFields(h, fields); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	if len(h["X"]) != 5000 || h["X"][0] != "a b" {
+		t.Fatalf("X = %d values, first %q", len(h["X"]), h["X"][0])
+	}
+	if n := after.TotalAlloc - before.TotalAlloc; n > 40*uint64(len(fields)) {
+		t.Errorf("%d bytes allocated for a head of %d bytes", n, len(fields))
 	}
 }
