@@ -142,7 +142,8 @@ func (o *Origin) exchange(c *originConn, r *http.Request, out *Outbound, host st
 
 // readResponse reads the final response head for r, skipping interim 1xx
 // responses. A connection that ends before the first byte of the response
-// fails with a *staleConnError.
+// fails with a *staleConnError. The response is the connection's own
+// (see responseReader): valid until the connection is released.
 func (c *originConn) readResponse(r *http.Request) (*http.Response, error) {
 	c.src.limit = maxResponseHeaderBytes
 	defer func() { c.src.limit = -1 }()
@@ -153,7 +154,7 @@ func (c *originConn) readResponse(r *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	for range maxInterimResponses + 1 {
-		resp, err := http.ReadResponse(c.br, r)
+		resp, err := c.rr.read(c.br, r)
 		if err != nil {
 			return nil, err
 		}

@@ -137,7 +137,10 @@ type ResponseWriter interface {
 // The caller relays it (Relay) and then releases it (Release).
 type Exchange struct {
 	// Response is the origin's final response, its hop-by-hop headers
-	// removed; the caller may edit its header before Relay.
+	// removed; the caller may edit its header before Relay. The Response,
+	// its Header map and its Body belong to the origin connection, which
+	// reuses them for its next response: none may be kept past Release.
+	// The header's values (strings and slices) are the caller's to keep.
 	Response *http.Response
 
 	o   *Origin

@@ -113,6 +113,8 @@ type originConn struct {
 	src   headerLimitReader
 	br    *bufio.Reader
 	bw    *bufio.Writer
+	// rr parses the responses, into memory the connection reuses.
+	rr responseReader
 	// idleSince is when the connection was returned to the pool.
 	idleSince time.Time
 	// abort closes the connection when the exchange's context is

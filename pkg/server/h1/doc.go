@@ -10,11 +10,33 @@
 // them back to the pools and waits for the next request's first byte,
 // after 250 ms on its socket alone, on a small stack (waitIdle).
 //
-// Requests are parsed by net/http's own parser (http.ReadRequest), with the
-// checks net/http's server adds on top (Host, header names and values,
-// protocol version, header size); responses are framed here (Content-Length,
-// chunked or close-delimited). The edge uses it for every connection that
-// did not negotiate HTTP/2; net/http keeps serving HTTP/2.
+// Requests are parsed here (parse.go) exactly as net/http's own parser,
+// http.ReadRequest, parses them, with the checks net/http's server adds on
+// top (Host, header names and values, protocol version, header size);
+// responses are framed here (Content-Length, chunked or close-delimited).
+// The edge uses it for every connection that did not negotiate HTTP/2;
+// net/http keeps serving HTTP/2.
+//
+// The parser converts the request line and header fields to one string
+// once they have all arrived (from the connection's read buffer, or
+// gathered line by line past it, within MaxHeaderBytes) and its fields
+// are substrings of it (internal/httphead, net/textproto's rules byte for
+// byte). A common origin-form target ("/path?query") becomes the URL
+// url.ParseRequestURI would make without calling it; other targets go
+// through url.ParseRequestURI. The Request, its URL, its Header map and
+// its body reader are reused from one request to the next (a pool holds
+// them while the connection waits), so a common request costs two
+// allocations (the head's text and its values' slices) where
+// http.ReadRequest and Request.WithContext make about twenty. A handler
+// may keep the strings and the header's value slices, never the request
+// nor its Header map past ServeHTTP (net/http's rules). The request
+// carries the connection's context from the start: undeclared trailers of
+// a chunked body reach the handler's r.Trailer, as with net/http's server.
+// FuzzReadRequest compares the parser with http.ReadRequest field by
+// field, through the body, its trailers and what is left of the stream;
+// there is no difference but the error texts, and that a malformed header
+// field fails once the whole head has arrived (a malformed request line
+// fails once it is complete, as with net/http).
 //
 // Framing follows RFC 9112 where net/http's parser is lenient or silent. A
 // scanner reads the raw request line and header bytes beside the parser

@@ -310,7 +310,11 @@ func writeStatus(bw *bufio.Writer, code int) {
 }
 
 func writeInt(bw *bufio.Writer, n int64) {
-	// AvailableBuffer: no allocation while the buffer has room.
+	// Formatted in the writer's own buffer: a local array would escape
+	// through bw.Write.
+	if bw.Available() < 20 {
+		bw.Flush()
+	}
 	bw.Write(strconv.AppendInt(bw.AvailableBuffer(), n, 10))
 }
 

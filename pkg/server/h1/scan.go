@@ -7,8 +7,8 @@ import (
 )
 
 // headerScan watches the raw bytes of a request's line and header fields
-// as the connection delivers them, for what http.ReadRequest does not
-// tell: whether a field was folded (it joins the lines), whether a Host
+// as the connection delivers them, for what the parser (which follows
+// http.ReadRequest) does not tell: whether a field was folded (it joins the lines), whether a Host
 // field was sent with an absolute-form target and what it held (it drops
 // the field), and whether Content-Length and Transfer-Encoding were both
 // sent or Transfer-Encoding came with HTTP/1.0 (it drops those fields).

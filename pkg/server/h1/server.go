@@ -209,6 +209,12 @@ type conn struct {
 	state  atomic.Int32
 	res    response
 	watch  watch
+	// base is the Request every request starts from: it carries the
+	// connection's context, its remote address and TLS state.
+	base *http.Request
+	// rr parses the requests; taken from requestReaders for a request,
+	// given back once it is served.
+	rr *requestReader
 	// holding is whether br and bw are taken (for tests).
 	holding atomic.Bool
 }
@@ -240,6 +246,7 @@ func newConn(s *Server, c net.Conn) *conn {
 	}
 	cn.res.c = cn
 	cn.res.header = make(http.Header)
+	cn.base = (&http.Request{RemoteAddr: cn.remote, TLS: cn.tls}).WithContext(cn.ctx)
 	return cn
 }
 
@@ -248,6 +255,15 @@ func (c *conn) close() {
 	c.cancel()
 	c.rwc.Close()
 	c.putBuffers()
+	c.putReader()
+}
+
+// putReader gives the request reader back to the pool.
+func (c *conn) putReader() {
+	if c.rr != nil {
+		c.rr.release()
+		c.rr = nil
+	}
 }
 
 // An idle connection holds no buffer: between two requests, when nothing
@@ -442,15 +458,17 @@ func (c *conn) serveNext(first bool) (keep bool, perr *ProtocolError) {
 	// Nothing of the request is kept while the connection waits for the
 	// next one.
 	c.res.forget()
+	c.putReader()
 	if !keep || c.srv.shutdown.Load() {
 		return false, nil
 	}
 	return c.state.CompareAndSwap(stateActive, stateIdle), nil
 }
 
-// readRequest parses the next request with http.ReadRequest while c.scan
-// watches the same bytes: first those already buffered, then those the
-// parser reads from the connection.
+// readRequest parses the next request (parse.go) while c.scan watches
+// the same bytes: first those already buffered, then those the parser
+// reads from the connection. The request carries the connection's
+// context, remote address and TLS state.
 //
 // The first request's headers are due ReadHeaderTimeout after the
 // handshake (wait set that deadline). A later request's are due
@@ -466,7 +484,10 @@ func (c *conn) readRequest(first bool) (*http.Request, error) {
 		c.setReadDeadline(c.srv.ReadHeaderTimeout)
 	}
 	c.lim.scanning = !c.scan.done
-	req, err := http.ReadRequest(c.br)
+	if c.rr == nil {
+		c.rr = requestReaders.Get().(*requestReader)
+	}
+	req, err := c.rr.read(c.br, c.base)
 	c.lim.scanning = false
 	return req, err
 }
@@ -521,11 +542,12 @@ func (c *conn) reply(perr *ProtocolError) {
 	c.bw.Flush()
 }
 
-// checkRequest adds to http.ReadRequest the checks of net/http's server
-// and the framing rules of RFC 9112 that net/http does not apply; a
-// non-nil error refuses the request. A request with both Content-Length
-// and Transfer-Encoding is read as chunked (the parser does so) and marked
-// req.Close: the connection closes after its response (RFC 9112 §6.1).
+// checkRequest adds to the parser (http.ReadRequest's rules) the checks
+// of net/http's server and the framing rules of RFC 9112 that net/http
+// does not apply; a non-nil error refuses the request. A request with
+// both Content-Length and Transfer-Encoding is read as chunked (the
+// parser does so) and marked req.Close: the connection closes after its
+// response (RFC 9112 §6.1).
 func (c *conn) checkRequest(req *http.Request) *ProtocolError {
 	s := &c.scan
 	switch {
@@ -578,9 +600,6 @@ func validMethod(m string) bool {
 // serveRequest runs the handler on req and finishes its response. It
 // reports whether the connection can serve another request.
 func (c *conn) serveRequest(req *http.Request) (keep bool) {
-	req.RemoteAddr = c.remote
-	req.TLS = c.tls
-	req = req.WithContext(c.ctx)
 	w := &c.res
 	w.reset(req)
 	if expectsContinue(req) && req.ProtoAtLeast(1, 1) && req.ContentLength != 0 {
