@@ -1,0 +1,164 @@
+package h2_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/edgectl/edgectl/pkg/server/h2"
+)
+
+// echo answers with what it saw of the request: method, host, URI, the
+// request's TLS and protocol, its body's digest and length, and its
+// trailers.
+func echo(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, "body: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	w.Header().Set("X-Method", r.Method)
+	w.Header().Set("X-Host", r.Host)
+	w.Header().Set("X-Uri", r.RequestURI)
+	w.Header().Set("X-Proto", r.Proto)
+	w.Header().Set("X-Tls", fmt.Sprint(r.TLS != nil && r.TLS.HandshakeComplete))
+	w.Header().Set("X-Remote", fmt.Sprint(strings.HasPrefix(r.RemoteAddr, "127.0.0.1:")))
+	w.Header().Set("X-Trailer", r.Trailer.Get("X-Sum"))
+	fmt.Fprintf(w, "%d %x", len(body), sha256.Sum256(body))
+}
+
+// TestRequestsAndResponses: an ordinary client (x/net/http2's Transport)
+// gets its requests to the handler as net/http shapes them and the
+// responses back, bodies of every size, concurrently on one connection.
+func TestRequestsAndResponses(t *testing.T) {
+	t.Parallel()
+	addr := serve(t, &h2.Server{Handler: http.HandlerFunc(echo)})
+	c := client(t, addr)
+	sizes := []int{0, 1, 100, 8 << 10, 8<<10 + 1, 70 << 10, 3 << 20}
+	var wg sync.WaitGroup
+	for _, size := range sizes {
+		for _, method := range []string{"GET", "POST"} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				body := bytes.Repeat([]byte("abcdefgh"), size/8+1)[:size]
+				var rd io.Reader
+				if method == "POST" {
+					rd = bytes.NewReader(body)
+				} else {
+					body = nil
+				}
+				req, _ := http.NewRequest(method, "https://"+addr+"/p?q=1", rd)
+				resp, err := c.Do(req)
+				if err != nil {
+					t.Errorf("%s %d: %v", method, size, err)
+					return
+				}
+				got, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				want := fmt.Sprintf("%d %x", len(body), sha256.Sum256(body))
+				h := resp.Header
+				if diff := cmp.Diff([]string{"200", method, addr, "/p?q=1", "HTTP/2.0", "true", "true", want},
+					[]string{fmt.Sprint(resp.StatusCode), h.Get("X-Method"), h.Get("X-Host"), h.Get("X-Uri"), h.Get("X-Proto"), h.Get("X-Tls"), h.Get("X-Remote"), string(got)}); diff != "" {
+					t.Errorf("%s %d (-want +got):\n%s", method, size, diff)
+				}
+				if resp.Header.Get("Date") == "" || resp.ContentLength != int64(len(want)) {
+					t.Errorf("%s %d: Date %q, Content-Length %d", method, size, resp.Header.Get("Date"), resp.ContentLength)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+}
+
+// TestLargeResponse: a response larger than every window and buffer,
+// written in pieces of every size, arrives whole.
+func TestLargeResponse(t *testing.T) {
+	t.Parallel()
+	const size = 5 << 20
+	addr := serve(t, &h2.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b := bytes.Repeat([]byte("0123456789"), size/10)
+		for i, n := 0, 1; i < len(b); n = n*3 + 1 {
+			if i+n > len(b) {
+				n = len(b) - i
+			}
+			w.Write(b[i : i+n])
+			i += n
+		}
+	})})
+	resp, err := client(t, addr).Get("https://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || !bytes.Equal(got, bytes.Repeat([]byte("0123456789"), size/10)) {
+		t.Fatalf("read %d bytes, %v", len(got), err)
+	}
+}
+
+// TestTrailers: request trailers reach r.Trailer when declared; response
+// trailers go out when declared in the Trailer header (values set after a
+// flush, as the edge's proxy sets them) or named with http.TrailerPrefix.
+func TestTrailers(t *testing.T) {
+	t.Parallel()
+	addr := serve(t, &h2.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Trailer", "X-Declared")
+		w.Header().Set("X-Got", r.Trailer.Get("X-Sum"))
+		w.Write([]byte("body"))
+		w.(http.Flusher).Flush()
+		w.Header().Set("X-Declared", "d")
+		w.Header().Set(http.TrailerPrefix+"X-Undeclared", "u")
+	})})
+	req, _ := http.NewRequest("POST", "https://"+addr+"/", io.MultiReader(strings.NewReader("abc")))
+	req.Trailer = http.Header{"X-Sum": {"42"}}
+	resp, err := client(t, addr).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if diff := cmp.Diff([]string{"body", "42", "d", "u"}, []string{string(body), resp.Header.Get("X-Got"), resp.Trailer.Get("X-Declared"), resp.Trailer.Get("X-Undeclared")}); diff != "" {
+		t.Fatalf("(-want +got):\n%s", diff)
+	}
+}
+
+// TestContextCancelledOnReset: a stream reset by the client cancels its
+// request's context; so does the connection's close.
+func TestContextCancelledOnReset(t *testing.T) {
+	t.Parallel()
+	started := make(chan struct{}, 2)
+	cancelled := make(chan error, 2)
+	addr := serve(t, &h2.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		select {
+		case <-r.Context().Done():
+			cancelled <- r.Context().Err()
+		case <-time.After(5 * time.Second):
+			cancelled <- nil
+		}
+	})})
+	c := dialRaw(t, addr)
+	c.get(1, "/")
+	<-started
+	c.fr.WriteRSTStream(1, 0x8)
+	if err := <-cancelled; err != context.Canceled {
+		t.Fatalf("after RST_STREAM the context says %v", err)
+	}
+	c.get(3, "/")
+	<-started
+	c.conn.Close()
+	if err := <-cancelled; err != context.Canceled {
+		t.Fatalf("after the connection's close the context says %v", err)
+	}
+}
