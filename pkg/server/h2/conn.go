@@ -133,6 +133,17 @@ func (w *deadlineWriter) Write(p []byte) (int, error) {
 	return w.nc.Write(p)
 }
 
+// connWriter is where the write framer writes: the connection's buffer
+// while it has one (wmu is held).
+type connWriter struct{ c *conn }
+
+func (w connWriter) Write(p []byte) (int, error) {
+	if w.c.bw == nil {
+		return 0, errConnClosed
+	}
+	return w.c.bw.Write(p)
+}
+
 var (
 	readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufSize) }}
 	writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, writeBufSize) }}
@@ -160,7 +171,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c.maxHeaderList = s.maxHeaderListSize()
 	c.fr.MaxHeaderListSize = c.maxHeaderList
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(headerTableSize, nil)
-	c.wfr = http2.NewFramer(c.bw, nil)
+	c.wfr = http2.NewFramer(connWriter{c}, nil)
 	c.henc = hpack.NewEncoder(&c.hbuf)
 	c.peerMaxFrame.Store(16384)
 	c.maxStreams = s.maxStreams()
@@ -176,7 +187,9 @@ func newConn(s *Server, nc net.Conn) *conn {
 func (c *conn) serve() (err error) {
 	defer c.teardown()
 	if d := c.nextTimeout(time.Now()); d > 0 {
+		c.mu.Lock()
 		c.timer = time.AfterFunc(d, c.onTimer)
+		c.mu.Unlock()
 	}
 	// The server's preface: SETTINGS, and the connection window opened
 	// from 65,535 to connRecvWindow.
@@ -275,9 +288,10 @@ func (c *conn) teardown() {
 	streams := c.streams
 	c.streams = map[uint32]*stream{}
 	c.queue = nil
+	timer := c.timer
 	c.mu.Unlock()
-	if c.timer != nil {
-		c.timer.Stop()
+	if timer != nil {
+		timer.Stop()
 	}
 	c.cancel()
 	c.nc.Close()
@@ -509,10 +523,19 @@ func (c *conn) processWindowUpdate(f *http2.WindowUpdateFrame) error {
 }
 
 func (c *conn) stream(id uint32) *stream {
-	c.mu.Lock()
-	st := c.streams[id]
-	c.mu.Unlock()
+	st, _ := c.streamState(id)
 	return st
+}
+
+// streamState returns an open stream and its state.
+func (c *conn) streamState(id uint32) (*stream, streamState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.streams[id]
+	if st == nil {
+		return nil, stateClosed
+	}
+	return st, st.state
 }
 
 func (c *conn) processReset(f *http2.RSTStreamFrame) error {
@@ -871,9 +894,13 @@ func (c *conn) onTimer() {
 			}
 		}
 	}
-	if d := c.nextTimeout(now); d > 0 {
-		c.timer.Reset(d)
-	} else {
-		c.timer.Reset(time.Millisecond)
+	d := c.nextTimeout(now)
+	if d <= 0 {
+		d = time.Millisecond
 	}
+	c.mu.Lock()
+	if !c.closed {
+		c.timer.Reset(d)
+	}
+	c.mu.Unlock()
 }

@@ -105,9 +105,8 @@ type rawClient struct {
 	settings map[http2.SettingID]uint32
 }
 
-// dialRaw connects, sends the preface and settings, reads the server's
-// SETTINGS and acknowledges it.
-func dialRaw(t testing.TB, addr string, settings ...http2.Setting) *rawClient {
+// dialTLS connects with ALPN h2 and sends nothing.
+func dialTLS(t testing.TB, addr string) *tls.Conn {
 	t.Helper()
 	_, pool := testCert()
 	conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, ServerName: "h2.test", NextProtos: []string{"h2"}})
@@ -115,6 +114,14 @@ func dialRaw(t testing.TB, addr string, settings ...http2.Setting) *rawClient {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// dialRaw connects, sends the preface and settings, reads the server's
+// SETTINGS and acknowledges it.
+func dialRaw(t testing.TB, addr string, settings ...http2.Setting) *rawClient {
+	t.Helper()
+	conn := dialTLS(t, addr)
 	c := &rawClient{t: t, conn: conn, fr: http2.NewFramer(conn, conn), settings: map[http2.SettingID]uint32{}}
 	c.enc = hpack.NewEncoder(&c.hbuf)
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
@@ -197,7 +204,7 @@ func (c *rawClient) read(limit time.Duration, stop func(event) bool) []event {
 		case *http2.WindowUpdateFrame:
 			ev = event{kind: "window", stream: f.StreamID, incr: f.Increment}
 		case *http2.SettingsFrame:
-			ev = event{kind: "settings", end: f.IsAck()}
+			ev = event{kind: "settings"}
 		case *http2.PingFrame:
 			if !f.IsAck() {
 				c.fr.WritePing(true, f.Data)

@@ -64,6 +64,12 @@ func (rw *responseWriter) WriteHeader(code int) {
 	}
 	rw.wroteHeader = true
 	rw.status = code
+	rw.declLen = -1
+	if v := rw.header["Content-Length"]; len(v) > 0 {
+		if n, err := strconv.ParseUint(v[0], 10, 63); err == nil {
+			rw.declLen = int64(n)
+		}
+	}
 }
 
 func bodyAllowed(status int) bool {
@@ -83,10 +89,10 @@ func (rw *responseWriter) Write(p []byte) (int, error) {
 	if rw.st.req.Method == http.MethodHead {
 		return len(p), nil
 	}
-	rw.written += int64(len(p))
-	if rw.sentHeader && rw.declLen >= 0 && rw.written > rw.declLen {
+	if rw.declLen >= 0 && rw.written+int64(len(p)) > rw.declLen {
 		return 0, http.ErrContentLength
 	}
+	rw.written += int64(len(p))
 	if rw.buf == nil {
 		rw.buf = bodyBufPool.Get().(*[]byte)
 	}
@@ -445,12 +451,6 @@ func (rw *responseWriter) writeHeadLocked(endStream bool) {
 	rw.sentHeader = true
 	if len(rw.trailers) == 0 {
 		rw.declareTrailers()
-	}
-	rw.declLen = -1
-	if v := rw.header["Content-Length"]; len(v) > 0 {
-		if n, err := strconv.ParseUint(v[0], 10, 63); err == nil {
-			rw.declLen = int64(n)
-		}
 	}
 	c.hbuf.Reset()
 	c.henc.WriteField(hpack.HeaderField{Name: ":status", Value: statusString(rw.status)})

@@ -78,8 +78,8 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 	if id%2 != 1 {
 		return connErr(http2.ErrCodeProtocol, "headers_even")
 	}
-	if st := c.stream(id); st != nil {
-		if st.state == stateHalfClosedRemote {
+	if st, state := c.streamState(id); st != nil {
+		if state == stateHalfClosedRemote {
 			return streamErr(id, http2.ErrCodeStreamClosed, "headers_half_closed")
 		}
 		return c.processTrailers(st, f)
