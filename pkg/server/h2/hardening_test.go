@@ -649,4 +649,3 @@ func TestTimeouts(t *testing.T) {
 		}
 	})
 }
-
