@@ -94,6 +94,8 @@ type conn struct {
 	henc      *hpack.Encoder
 	hbuf      bytes.Buffer
 	werr      error
+	// frameHeader is the DATA frame header being written (wmu).
+	frameHeader [9]byte
 
 	// Flow control, both ways, under flowMu.
 	flowMu      sync.Mutex

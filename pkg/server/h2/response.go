@@ -22,6 +22,8 @@ import (
 // Content-Length.
 const bodyBufSize = 8 << 10
 
+var headerPool = sync.Pool{New: func() any { return make(http.Header) }}
+
 var bodyBufPool = sync.Pool{New: func() any { b := make([]byte, 0, bodyBufSize); return &b }}
 
 // responseWriter is a stream's http.ResponseWriter and http.Flusher.
@@ -37,6 +39,9 @@ type responseWriter struct {
 	declLen                 int64 // the Content-Length sent, -1 if none
 	trailers                []string
 	done                    bool
+	// autoLen is the Content-Length the server adds to a response
+	// written whole when the handler returned, -1 for none.
+	autoLen int
 }
 
 var (
@@ -150,9 +155,10 @@ func (rw *responseWriter) finish() {
 	if rw.buf != nil {
 		b = *rw.buf
 	}
+	rw.autoLen = -1
 	if !rw.sentHeader && bodyAllowed(rw.status) && rw.st.req.Method != http.MethodHead {
 		if _, ok := rw.header["Content-Length"]; !ok && !rw.hasTrailers() {
-			rw.header["Content-Length"] = []string{strconv.Itoa(len(b))}
+			rw.autoLen = len(b)
 		}
 	}
 	err := rw.send(b, true)
@@ -182,6 +188,13 @@ func (rw *responseWriter) finish() {
 // release gives the body buffer back; the writer is done.
 func (rw *responseWriter) release() {
 	rw.done = true
+	if rw.header != nil {
+		// As net/http's, a ResponseWriter's header is not used after the
+		// handler returned: the map serves another stream.
+		clear(rw.header)
+		headerPool.Put(rw.header)
+		rw.header = nil
+	}
 	if rw.buf != nil {
 		*rw.buf = (*rw.buf)[:0]
 		bodyBufPool.Put(rw.buf)
@@ -312,6 +325,9 @@ func (st *stream) takeSendWindow(want int, block bool) (int, error) {
 		if !st.waiting {
 			st.waiting = true
 			c.waiters = append(c.waiters, st)
+		}
+		if st.wake == nil {
+			st.wake = make(chan struct{}, 1)
 		}
 		c.flowMu.Unlock()
 		if err := st.waitWindow(); err != nil {
@@ -472,6 +488,9 @@ func (rw *responseWriter) writeHeadLocked(endStream bool) {
 			}
 		}
 	}
+	if rw.autoLen >= 0 {
+		c.henc.WriteField(hpack.HeaderField{Name: "content-length", Value: strconv.Itoa(rw.autoLen)})
+	}
 	if _, ok := rw.header["Date"]; !ok {
 		c.henc.WriteField(hpack.HeaderField{Name: "date", Value: httpDate()})
 	}
@@ -520,7 +539,7 @@ func (c *conn) writeDataLocked(id uint32, data []byte, endStream bool) {
 	if c.werr != nil || c.bw == nil {
 		return
 	}
-	var h [9]byte
+	h := &c.frameHeader
 	n := len(data)
 	h[0], h[1], h[2] = byte(n>>16), byte(n>>8), byte(n)
 	h[3] = byte(http2.FrameData)

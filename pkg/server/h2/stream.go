@@ -125,9 +125,17 @@ func (c *conn) newStream(f *http2.MetaHeadersFrame) (*stream, error) {
 	}
 	regular := f.RegularFields()
 	header := make(http.Header, len(regular))
-	for _, hf := range regular {
+	// One backing array for the values: a field seen once takes a slice
+	// of it (capacity 1, so that an append copies).
+	values := make([]string, len(regular))
+	for i, hf := range regular {
 		k := canonicalHeader(hf.Name)
-		header[k] = append(header[k], hf.Value)
+		if vv, ok := header[k]; ok {
+			header[k] = append(vv, hf.Value)
+			continue
+		}
+		values[i] = hf.Value
+		header[k] = values[i : i+1 : i+1]
 	}
 	needsContinue := httpguts.HeaderValuesContainsToken(header["Expect"], "100-continue")
 	if needsContinue {
@@ -182,7 +190,7 @@ func (c *conn) newStream(f *http2.MetaHeadersFrame) (*stream, error) {
 		requestURI = path
 	}
 
-	st := &stream{c: c, id: id, declLen: -1, wake: make(chan struct{}, 1), trailer: trailer, needsContinue: needsContinue}
+	st := &stream{c: c, id: id, declLen: -1, trailer: trailer, needsContinue: needsContinue}
 	st.ctx, st.cancelCtx = context.WithCancel(c.ctx)
 	st.state = stateOpen
 	r := &st.req
@@ -217,7 +225,8 @@ func (c *conn) newStream(f *http2.MetaHeadersFrame) (*stream, error) {
 	r = r.WithContext(st.ctx)
 	st.req = *r
 	st.rw.st = st
-	st.rw.header = make(http.Header)
+	st.rw.header = headerPool.Get().(http.Header)
+	st.rw.autoLen = -1
 
 	if f.Truncated {
 		st.answer = headerListTooLong
@@ -406,9 +415,17 @@ func (st *stream) resetByServer(code http2.ErrCode, err error) {
 	}
 }
 
+// wakeWriter wakes the handler if it waits for window (the channel
+// exists once it has waited).
 func (st *stream) wakeWriter() {
+	st.c.flowMu.Lock()
+	wake := st.wake
+	st.c.flowMu.Unlock()
+	if wake == nil {
+		return
+	}
 	select {
-	case st.wake <- struct{}{}:
+	case wake <- struct{}{}:
 	default:
 	}
 }
