@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -160,5 +161,111 @@ func TestContextCancelledOnReset(t *testing.T) {
 	c.conn.Close()
 	if err := <-cancelled; err != context.Canceled {
 		t.Fatalf("after the connection's close the context says %v", err)
+	}
+}
+
+// TestShutdown: Shutdown sends GOAWAY NO_ERROR naming the last stream,
+// lets the stream in flight finish, ignores streams opened after it, and
+// returns once the connection is closed; an idle connection closes at
+// once. Close cancels what is still running.
+func TestShutdown(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	started := make(chan struct{}, 4)
+	srv := &h2.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		select {
+		case <-release:
+			w.Write([]byte("finished"))
+		case <-r.Context().Done():
+		}
+	})}
+	addr := serve(t, srv)
+	busy, idle := dialRaw(t, addr), dialRaw(t, addr)
+	busy.get(1, "/")
+	<-started
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(context.Background()) }()
+	if evs := busy.read(3*time.Second, func(ev event) bool { return ev.kind == "goaway" }); last(evs).kind != "goaway" || last(evs).code != 0 || last(evs).stream != 1 {
+		t.Fatalf("no GOAWAY NO_ERROR naming stream 1: %+v", evs)
+	}
+	if ev := last(idle.read(3*time.Second, func(ev event) bool { return ev.kind == "closed" })); ev.kind != "closed" {
+		t.Fatalf("the idle connection: %+v", ev)
+	}
+	busy.get(3, "/")
+	close(release)
+	evs := busy.read(3*time.Second, func(ev event) bool { return ev.kind == "closed" })
+	var body string
+	for _, ev := range evs {
+		if ev.stream == 3 {
+			t.Fatalf("a stream opened after the GOAWAY was served: %+v", ev)
+		}
+		body += string(ev.data)
+	}
+	if body != "finished" || last(evs).kind != "closed" {
+		t.Fatalf("the stream in flight: %q, %+v", body, evs)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Shutdown did not return")
+	}
+	if n := srv.Open(); n != 0 {
+		t.Fatalf("%d connections open after Shutdown", n)
+	}
+}
+
+// TestCloseCancels: Close closes the connections and cancels the
+// requests in flight.
+func TestCloseCancels(t *testing.T) {
+	t.Parallel()
+	cancelled := make(chan struct{})
+	started := make(chan struct{})
+	srv := &h2.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		<-r.Context().Done()
+		close(cancelled)
+	})}
+	addr := serve(t, srv)
+	c := dialRaw(t, addr)
+	c.get(1, "/")
+	<-started
+	srv.Close()
+	select {
+	case <-cancelled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not cancel the request")
+	}
+	if ev := last(c.read(3*time.Second, func(ev event) bool { return ev.kind == "closed" })); ev.kind != "closed" {
+		t.Fatalf("the connection: %+v", ev)
+	}
+}
+
+// TestHandlerPanic: a handler's panic resets its stream (INTERNAL_ERROR),
+// is logged (but http.ErrAbortHandler), and the connection serves on.
+func TestHandlerPanic(t *testing.T) {
+	t.Parallel()
+	var logged atomic.Int64
+	addr := serve(t, &h2.Server{ErrorLog: func(string, ...any) { logged.Add(1) }, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/panic":
+			panic("boom")
+		case "/abort":
+			panic(http.ErrAbortHandler)
+		}
+		w.Write([]byte("ok"))
+	})})
+	c := dialRaw(t, addr)
+	for id, want := range map[uint32]string{1: "rst INTERNAL_ERROR", 3: "rst INTERNAL_ERROR", 5: "status 200"} {
+		c.get(id, map[uint32]string{1: "/panic", 3: "/abort", 5: "/"}[id])
+		if got := c.outcome(id); got != want {
+			t.Fatalf("stream %d: %s, want %s", id, got, want)
+		}
+	}
+	if n := logged.Load(); n != 1 {
+		t.Fatalf("%d panics logged, want 1", n)
 	}
 }
