@@ -14,7 +14,7 @@
 // checks net/http's server adds on top (Host, header names and values,
 // protocol version, header size); responses are framed here (Content-Length,
 // chunked or close-delimited). The edge uses it for every connection that
-// did not negotiate HTTP/2; net/http keeps serving HTTP/2.
+// did not negotiate HTTP/2; package h2 serves HTTP/2.
 //
 // Framing follows RFC 9112 where net/http's parser is lenient or silent. A
 // scanner reads the raw request line and header bytes beside the parser
