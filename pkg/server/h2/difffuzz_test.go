@@ -183,7 +183,10 @@ func (g *genInput) build() (input []byte, opened []uint32) {
 			}
 		case 11:
 			if g.pick(4) == 0 {
+				// The client's last frame: what follows a GOAWAY races
+				// with x/net's graceful close of an idle connection.
 				fr.WriteGoAway(next, fuzzCodes[g.pick(len(fuzzCodes))], nil)
+				g.i = len(g.data)
 			} else {
 				fr.WritePushPromise(http2.PushPromiseParam{StreamID: streamID(), PromiseID: 2, BlockFragment: block(true), EndHeaders: true})
 			}

@@ -90,7 +90,14 @@ func (c *rawClient) outcome(id uint32) string {
 // would reach the handler (or be answered 200) without its check.
 func TestValidation(t *testing.T) {
 	t.Parallel()
-	addr := serve(t, &h2.Server{Handler: http.HandlerFunc(echo)})
+	addr := serve(t, &h2.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			// Answers after the client's next frames are read.
+			io.Copy(io.Discard, r.Body)
+			time.Sleep(100 * time.Millisecond)
+		}
+		echo(w, r)
+	})})
 	req := func(extra ...string) []string {
 		return append([]string{":method", "GET", ":scheme", "https", ":authority", "h2.test", ":path", "/"}, extra...)
 	}
@@ -156,12 +163,12 @@ func TestValidation(t *testing.T) {
 			c.fr.WriteData(1, true, []byte("abc"))
 		}, "status 200"},
 		{"DATA after END_STREAM", func(c *rawClient) {
-			c.headers(1, false, req()...)
+			c.headers(1, false, ":method", "POST", ":scheme", "https", ":authority", "h2.test", ":path", "/slow")
 			c.fr.WriteData(1, true, []byte("abc"))
 			c.fr.WriteData(1, true, []byte("more"))
 		}, "rst STREAM_CLOSED"},
 		{"HEADERS after END_STREAM", func(c *rawClient) {
-			c.headers(1, false, req()...)
+			c.headers(1, false, ":method", "POST", ":scheme", "https", ":authority", "h2.test", ":path", "/slow")
 			c.fr.WriteData(1, true, nil)
 			c.headers(1, true, "x-trailer", "1")
 		}, "rst STREAM_CLOSED"},
