@@ -52,7 +52,7 @@ const (
 	// writeBufSize is the connection's write buffer: the frames of
 	// several streams' responses leave in one TLS record and syscall.
 	writeBufSize = 16 << 10
-	readBufSize  = 16 << 10
+	readBufSize  = 8 << 10
 )
 
 // conn is one client connection. The goroutine of ServeConn reads its
@@ -165,8 +165,6 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c.br = readerPool.Get().(*bufio.Reader)
 	c.br.Reset(nc)
 	c.out = deadlineWriter{nc: nc, timeout: s.WriteTimeout}
-	c.bw = writerPool.Get().(*bufio.Writer)
-	c.bw.Reset(&c.out)
 	c.fr = http2.NewFramer(nil, c.br)
 	c.fr.SetReuseFrames()
 	c.fr.SetMaxReadFrameSize(readFrameSize)
@@ -310,15 +308,12 @@ func (c *conn) teardown() {
 	c.br.Reset(nil)
 	readerPool.Put(c.br)
 	c.br = nil
-	// bw is shared with handlers still running: it goes back to the pool
-	// only when no one can write any more.
+	// Handlers still running may try to write: they find werr.
 	c.wmu.Lock()
 	if c.werr == nil {
 		c.werr = errConnClosed
 	}
-	c.bw.Reset(nil)
-	writerPool.Put(c.bw)
-	c.bw = nil
+	c.putWriter()
 	c.wmu.Unlock()
 }
 
@@ -712,10 +707,27 @@ func (c *conn) giveInflow(st *stream, n int64, flush bool) {
 // Writing.
 
 // lockWrite takes the write lock, counted as queued while it waits.
+//
+// The write buffer is taken from a pool with the lock, and given back
+// when the lock is released with nothing left in it: a connection holds
+// no write buffer between its writes.
 func (c *conn) lockWrite() {
 	c.queued.Add(1)
 	c.wmu.Lock()
 	c.queued.Add(-1)
+	if c.bw == nil && c.werr == nil {
+		c.bw = writerPool.Get().(*bufio.Writer)
+		c.bw.Reset(&c.out)
+	}
+}
+
+// putWriter gives the write buffer back to the pool; wmu is held.
+func (c *conn) putWriter() {
+	if c.bw != nil {
+		c.bw.Reset(nil)
+		writerPool.Put(c.bw)
+		c.bw = nil
+	}
 }
 
 // unlockWrite releases the write lock, flushing first when flush is set
@@ -736,6 +748,9 @@ func (c *conn) unlockWrite(flush bool) error {
 		}
 	}
 	err := c.werr
+	if err != nil || c.bw.Buffered() == 0 {
+		c.putWriter()
+	}
 	c.wmu.Unlock()
 	if err != nil {
 		c.writeFailed(err)
@@ -750,12 +765,7 @@ func (c *conn) writeFailed(err error) {
 }
 
 // writeErrLocked reports the connection's write error; wmu is held.
-func (c *conn) writeErrLocked() error {
-	if c.bw == nil && c.werr == nil {
-		return errConnClosed
-	}
-	return c.werr
-}
+func (c *conn) writeErrLocked() error { return c.werr }
 
 // resetStreamID resets stream id (open or not) with code.
 func (c *conn) resetStreamID(id uint32, code http2.ErrCode) {
@@ -821,12 +831,25 @@ func (c *conn) goAwayGraceful() {
 // read the GOAWAY: its write side at once (TLS close_notify), the rest
 // when the client closes or after goAwayLinger.
 func (c *conn) closeAfterGoAway() {
-	if tc, ok := c.nc.(*tls.Conn); ok {
-		c.wmu.Lock()
-		tc.CloseWrite()
-		c.wmu.Unlock()
-	}
+	c.closeWrite()
 	c.nc.SetReadDeadline(time.Now().Add(goAwayLinger))
+}
+
+// closeWrite flushes what is buffered and ends the connection's write side
+// (TLS close_notify): nothing is written after it.
+func (c *conn) closeWrite() {
+	c.lockWrite()
+	if c.werr == nil && c.bw != nil && c.bw.Buffered() > 0 {
+		c.werr = c.bw.Flush()
+	}
+	if c.werr == nil {
+		if tc, ok := c.nc.(*tls.Conn); ok {
+			tc.CloseWrite()
+		}
+		c.werr = errConnClosed
+	}
+	c.putWriter()
+	c.wmu.Unlock()
 }
 
 // goAwayError sends GOAWAY code after a connection error and lingers
@@ -843,11 +866,7 @@ func (c *conn) goAwayError(code http2.ErrCode) {
 		c.wfr.WriteGoAway(c.lastID, code, nil)
 	}
 	c.unlockWrite(true)
-	if tc, ok := c.nc.(*tls.Conn); ok {
-		c.wmu.Lock()
-		tc.CloseWrite()
-		c.wmu.Unlock()
-	}
+	c.closeWrite()
 	c.nc.SetReadDeadline(time.Now().Add(goAwayLinger))
 	io.Copy(io.Discard, c.br)
 }

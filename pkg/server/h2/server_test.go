@@ -259,10 +259,13 @@ func TestHandlerPanic(t *testing.T) {
 		w.Write([]byte("ok"))
 	})})
 	c := dialRaw(t, addr)
-	for id, want := range map[uint32]string{1: "rst INTERNAL_ERROR", 3: "rst INTERNAL_ERROR", 5: "status 200"} {
-		c.get(id, map[uint32]string{1: "/panic", 3: "/abort", 5: "/"}[id])
-		if got := c.outcome(id); got != want {
-			t.Fatalf("stream %d: %s, want %s", id, got, want)
+	for _, tt := range []struct {
+		id         uint32
+		path, want string
+	}{{1, "/panic", "rst INTERNAL_ERROR"}, {3, "/abort", "rst INTERNAL_ERROR"}, {5, "/", "status 200"}} {
+		c.get(tt.id, tt.path)
+		if got := c.outcome(tt.id); got != tt.want {
+			t.Fatalf("stream %d: %s, want %s", tt.id, got, tt.want)
 		}
 	}
 	if n := logged.Load(); n != 1 {
