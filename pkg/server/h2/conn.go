@@ -110,9 +110,12 @@ type conn struct {
 	streams     map[uint32]*stream
 	curHandlers int
 	queue       []*stream
-	goingAway   bool   // GOAWAY sent: no stream after lastID
-	lastID      uint32 // the last stream the GOAWAY lets through
-	closed      bool
+	// resets are the last streams the server reset (ring, nextReset).
+	resets    [8]uint32
+	nextReset uint32
+	goingAway bool   // GOAWAY sent: no stream after lastID
+	lastID    uint32 // the last stream the GOAWAY lets through
+	closed    bool
 
 	// The connection's timer: header and idle timeouts.
 	timer     *time.Timer
@@ -774,6 +777,7 @@ func (c *conn) resetStreamID(id uint32, code http2.ErrCode) {
 	if st != nil {
 		c.removeLocked(st)
 	}
+	c.noteResetLocked(id)
 	c.mu.Unlock()
 	if st != nil {
 		st.abort(errStreamClosed)
@@ -783,6 +787,26 @@ func (c *conn) resetStreamID(id uint32, code http2.ErrCode) {
 		c.wfr.WriteRSTStream(id, code)
 	}
 	c.unlockWrite(true)
+}
+
+// noteResetLocked remembers that the server reset stream id; mu is held.
+func (c *conn) noteResetLocked(id uint32) {
+	c.resets[c.nextReset%uint32(len(c.resets))] = id
+	c.nextReset++
+}
+
+// resetRecently reports whether the server reset stream id among its
+// last resets: frames the client sent on it before it saw the reset are
+// ignored (RFC 9113 §5.1, "closed").
+func (c *conn) resetRecently(id uint32) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, r := range c.resets {
+		if r == id {
+			return true
+		}
+	}
+	return false
 }
 
 // removeLocked forgets a stream that is closed; mu is held. A connection

@@ -656,3 +656,27 @@ func TestTimeouts(t *testing.T) {
 		}
 	})
 }
+
+// TestUnreadBodies: handlers that never read their request bodies do not
+// use up the connection's window: the bodies they left are given back
+// when their streams end, and 4 MiB of bodies go through a 1 MiB window.
+func TestUnreadBodies(t *testing.T) {
+	t.Parallel()
+	addr := serve(t, &h2.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The body arrives meanwhile, and waits unread.
+		time.Sleep(20 * time.Millisecond)
+		w.Write([]byte("ignored"))
+	})})
+	c := dialRaw(t, addr)
+	chunk := make([]byte, 16<<10)
+	for i := uint32(0); i < 32; i++ {
+		id := 2*i + 1
+		c.headers(id, false, ":method", "POST", ":scheme", "https", ":authority", "h2.test", ":path", "/")
+		for j := 0; j < 8; j++ {
+			c.fr.WriteData(id, j == 7, chunk)
+		}
+		if got := c.outcome(id); got != "status 200" {
+			t.Fatalf("request %d (%d KiB of bodies sent): %s", i, (i+1)*128, got)
+		}
+	}
+}

@@ -85,6 +85,10 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 		return c.processTrailers(st, f)
 	}
 	if id <= c.maxStreamID.Load() {
+		if c.resetRecently(id) {
+			// Sent before the client saw the server's RST_STREAM.
+			return nil
+		}
 		return connErr(http2.ErrCodeProtocol, "stream_went_down")
 	}
 	c.maxStreamID.Store(id)
@@ -393,7 +397,28 @@ func (st *stream) abort(err error) {
 	c.flowMu.Unlock()
 	st.cancelCtx()
 	st.closeBody(err)
+	st.discardBody()
 	st.wakeWriter()
+}
+
+// discardBody drops what the handler left unread of a closed stream's
+// body and gives it back to the connection's window: a handler that
+// never reads its body does not shrink the window of the streams after
+// it. A later read returns the error the body was closed with.
+func (st *stream) discardBody() {
+	if st.bwake == nil {
+		return
+	}
+	st.bmu.Lock()
+	unread := len(st.bbuf) - st.boff
+	st.bbuf, st.boff = nil, 0
+	st.bmu.Unlock()
+	st.c.flowMu.Lock()
+	st.bodyClosed = true
+	st.c.flowMu.Unlock()
+	if unread > 0 {
+		st.c.giveConnInflow(int64(unread), true)
+	}
 }
 
 // resetByServer resets an open stream with code.
@@ -403,6 +428,7 @@ func (st *stream) resetByServer(code http2.ErrCode, err error) {
 	open := c.streams[st.id] == st
 	if open {
 		c.removeLocked(st)
+		c.noteResetLocked(st.id)
 	}
 	c.mu.Unlock()
 	st.abort(err)
