@@ -97,13 +97,17 @@
 // to x/net/http2's, behind the same handler, and compares what reached
 // the handler, each stream's status or reset, and the connection's
 // GOAWAY. These differences are deliberate; the fuzz target allows the
-// first two, and the others are outside what it generates:
+// first three, and the others are outside what it generates:
 //
 //   - A stream over MaxConcurrentStreams is refused with REFUSED_STREAM
 //     (which tells the client it may retry it); x/net answers
 //     PROTOCOL_ERROR once its SETTINGS are acknowledged.
 //   - After a connection error, the responses and resets already written
 //     have left; x/net drops those it had queued.
+//   - HEADERS on a stream the server has just reset (one of its last 8
+//     resets) are ignored, as RFC 9113 §5.1 asks; x/net ignores them
+//     until its RST_STREAM is written, then closes the connection with
+//     PROTOCOL_ERROR.
 //   - The flood bound above; x/net bounds control frames queued for a
 //     client that does not read them.
 //   - SETTINGS_MAX_FRAME_SIZE is left at 16,384 (x/net advertises 1 MiB):
