@@ -28,6 +28,12 @@
 // on the wire, or its stream reset, when the handler's ServeHTTP has
 // returned to its worker; a write never waits without bound (WriteTimeout).
 //
+// What a stream uses and no handler can keep is pooled: response header
+// maps (given back when the handler returns, as net/http's contract
+// allows), response buffers, the first 16 KiB of request-body buffers, the
+// connection's write buffer (held only while writing). The stream and its
+// http.Request are not: a handler may keep the request.
+//
 // Each stream has its http.Request (ProtoMajor 2, TLS from the
 // connection, Host from :authority, RemoteAddr, RequestURI, Trailer) and a
 // context derived from ConnContext's, cancelled when the client resets
@@ -121,6 +127,9 @@
 //   - The timeouts are the edge's (above), not x/net's ReadTimeout and
 //     WriteTimeout for a whole stream; a connection closed by the header
 //     timeout gets no GOAWAY.
+//   - http.ResponseController's SetReadDeadline and SetWriteDeadline are
+//     not supported (they return http.ErrNotSupported): the Server's
+//     timeouts apply.
 //   - Responses are written in the order handlers write them; priority
 //     signals (PRIORITY frames, PRIORITY_UPDATE, the priority header) are
 //     ignored. Extended CONNECT is not offered; server push is not used.

@@ -411,6 +411,7 @@ func (st *stream) discardBody() {
 	}
 	st.bmu.Lock()
 	unread := len(st.bbuf) - st.boff
+	putBodyBuf(st.bbuf)
 	st.bbuf, st.boff = nil, 0
 	st.bmu.Unlock()
 	st.c.flowMu.Lock()
@@ -418,6 +419,22 @@ func (st *stream) discardBody() {
 	st.c.flowMu.Unlock()
 	if unread > 0 {
 		st.c.giveConnInflow(int64(unread), true)
+	}
+}
+
+// A request body's first bytes go to a pooled buffer; a body that
+// outgrows it (a client sending faster than its handler reads, up to the
+// stream window) grows its own.
+const reqBufSize = 16 << 10
+
+var reqBufPool = sync.Pool{New: func() any { b := make([]byte, 0, reqBufSize); return &b }}
+
+func getBodyBuf() []byte { return (*reqBufPool.Get().(*[]byte))[:0] }
+
+func putBodyBuf(b []byte) {
+	if cap(b) == reqBufSize {
+		b = b[:0]
+		reqBufPool.Put(&b)
 	}
 }
 
@@ -484,6 +501,9 @@ func (st *stream) bodyWrite(data []byte) bool {
 	}
 	if st.boff > 0 && st.boff == len(st.bbuf) {
 		st.bbuf, st.boff = st.bbuf[:0], 0
+	}
+	if st.bbuf == nil {
+		st.bbuf = getBodyBuf()
 	}
 	st.bbuf = append(st.bbuf, data...)
 	st.bmu.Unlock()
@@ -585,6 +605,7 @@ func (b *requestBody) Close() error {
 	}
 	st.bclosed = true
 	unread := len(st.bbuf) - st.boff
+	putBodyBuf(st.bbuf)
 	st.bbuf, st.boff = nil, 0
 	st.bmu.Unlock()
 	st.c.flowMu.Lock()
