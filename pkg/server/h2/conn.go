@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -104,6 +105,9 @@ type conn struct {
 	inAvail     int64 // what the client may still send on the connection
 	inUnsent    int64 // consumed, not yet given back by WINDOW_UPDATE
 	waiters     []*stream
+
+	// running is the handlers running (curHandlers, read without mu).
+	running atomic.Int32
 
 	// Streams and handlers, under mu.
 	mu          sync.Mutex
@@ -759,6 +763,20 @@ func (c *conn) unlockWrite(flush bool) error {
 		c.writeFailed(err)
 	}
 	return err
+}
+
+// unlockWriteSoon releases the write lock without flushing, lets the
+// goroutines ready to run go first (other handlers finishing their
+// responses), then flushes what is still buffered, unless a writer queued
+// meanwhile will. The delay is one pass of the scheduler.
+func (c *conn) unlockWriteSoon() error {
+	if c.werr == nil && c.bw != nil && c.bw.Buffered() > 0 {
+		c.needFlush.Store(true)
+	}
+	c.wmu.Unlock()
+	runtime.Gosched()
+	c.lockWrite()
+	return c.unlockWrite(true)
 }
 
 // writeFailed closes a connection that cannot be written to.

@@ -22,9 +22,13 @@
 // (with a Content-Length) and one DATA frame with END_STREAM, in one hold
 // of the lock. Flushes are coalesced: a writer flushes only when no other
 // writer is queued for the lock behind it (the last of a burst flushes
-// for all), and the reading goroutine flushes its own control frames when
-// no whole frame is left in its buffer, so the responses of several
-// streams share a TLS record and a syscall. Everything a handler wrote is
+// for all); a handler ending its stream while other handlers of the
+// connection run yields the processor once before it flushes, so that
+// those finishing meanwhile add their frames to the same flush; and the
+// reading goroutine flushes its own control frames when no whole frame is
+// left in its buffer. The responses of several streams thus share a TLS
+// record and a syscall (BenchmarkStreams: about a fifth less time per
+// request with the yield on one CPU). Everything a handler wrote is
 // on the wire, or its stream reset, when the handler's ServeHTTP has
 // returned to its worker; a write never waits without bound (WriteTimeout).
 //

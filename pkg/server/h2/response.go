@@ -267,6 +267,12 @@ func (rw *responseWriter) send(data []byte, end bool) error {
 		if endNow && trailers != nil {
 			c.writeHeaderBlockLocked(st.id, c.encodeLocked(nil, trailers), true)
 		}
+		if endNow && c.running.Load() > 1 && c.queued.Load() == 0 {
+			// The stream's end, while other handlers of the connection
+			// run: they may have their responses ready in a moment, and
+			// one flush can take them all.
+			return c.unlockWriteSoon()
+		}
 		err := c.unlockWrite(true)
 		if err != nil {
 			return err

@@ -322,6 +322,7 @@ func (c *conn) schedule(st *stream) error {
 	c.idleSince.Store(0)
 	if c.curHandlers < c.maxStreams {
 		c.curHandlers++
+		c.running.Add(1)
 		st.started = true
 		c.mu.Unlock()
 		c.srv.workers.run(st)
@@ -340,6 +341,7 @@ func (c *conn) schedule(st *stream) error {
 func (c *conn) handlerDone() {
 	c.mu.Lock()
 	c.curHandlers--
+	c.running.Add(-1)
 	var next *stream
 	for len(c.queue) > 0 && c.curHandlers < c.maxStreams {
 		st := c.queue[0]
@@ -348,6 +350,7 @@ func (c *conn) handlerDone() {
 		if c.streams[st.id] == st {
 			next = st
 			c.curHandlers++
+			c.running.Add(1)
 			st.started = true
 			break
 		}
