@@ -74,6 +74,7 @@ type conn struct {
 	sawSettings     bool
 	unackedSettings int
 	flood           int
+	requests        int
 	maxStreams      int
 	maxHeaderList   uint32
 
@@ -396,7 +397,7 @@ func (c *conn) processFrame(f http2.Frame) error {
 // sends too many is a flood.
 func (c *conn) unproductive() error {
 	c.flood++
-	if c.flood > floodFrames {
+	if c.flood > floodFrames+floodPerRequest*c.requests {
 		return connErr(http2.ErrCodeEnhanceYourCalm, "flood")
 	}
 	return nil

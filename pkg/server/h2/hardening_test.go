@@ -512,6 +512,25 @@ func TestFloods(t *testing.T) {
 	if got := n.get("conn_ENHANCE_YOUR_CALM_flood"); got != 4 {
 		t.Fatalf("floods counted %d times", got)
 	}
+
+	// A client that pings along with its requests is no flood: 12,000
+	// PINGs with 2,000 requests.
+	c := dialRaw(t, addr)
+	block := c.block(":method", "GET", ":scheme", "https", ":authority", "h2.test", ":path", "/")
+	go func() {
+		for id := uint32(1); id < 4000; id += 2 {
+			for i := 0; i < 6; i++ {
+				c.fr.WritePing(false, [8]byte{byte(i)})
+			}
+			if c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block, EndStream: true, EndHeaders: true}) != nil {
+				return
+			}
+		}
+	}()
+	evs := c.read(10*time.Second, func(ev event) bool { return ev.stream == 3999 && ev.end || isEnd(ev) })
+	if ev := last(evs); ev.stream != 3999 || !ev.end {
+		t.Fatalf("a client pinging with its requests: %+v", ev)
+	}
 }
 
 // TestHeaderListLimits: a header list over MaxHeaderBytes is answered

@@ -106,6 +106,7 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 	if err != nil {
 		return err
 	}
+	c.requests++
 	return c.schedule(st)
 }
 
