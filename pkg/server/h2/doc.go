@@ -99,7 +99,9 @@
 //
 // CountError and CountTimeout count each of these events; ErrorLog gets
 // handler panics (a panicking handler's stream is reset with
-// INTERNAL_ERROR).
+// INTERNAL_ERROR). A response with "Connection: close" (which is not
+// sent: HTTP/2 has no such field) ends its connection gracefully, as with
+// x/net/http2: GOAWAY once the response is out.
 //
 // # Differences from x/net/http2's server
 //
@@ -123,8 +125,7 @@
 //   - SETTINGS_MAX_FRAME_SIZE is left at 16,384 (x/net advertises 1 MiB):
 //     a larger client frame is a FRAME_SIZE_ERROR.
 //   - No Content-Type is sniffed for a response without one (as package
-//     h1: the edge relays the origin's); a "Connection" field in a
-//     response is dropped without starting a graceful shutdown.
+//     h1: the edge relays the origin's).
 //   - Response header fields changed after WriteHeader but before the
 //     first Write or Flush are sent (x/net sends the fields as they were
 //     at WriteHeader).

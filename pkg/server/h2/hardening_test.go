@@ -514,22 +514,28 @@ func TestFloods(t *testing.T) {
 	}
 
 	// A client that pings along with its requests is no flood: 12,000
-	// PINGs with 2,000 requests.
+	// PINGs with 2,000 requests (in batches within the stream limit).
 	c := dialRaw(t, addr)
 	block := c.block(":method", "GET", ":scheme", "https", ":authority", "h2.test", ":path", "/")
-	go func() {
-		for id := uint32(1); id < 4000; id += 2 {
-			for i := 0; i < 6; i++ {
-				c.fr.WritePing(false, [8]byte{byte(i)})
+	id := uint32(1)
+	for batch := 0; batch < 40; batch++ {
+		for i := 0; i < 50; i++ {
+			for j := 0; j < 6; j++ {
+				c.fr.WritePing(false, [8]byte{byte(j)})
 			}
-			if c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block, EndStream: true, EndHeaders: true}) != nil {
-				return
-			}
+			c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block, EndStream: true, EndHeaders: true})
+			id += 2
 		}
-	}()
-	evs := c.read(10*time.Second, func(ev event) bool { return ev.stream == 3999 && ev.end || isEnd(ev) })
-	if ev := last(evs); ev.stream != 3999 || !ev.end {
-		t.Fatalf("a client pinging with its requests: %+v", ev)
+		ended := 0
+		evs := c.read(5*time.Second, func(ev event) bool {
+			if ev.end && ev.kind == "headers" {
+				ended++
+			}
+			return ended == 50 || ev.kind == "rst" || isEnd(ev)
+		})
+		if ended != 50 {
+			t.Fatalf("a client pinging with its requests, batch %d: %+v", batch, last(evs))
+		}
 	}
 }
 

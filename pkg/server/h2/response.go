@@ -161,9 +161,18 @@ func (rw *responseWriter) finish() {
 			rw.autoLen = len(b)
 		}
 	}
+	// "Connection: close" asks for the connection's end: a graceful
+	// GOAWAY once this response is out, as x/net/http2.
+	closeConn := false
+	for _, v := range rw.header["Connection"] {
+		closeConn = closeConn || httpguts.HeaderValuesContainsToken([]string{v}, "close")
+	}
 	err := rw.send(b, true)
 	rw.release()
 	st, c := rw.st, rw.st.c
+	if closeConn {
+		defer c.goAwayGraceful()
+	}
 	if err != nil {
 		st.resetByServer(http2.ErrCodeInternal, err)
 		return

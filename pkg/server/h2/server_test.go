@@ -272,3 +272,31 @@ func TestHandlerPanic(t *testing.T) {
 		t.Fatalf("%d panics logged, want 1", n)
 	}
 }
+
+// TestConnectionClose: a response with "Connection: close" (the edge's
+// answer when a domain left the configuration) is sent without that
+// field, and the connection ends gracefully: GOAWAY NO_ERROR after it.
+func TestConnectionClose(t *testing.T) {
+	t.Parallel()
+	addr := serve(t, &h2.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		w.WriteHeader(http.StatusMisdirectedRequest)
+	})})
+	c := dialRaw(t, addr)
+	c.get(1, "/")
+	evs := c.read(3*time.Second, func(ev event) bool { return ev.kind == "goaway" })
+	var head event
+	for _, ev := range evs {
+		if ev.kind == "headers" {
+			head = ev
+		}
+	}
+	if head.status != "421" || last(evs).kind != "goaway" || last(evs).code != 0 {
+		t.Fatalf("%+v", evs)
+	}
+	for _, f := range head.fields {
+		if f.Name == "connection" {
+			t.Fatalf("the connection field was sent: %+v", head.fields)
+		}
+	}
+}
