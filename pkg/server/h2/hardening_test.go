@@ -583,6 +583,7 @@ func TestHeaderListLimits(t *testing.T) {
 				return
 			}
 			written.Add(int64(buf.Len()))
+			time.Sleep(time.Millisecond)
 		}
 	}()
 	evs := c.read(10*time.Second, isEnd)
