@@ -430,12 +430,22 @@ func FuzzDifferential(f *testing.F) {
 //     stream the server has just reset are ignored (RFC 9113 §5.1), where
 //     x/net ignores them only until its RST_STREAM is written (and then
 //     closes the connection, the frames after it unread). When the client
-//     sent HEADERS again on a stream and a server closed the connection
-//     with PROTOCOL_ERROR, the outcomes are not compared.
+//     sent HEADERS again on a stream that a server reset, or a server
+//     closed the connection with PROTOCOL_ERROR after such HEADERS, the
+//     outcomes are not compared.
 func sameOutcome(theirs, mine fuzzOutcome, reused map[uint32]bool) bool {
 	protocol := http2.ErrCodeProtocol.String()
-	if len(reused) > 0 && (theirs.GoAway == protocol || mine.GoAway == protocol) {
-		return true
+	if len(reused) > 0 {
+		if theirs.GoAway == protocol || mine.GoAway == protocol {
+			return true
+		}
+		for id := range reused {
+			_, t := theirs.Reset[id]
+			_, m := mine.Reset[id]
+			if t || m {
+				return true
+			}
+		}
 	}
 	norm := func(o fuzzOutcome) fuzzOutcome {
 		r := map[uint32]string{}
