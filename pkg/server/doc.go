@@ -2,7 +2,7 @@
 // endpoints, shutdown. It is the one serving path: edgectl serve, the
 // in-process edge of edgectl test and the end-to-end tests all serve
 // through it, so they share its TLS handshakes, its HTTP/1.x loop (package
-// h1), its HTTP/2 settings, its timeouts and its limits.
+// h1), its HTTP/2 server (package h2), its timeouts and its limits.
 //
 // A Server serves the current edge.Runtime behind one TLS listener: New
 // reads and compiles the store's snapshot, Listen binds the sockets, Serve

@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -64,9 +63,9 @@ func (s *Server) refuseConn(c net.Conn) {
 	}
 }
 
-// serveConn runs the TLS handshake under its own deadline, then hands the
-// connection to the HTTP/2 server or serves HTTP/1.x on it. The connection
-// counts as open until it is closed: here, or for HTTP/2 in h2ConnState.
+// serveConn runs the TLS handshake under its own deadline, then serves
+// HTTP/2 (h2) or HTTP/1.x (h1) on the connection. The connection counts as
+// open until it is closed.
 //
 // The handshake's frame is not on the stack while HTTP/1.x is served: an
 // idle connection's goroutine waits on a stack small enough to shrink to
@@ -77,10 +76,10 @@ func (s *Server) serveConn(c net.Conn) {
 		return
 	}
 	if negotiatedH2(tc) {
-		s.deliverH2(tc)
-		return
+		s.h2.ServeConn(tc)
+	} else {
+		s.h1.ServeConn(tc)
 	}
-	s.h1.ServeConn(tc)
 	s.metrics.open.Add(-1)
 }
 
@@ -130,47 +129,6 @@ func looksLikeHTTP(hdr []byte) bool {
 	}
 	return false
 }
-
-// connListener hands connections whose handshake chose HTTP/2 to
-// http.Server.
-type connListener struct {
-	addr net.Addr
-	ch   chan net.Conn
-	done chan struct{}
-	once sync.Once
-}
-
-func newConnListener(addr net.Addr) *connListener {
-	return &connListener{addr: addr, ch: make(chan net.Conn), done: make(chan struct{})}
-}
-
-func (l *connListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.ch:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-// deliver hands c to Accept and reports true, or closes it and reports
-// false when the listener is closed.
-func (l *connListener) deliver(c net.Conn) bool {
-	select {
-	case l.ch <- c:
-		return true
-	case <-l.done:
-		c.Close()
-		return false
-	}
-}
-
-func (l *connListener) Close() error {
-	l.once.Do(func() { close(l.done) })
-	return nil
-}
-
-func (l *connListener) Addr() net.Addr { return l.addr }
 
 // Reasons of failed handshakes, the reason label of
 // edgectl_tls_handshake_errors_total.
@@ -287,8 +245,8 @@ func reasonFromText(msg string) string {
 	return ReasonOther
 }
 
-// errorLog receives the HTTP/2 server's log lines (the handshakes, which
-// it does not see, are counted in serveConn) and logs them as warnings.
+// errorLog receives the admin server's log lines and logs them as
+// warnings.
 type errorLog struct {
 	log *slog.Logger
 }

@@ -107,10 +107,10 @@ func newMetrics() *metrics {
 		Name: MetricClientConnections, Help: "Client connections the edge listener holds (handshaking, HTTP/1.x and HTTP/2).",
 	}, func() float64 { return float64(m.open.Load()) })
 	m.h2Timeouts = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: MetricHTTP2Timeouts, Help: "HTTP/2 timeouts: connections closed for want of a first request (header), streams reset for a stalled request body (body) or response write (write).",
+		Name: MetricHTTP2Timeouts, Help: "HTTP/2 timeouts: connections closed for want of a first request (header) or with no stream open (idle), streams reset for a stalled request body (body) or response write (write).",
 	}, []string{"timeout"})
 	m.h2Errors = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: MetricHTTP2Errors, Help: "HTTP/2 protocol errors and defences of Go's http2 server, by type (scope, code and cause, such as conn_enhance_your_calm_too_many_early_resets: the rapid-reset defence).",
+		Name: MetricHTTP2Errors, Help: "HTTP/2 protocol errors and defences, by type (scope, code and cause as x/net/http2 names them, such as conn_enhance_your_calm_too_many_early_resets: the rapid-reset defence; conn_enhance_your_calm_flood: too many frames that serve no request).",
 	}, []string{"type"})
 	m.limits = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: MetricLimitRefusals, Help: "Requests refused by a limit or policy of their application, by domain and limit (request_body_size: 413; origin_queue_full, origin_queue_timeout: 503; escaped_slash: 400).",
@@ -121,7 +121,7 @@ func newMetrics() *metrics {
 	// Reload results and handshake reasons show from the start, at zero.
 	m.reloads.WithLabelValues("success")
 	m.reloads.WithLabelValues("failure")
-	for _, t := range []string{"header", "body", "write"} {
+	for _, t := range []string{"header", "idle", "body", "write"} {
 		m.h2Timeouts.WithLabelValues(t)
 	}
 	return m
@@ -149,8 +149,8 @@ func (m *metrics) request(rec *edge.Record) {
 	}
 }
 
-// h2Error is http.HTTP2Config.CountError: errType is the error's scope,
-// code and cause, such as "conn_ENHANCE_YOUR_CALM_too_many_early_resets",
+// h2Error is h2.Server.CountError: errType is the error's scope, code
+// and cause, such as "conn_ENHANCE_YOUR_CALM_too_many_early_resets",
 // counted in lower case.
 func (m *metrics) h2Error(errType string) { m.h2Errors.WithLabelValues(strings.ToLower(errType)).Inc() }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/edgectl/edgectl/pkg/edge"
 	"github.com/edgectl/edgectl/pkg/server/h1"
+	"github.com/edgectl/edgectl/pkg/server/h2"
 	"github.com/edgectl/edgectl/pkg/state"
 )
 
@@ -120,15 +121,12 @@ type Server struct {
 	compile edge.Options
 
 	// The edge: TLS handshakes in serveConn, then HTTP/1.x in h1 or
-	// HTTP/2 in edge (through h2ln).
+	// HTTP/2 in h2.
 	tlsConfig       *tls.Config
 	h1              *h1.Server
-	edge, admin     *http.Server
-	h2ln            *connListener
+	h2              *h2.Server
+	admin           *http.Server
 	edgeLn, adminLn net.Listener
-	// h2conns holds the HTTP/2 connections' state (h2.go), from their
-	// handshake to their close.
-	h2conns sync.Map // net.Conn → *h2Conn
 	// lastLimitWarning is when the connection limit was last logged
 	// (UnixNano), to log it at most every 10 s.
 	lastLimitWarning atomic.Int64
@@ -309,7 +307,6 @@ func (s *Server) Listen() error {
 	}
 	s.edgeLn = ln
 	s.tlsConfig = tlsConfig
-	s.h2ln = newConnListener(ln.Addr())
 	s.h1 = &h1.Server{
 		Handler:           http.HandlerFunc(s.serveEdge),
 		ConnContext:       edge.ConnContext,
@@ -321,17 +318,7 @@ func (s *Server) Listen() error {
 		ErrorLog:          s.log.Error,
 	}
 	// HTTP/2 connections: their timeouts and limits are in h2.go.
-	s.edge = &http.Server{
-		Handler:           http.HandlerFunc(s.serveH2),
-		TLSConfig:         tlsConfig,
-		ConnContext:       s.h2ConnContext,
-		ConnState:         s.h2ConnState,
-		ReadHeaderTimeout: s.cfg.HeaderTimeout,
-		IdleTimeout:       s.cfg.IdleTimeout,
-		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
-		HTTP2:             s.h2Config(),
-		ErrorLog:          log.New(&errorLog{log: s.log}, "", 0),
-	}
+	s.h2 = s.newH2()
 	s.checkFileLimit()
 	if s.adminLn != nil {
 		s.admin = &http.Server{
@@ -372,7 +359,7 @@ func (s *Server) serveEdge(w http.ResponseWriter, r *http.Request) {
 // (up to ShutdownTimeout), and flushes the access log. Listen must have
 // been called.
 func (s *Server) Serve(ctx context.Context) error {
-	if s.edge == nil {
+	if s.h1 == nil {
 		return errors.New("server: Serve before Listen")
 	}
 	watchCtx, stopWatch := context.WithCancel(context.Background())
@@ -380,9 +367,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	wg.Add(1)
 	go func() { defer wg.Done(); s.watch(watchCtx) }()
 
-	errc := make(chan error, 3)
+	errc := make(chan error, 2)
 	go func() { errc <- s.acceptLoop(s.edgeLn) }()
-	go func() { errc <- s.edge.Serve(s.h2ln) }()
 	if s.admin != nil {
 		go func() { errc <- s.admin.Serve(s.adminLn) }()
 	}
@@ -409,11 +395,11 @@ func (s *Server) shutdown() {
 	defer cancel()
 	s.edgeLn.Close()
 	h2done := make(chan error, 1)
-	go func() { h2done <- s.edge.Shutdown(ctx) }()
+	go func() { h2done <- s.h2.Shutdown(ctx) }()
 	err1 := s.h1.Shutdown(ctx)
 	if err2 := <-h2done; err1 != nil || err2 != nil {
 		s.log.Warn("requests still running after the shutdown timeout were cut off", "timeout", s.cfg.ShutdownTimeout.String())
-		s.edge.Close()
+		s.h2.Close()
 		s.h1.Close()
 	}
 	if s.admin != nil {

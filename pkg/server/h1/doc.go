@@ -15,7 +15,7 @@
 // top (Host, header names and values, protocol version, header size);
 // responses are framed here (Content-Length, chunked or close-delimited).
 // The edge uses it for every connection that did not negotiate HTTP/2;
-// net/http keeps serving HTTP/2.
+// package h2 serves HTTP/2.
 //
 // The parser converts the request line and header fields to one string
 // once they have all arrived (from the connection's read buffer, or
