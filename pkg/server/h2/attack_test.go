@@ -404,3 +404,93 @@ func TestAttackMultiplexedResponsesComplete(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// h2Goroutines returns the stacks of goroutines that serve a connection
+// or a stream of package h2 (idle pooled workers are not counted: they
+// wait for the next stream, and exit after 10 s).
+func h2Goroutines() []string {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		for _, fn := range []string{"h2.(*conn).", "h2.(*stream).", "h2.(*responseWriter).", "h2.(*requestBody).", "h2.(*Server).ServeConn"} {
+			if strings.Contains(g, "pkg/server/h2."+fn[3:]) {
+				out = append(out, g)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// TestAttackGoroutinesReleased: a client that opens streams in every
+// state a handler can wait in — reading a body that never comes, writing
+// into a zero window, waiting for the request's context (and more streams,
+// refused over MaxConcurrentStreams), writing to a client that reads
+// nothing — and a
+// header block left in the middle of its CONTINUATION frames — then drops
+// the connection, leaves nothing behind: every handler returns, and no
+// goroutine of the connection or its streams remains. No timeout is set,
+// so only the connection's end can release them.
+func TestAttackGoroutinesReleased(t *testing.T) {
+	var running, done atomic.Int32
+	srv := &h2.Server{MaxConcurrentStreams: 4, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		running.Add(1)
+		defer done.Add(1)
+		switch r.URL.Path {
+		case "/body":
+			io.Copy(io.Discard, r.Body)
+		case "/write":
+			w.Write(make([]byte, 4<<20))
+		case "/ctx":
+			<-r.Context().Done()
+		}
+	})}
+	addr := serve(t, srv)
+	post := func(c *rawClient, id uint32, path string) {
+		c.headers(id, false, ":method", "POST", ":scheme", "https", ":authority", "h2.test", ":path", path)
+	}
+	var conns []*rawClient
+	// Streams waiting for a body, window and context; two more refused.
+	for i := 0; i < 3; i++ {
+		c := dialRaw(t, addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+		post(c, 1, "/body")
+		post(c, 3, "/write")
+		post(c, 5, "/ctx")
+		post(c, 7, "/ctx")
+		post(c, 9, "/ctx")
+		post(c, 11, "/ctx")
+		conns = append(conns, c)
+	}
+	// A client that reads nothing of a large response, all windows open.
+	c := dialRaw(t, addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1<<31 - 1})
+	c.fr.WriteWindowUpdate(0, 1<<31-1-65535)
+	post(c, 1, "/write")
+	conns = append(conns, c)
+	// A header block that never ends.
+	c = dialRaw(t, addr)
+	c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: c.block(":method", "GET"), EndHeaders: false})
+	c.fr.WriteContinuation(1, false, c.block(":path", "/"))
+	conns = append(conns, c)
+
+	eventually(t, "handlers started", func() bool { return running.Load() == 3*4+1 })
+	time.Sleep(100 * time.Millisecond) // the large response fills the socket buffers
+	if n := len(h2Goroutines()); n < 3*4+1+len(conns) {
+		t.Fatalf("%d goroutines of h2 while %d handlers and %d connections run", n, running.Load(), len(conns))
+	}
+	for _, c := range conns {
+		c.conn.NetConn().Close()
+	}
+	eventually(t, "connections closed", func() bool { return srv.Open() == 0 })
+	eventually(t, "handlers returned", func() bool { return done.Load() == running.Load() })
+	if running.Load() != 3*4+1 {
+		t.Fatalf("%d handlers ran, want %d", running.Load(), 3*4+1)
+	}
+	var left []string
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if left = h2Goroutines(); len(left) == 0 {
+			return
+		}
+	}
+	t.Fatalf("%d goroutines of h2 left after the connections closed; the first:\n%s", len(left), left[0])
+}
