@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -493,4 +494,132 @@ func TestAttackGoroutinesReleased(t *testing.T) {
 		}
 	}
 	t.Fatalf("%d goroutines of h2 left after the connections closed; the first:\n%s", len(left), left[0])
+}
+
+// requestSummary is what a handler sees of a request, in one string.
+func requestSummary(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	var b strings.Builder
+	fmt.Fprintf(&b, "method=%q host=%q url=%q uri=%q cl=%d body=%q err=%v\n", r.Method, r.Host, r.URL.String(), r.RequestURI, r.ContentLength, body, err != nil)
+	keys := make([]string, 0, len(r.Header))
+	for k := range r.Header {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, "header %s=%q\n", k, r.Header[k])
+	}
+	keys = keys[:0]
+	for k := range r.Trailer {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, "trailer %s=%q\n", k, r.Trailer[k])
+	}
+	if r.TLS != nil {
+		fmt.Fprintf(&b, "tls sni=%q\n", r.TLS.ServerName)
+	} else {
+		b.WriteString("tls none\n")
+	}
+	io.WriteString(w, b.String())
+}
+
+// TestAttackRequestAsXNetSeesIt: hostile but well-formed requests — split
+// cookies, another domain's :authority on this connection, Host without
+// :authority, conflicting and invalid Content-Lengths, a Content-Length
+// with no body, :scheme http over TLS, trailers (declared or not, named
+// like the edge's identity headers), odd paths, Expect, TE — reach the
+// handler exactly as x/net/http2's server gives them (method, Host, URL,
+// RequestURI, ContentLength, body and its error, header, trailers, TLS
+// state), or are refused the same way. The edge's own checks (identity
+// headers stripped, 421 for another domain, framing rewritten) build on
+// this view, so any difference here is a difference in what the edge
+// decides.
+func TestAttackRequestAsXNetSeesIt(t *testing.T) {
+	t.Parallel()
+	ours := serve(t, &h2.Server{Handler: http.HandlerFunc(requestSummary)})
+	theirs := serveXNet(t, http.HandlerFunc(requestSummary))
+	base := func(extra ...string) []string {
+		return append([]string{":method", "POST", ":scheme", "https", ":authority", "h2.test", ":path", "/p"}, extra...)
+	}
+	withBody := func(body string, fields ...string) func(c *rawClient) {
+		return func(c *rawClient) {
+			c.headers(1, false, fields...)
+			c.fr.WriteData(1, true, []byte(body))
+		}
+	}
+	noBody := func(fields ...string) func(c *rawClient) {
+		return func(c *rawClient) { c.headers(1, true, fields...) }
+	}
+	tests := []struct {
+		name string
+		send func(c *rawClient)
+	}{
+		{"split cookies", noBody(base("cookie", "a=1", "x-a", "1", "cookie", "b=2", "cookie", "c=3")...)},
+		{"another domain's authority", noBody(":method", "GET", ":scheme", "https", ":authority", "other.test:443", ":path", "/")},
+		{"Host without authority", noBody(":method", "GET", ":scheme", "https", ":path", "/", "host", "other.test")},
+		{"IPv6 authority", noBody(":method", "GET", ":scheme", "https", ":authority", "[::1]:8443", ":path", "/")},
+		{"two Content-Lengths, body as the first", withBody("abc", base("content-length", "3", "content-length", "30")...)},
+		{"two Content-Lengths, body as the second", withBody("abcdefghij", base("content-length", "3", "content-length", "10")...)},
+		{"invalid Content-Length", withBody("abc", base("content-length", "3x")...)},
+		{"negative Content-Length", withBody("abc", base("content-length", "-3")...)},
+		{"Content-Length and no body", noBody(base("content-length", "5")...)},
+		{"body without Content-Length", withBody("abc", base()...)},
+		{"scheme http over TLS", noBody(":method", "GET", ":scheme", "http", ":authority", "h2.test", ":path", "/")},
+		{"path with dot segments, query and fragment", noBody(":method", "GET", ":scheme", "https", ":authority", "h2.test", ":path", "/a/../b/%2e%2e//c?x=1&y=%20#frag")},
+		{"path of two slashes", noBody(":method", "GET", ":scheme", "https", ":authority", "h2.test", ":path", "//admin/x")},
+		{"asterisk with GET (x/net accepts it)", noBody(":method", "GET", ":scheme", "https", ":authority", "h2.test", ":path", "*")},
+		{"identity header in the request", noBody(base("ssl-client-verify", "SUCCESS", "ssl-client-s-dn", "CN=admin")...)},
+		{"Expect 100-continue", withBody("abc", base("expect", "100-continue", "content-length", "3")...)},
+		{"TE trailers twice", noBody(base("te", "trailers", "te", "trailers")...)},
+		{"values with spaces around", noBody(base("x-a", " v ", "x-b", "\tw")...)},
+		{"empty authority, Host set", noBody(":method", "GET", ":scheme", "https", ":authority", "", ":path", "/", "host", "h2.test")},
+		{"trailers declared and not", func(c *rawClient) {
+			c.headers(1, false, base("trailer", "x-t, Ssl-Client-Verify")...)
+			c.fr.WriteData(1, false, []byte("abc"))
+			c.headers(1, true, "x-t", "1", "ssl-client-verify", "SUCCESS", "ssl-client-s-dn", "CN=admin", "x-undeclared", "2")
+		}},
+		{"trailer declaring framing fields", func(c *rawClient) {
+			c.headers(1, false, base("trailer", "content-length, transfer-encoding, host")...)
+			c.fr.WriteData(1, false, []byte("abc"))
+			c.headers(1, true, "content-length", "99")
+		}},
+		{"trailers after a Content-Length body", func(c *rawClient) {
+			c.headers(1, false, base("content-length", "3", "trailer", "x-t")...)
+			c.fr.WriteData(1, false, []byte("abc"))
+			c.headers(1, true, "x-t", "1")
+		}},
+	}
+	run := func(t *testing.T, addr string, send func(c *rawClient)) string {
+		c := dialRaw(t, addr)
+		send(c)
+		var out strings.Builder
+		evs := c.read(3*time.Second, func(ev event) bool {
+			return ev.stream == 1 && (ev.end || ev.kind == "rst") || isEnd(ev)
+		})
+		for _, ev := range evs {
+			switch {
+			case ev.kind == "headers" && ev.stream == 1:
+				fmt.Fprintf(&out, "status %s\n", ev.status)
+			case ev.kind == "data" && ev.stream == 1:
+				out.Write(ev.data)
+			case ev.kind == "rst" || isEnd(ev):
+				fmt.Fprintf(&out, "%s %s\n", ev.kind, ev.code)
+			}
+		}
+		return out.String()
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, want := run(t, ours, tt.send), run(t, theirs, tt.send)
+			if got != want {
+				t.Fatalf("our server:\n%s\nx/net's:\n%s", got, want)
+			}
+			if testing.Verbose() {
+				t.Logf("both:\n%s", got)
+			}
+		})
+	}
 }
