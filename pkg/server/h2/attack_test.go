@@ -623,3 +623,126 @@ func TestAttackRequestAsXNetSeesIt(t *testing.T) {
 		})
 	}
 }
+
+// TestAttackResetFloodNotReading: a client that sends frames each of which
+// the server must answer with RST_STREAM (DATA on a closed stream, the
+// "reset flood" of CVE-2019-9514) and never reads the answers cannot make
+// the server queue them: the server writes them as it reads, so once the
+// socket buffers are full it stops reading, and the connection is closed
+// after WriteTimeout. The heap stays flat meanwhile.
+func TestAttackResetFloodNotReading(t *testing.T) {
+	srv := &h2.Server{WriteTimeout: 500 * time.Millisecond, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	})}
+	addr := serve(t, srv)
+	base := heapInUse()
+	c := dialRaw(t, addr)
+	c.get(1, "/")
+	if got := c.outcome(1); got != "status 200" {
+		t.Fatal(got)
+	}
+	var sent atomic.Int64
+	writeErr := make(chan error, 1)
+	go func() {
+		for i := 0; i < 2_000_000; i++ {
+			if err := c.fr.WriteData(1, false, nil); err != nil {
+				writeErr <- err
+				return
+			}
+			sent.Add(1)
+		}
+		writeErr <- nil
+	}()
+	var peak uint64
+	deadline := time.After(20 * time.Second)
+	for {
+		select {
+		case err := <-writeErr:
+			if err == nil {
+				t.Fatalf("2,000,000 frames eliciting resets were all accepted from a client that reads nothing")
+			}
+			t.Logf("the client's writes failed after %d frames (%v); heap %d KiB, at most %d KiB", sent.Load(), err, base>>10, peak>>10)
+			if peak > base+16<<20 {
+				t.Fatalf("the heap grew from %d KiB to %d KiB", base>>10, peak>>10)
+			}
+			eventually(t, "connection closed", func() bool { return srv.Open() == 0 })
+			return
+		case <-deadline:
+			t.Fatalf("the connection is still open after 20 s; %d frames sent", sent.Load())
+		case <-time.After(50 * time.Millisecond):
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			peak = max(peak, ms.HeapInuse)
+		}
+	}
+}
+
+// TestAttackPingsKeepNothingAlive: PINGs (answered) neither count as a
+// request for the header timeout nor as a stream for the idle timeout: a
+// client pinging every 50 ms is still closed by both.
+func TestAttackPingsKeepNothingAlive(t *testing.T) {
+	t.Parallel()
+	const d = 300 * time.Millisecond
+	srv, n := counted(&h2.Server{ReadHeaderTimeout: d, IdleTimeout: d, Handler: http.HandlerFunc(requestSummary)})
+	addr := serve(t, srv)
+	ping := func(c *rawClient) (stop func()) {
+		done := make(chan struct{})
+		go func() {
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					return
+				case <-time.After(50 * time.Millisecond):
+				}
+				if c.fr.WritePing(false, [8]byte{byte(i)}) != nil {
+					return
+				}
+			}
+		}()
+		return func() { close(done) }
+	}
+	for _, tt := range []struct {
+		name    string
+		request bool
+		want    string
+	}{
+		{"header", false, "closed"},
+		{"idle", true, "goaway"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := dialRaw(t, addr)
+			if tt.request {
+				c.get(1, "/")
+				if got := c.outcome(1); got != "status 200" {
+					t.Fatal(got)
+				}
+			}
+			began := time.Now()
+			defer ping(c)()
+			acks := 0
+			var evs []event
+			for end := time.Now().Add(3 * time.Second); time.Now().Before(end); {
+				c.conn.SetReadDeadline(end)
+				f, err := c.fr.ReadFrame()
+				if err != nil {
+					evs = append(evs, event{kind: "closed"})
+					break
+				}
+				if p, ok := f.(*http2.PingFrame); ok && p.IsAck() {
+					acks++
+				}
+				if g, ok := f.(*http2.GoAwayFrame); ok {
+					evs = append(evs, event{kind: "goaway", code: g.ErrCode})
+					break
+				}
+			}
+			ev := last(evs)
+			if ev.kind != tt.want || time.Since(began) > 2*time.Second || acks < 2 {
+				t.Fatalf("a client pinging: %+v after %v, %d PINGs answered", ev, time.Since(began), acks)
+			}
+		})
+	}
+	if n.get("timeout_header") != 1 || n.get("timeout_idle") != 1 {
+		t.Fatalf("timeouts counted: header %d, idle %d", n.get("timeout_header"), n.get("timeout_idle"))
+	}
+}
