@@ -6,6 +6,7 @@ package h2_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -745,4 +746,87 @@ func TestAttackPingsKeepNothingAlive(t *testing.T) {
 	if n.get("timeout_header") != 1 || n.get("timeout_idle") != 1 {
 		t.Fatalf("timeouts counted: header %d, idle %d", n.get("timeout_header"), n.get("timeout_idle"))
 	}
+}
+
+// TestAttackWritesAfterResetAndClose: handlers that keep writing and
+// flushing while their client resets their streams, while Shutdown
+// runs, and after Close, get errors rather than panics, deadlocks or
+// data races (run with -race), and all return. Clients that stop reading
+// leave writers blocked on their sockets (no WriteTimeout here) holding
+// their connection's write lock: Shutdown must still send GOAWAY to the
+// other connections and return when its context ends (it sent the
+// GOAWAYs one connection after another and blocked on the first stuck
+// one, for ever here, for WriteTimeout per stuck connection in the edge).
+func TestAttackWritesAfterResetAndClose(t *testing.T) {
+	t.Parallel()
+	var started, returned atomic.Int32
+	srv := &h2.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started.Add(1)
+		defer returned.Add(1)
+		chunk := make([]byte, 1000)
+		rc := http.NewResponseController(w)
+		for i := 0; i < 100000; i++ {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+			if err := rc.Flush(); err != nil {
+				return
+			}
+			w.Header().Set("X-Late", "header changes after the head are ignored")
+		}
+		t.Errorf("a handler wrote 100 MB without an error")
+	})}
+	addr := serve(t, srv)
+	var wg sync.WaitGroup
+	for k := 0; k < 4; k++ {
+		c := dialRaw(t, addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 20})
+		c.fr.WriteWindowUpdate(0, 1<<30)
+		for i := uint32(0); i < 20; i++ {
+			c.get(2*i+1, "/")
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Reset the streams one by one as their data arrives;
+			// stop reading after half of them.
+			reset := map[uint32]bool{}
+			c.read(5*time.Second, func(ev event) bool {
+				if ev.kind == "data" && !reset[ev.stream] {
+					reset[ev.stream] = true
+					c.fr.WriteRSTStream(ev.stream, http2.ErrCodeCancel)
+				}
+				return len(reset) == 10 || isEnd(ev)
+			})
+		}()
+	}
+	wg.Wait()
+	eventually(t, "handlers started", func() bool { return started.Load() == 80 })
+	// An ordinary client, idle on its own connection.
+	idle := dialRaw(t, addr)
+	goaway := make(chan event, 1)
+	go func() { goaway <- last(idle.read(5*time.Second, isEnd)) }()
+	time.Sleep(50 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	shut := make(chan error, 1)
+	go func() { shut <- srv.Shutdown(ctx) }()
+	select {
+	case err := <-shut:
+		if err == nil {
+			t.Fatalf("Shutdown returned nil while handlers were writing to clients that read nothing")
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatalf("Shutdown with a 200 ms context has not returned after 2 s")
+	}
+	select {
+	case ev := <-goaway:
+		if ev.kind != "goaway" || ev.code != http2.ErrCodeNo {
+			t.Fatalf("the idle connection: %+v", ev)
+		}
+	case <-time.After(time.Second):
+		t.Fatalf("the idle connection got no GOAWAY within 1 s of Shutdown")
+	}
+	srv.Close()
+	eventually(t, "handlers returned", func() bool { return returned.Load() == started.Load() })
+	eventually(t, "connections closed", func() bool { return srv.Open() == 0 })
 }
