@@ -830,3 +830,57 @@ func TestAttackWritesAfterResetAndClose(t *testing.T) {
 	eventually(t, "handlers returned", func() bool { return returned.Load() == started.Load() })
 	eventually(t, "connections closed", func() bool { return srv.Open() == 0 })
 }
+
+// TestAttackPaddingCountsAgainstWindow: padding is flow-controlled (RFC
+// 9113 §6.1): a client that fills the 1 MiB window of a stream whose
+// handler reads nothing, then sends a frame of padding only, exceeds the
+// window; had only the data been counted, padding would be a way to send
+// without limit. The padding the server receives within the window is
+// given back at once (WINDOW_UPDATE), as it is never read.
+func TestAttackPaddingCountsAgainstWindow(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	addr := serve(t, &h2.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})})
+	post := []string{":method", "POST", ":scheme", "https", ":authority", "h2.test", ":path", "/"}
+
+	// Padding within the window is given back: 20 frames of 1 byte of
+	// data and 256 of padding (with its length byte); the server sends
+	// WINDOW_UPDATE once 4 KiB are owed, as x/net.
+	c := dialRaw(t, addr)
+	c.headers(1, false, post...)
+	for i := 0; i < 20; i++ {
+		c.fr.WriteDataPadded(1, false, []byte("d"), make([]byte, 255))
+	}
+	const preface = 1<<20 - 65535 // the server's first connection WINDOW_UPDATE
+	var conn, stream uint32
+	c.read(time.Second, func(ev event) bool {
+		if ev.kind == "window" && ev.stream == 0 {
+			conn += ev.incr
+		}
+		if ev.kind == "window" && ev.stream == 1 {
+			stream += ev.incr
+		}
+		return conn >= preface+4096 && stream >= 4096 || ev.kind == "rst" || isEnd(ev)
+	})
+	if conn < preface+4096 || conn > preface+20*256 || stream < 4096 || stream > 20*256 {
+		t.Fatalf("5,120 bytes of padding: WINDOW_UPDATEs of %d (connection, beyond the preface's) and %d (stream), want 4,096 to 5,120 each", conn-preface, stream)
+	}
+
+	// Padding beyond the window is a FLOW_CONTROL_ERROR.
+	c = dialRaw(t, addr)
+	c.headers(1, false, post...)
+	chunk := make([]byte, 16384)
+	for i := 0; i < 64; i++ {
+		c.fr.WriteData(1, false, chunk)
+	}
+	c.fr.WriteDataPadded(1, false, nil, make([]byte, 10))
+	if got := c.outcome(1); got != "rst FLOW_CONTROL_ERROR" {
+		t.Fatalf("padding past a full window: %s", got)
+	}
+}
