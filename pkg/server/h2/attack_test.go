@@ -884,3 +884,47 @@ func TestAttackPaddingCountsAgainstWindow(t *testing.T) {
 		t.Fatalf("padding past a full window: %s", got)
 	}
 }
+
+// TestAttackIdleConnectionMemory: what an attacker holding many idle
+// connections (each after one request) costs the server — heap and
+// goroutine stacks — is no more than with x/net/http2's server, measured
+// the same way in the same process: the write buffer is given back
+// between writes, and there is one goroutine per connection.
+func TestAttackIdleConnectionMemory(t *testing.T) {
+	const conns = 200
+	measure := func(addr string) uint64 {
+		inUse := func() uint64 {
+			runtime.GC()
+			runtime.GC() // and sync.Pool's victim caches
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			return ms.HeapInuse + ms.StackInuse
+		}
+		before := inUse()
+		cs := make([]*rawClient, 0, conns)
+		for i := 0; i < conns; i++ {
+			c := dialRaw(t, addr)
+			c.get(1, "/")
+			if got := c.outcome(1); got != "status 200" {
+				t.Fatal(got)
+			}
+			cs = append(cs, c)
+		}
+		time.Sleep(100 * time.Millisecond)
+		after := inUse()
+		for _, c := range cs {
+			c.conn.Close()
+		}
+		if after < before {
+			return 0
+		}
+		return (after - before) / conns
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(make([]byte, 20<<10)) })
+	ours := measure(serve(t, &h2.Server{Handler: h}))
+	theirs := measure(serveXNet(t, h))
+	t.Logf("per idle connection, client and server: %d KiB with this server, %d KiB with x/net's", ours>>10, theirs>>10)
+	if ours > theirs+theirs/4 {
+		t.Fatalf("an idle connection costs %d KiB with this server, %d KiB with x/net's", ours>>10, theirs>>10)
+	}
+}
