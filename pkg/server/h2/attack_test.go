@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 
 	"github.com/edgectl/edgectl/pkg/server/h2"
 )
@@ -931,5 +932,38 @@ func TestAttackIdleConnectionMemory(t *testing.T) {
 	t.Logf("per idle connection, client and server: %d KiB with this server, %d KiB with x/net's", ours>>10, theirs>>10)
 	if ours > theirs+theirs/4 {
 		t.Fatalf("an idle connection costs %d KiB with this server, %d KiB with x/net's", ours>>10, theirs>>10)
+	}
+}
+
+// TestAttackHeaderTableSizeZero: a client that allows no HPACK dynamic
+// table (SETTINGS_HEADER_TABLE_SIZE 0) must get response header blocks
+// that never index into one; a server that ignored the setting would
+// send references its decoder refuses (COMPRESSION_ERROR on its side).
+func TestAttackHeaderTableSizeZero(t *testing.T) {
+	t.Parallel()
+	addr := serve(t, &h2.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Repeated", strings.Repeat("v", 100))
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "ok")
+	})})
+	c := dialRaw(t, addr, http2.Setting{ID: http2.SettingHeaderTableSize, Val: 0})
+	c.fr.ReadMetaHeaders = hpack.NewDecoder(0, nil)
+	for i := uint32(0); i < 5; i++ {
+		id := 2*i + 1
+		c.get(id, "/")
+		var repeated string
+		evs := c.read(2*time.Second, func(ev event) bool {
+			if ev.kind == "headers" && ev.stream == id {
+				for _, f := range ev.fields {
+					if f.Name == "x-repeated" {
+						repeated = f.Value
+					}
+				}
+			}
+			return ev.stream == id && ev.end || ev.kind == "rst" || ev.kind == "closed" || ev.kind == "goaway"
+		})
+		if ev := last(evs); !ev.end || len(repeated) != 100 {
+			t.Fatalf("response %d with no dynamic table: %s %s, x-repeated of %d bytes", i, ev.kind, ev.code, len(repeated))
+		}
 	}
 }
