@@ -326,6 +326,22 @@ func TestAttackFrameAbuse(t *testing.T) {
 			c.conn.Write([]byte{0, 0, 5, 0, 0x8, 0, 0, 0, 1, 10, 'a', 'b', 'c', 'd'})
 			return 1
 		}, "goaway PROTOCOL_ERROR"},
+		{"a frame between HEADERS and its CONTINUATION", func(c *rawClient) uint32 {
+			c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: c.block(":method", "GET"), EndStream: true})
+			c.fr.WritePing(false, [8]byte{})
+			return 1
+		}, "goaway PROTOCOL_ERROR"},
+		{"CONTINUATION on another stream", func(c *rawClient) uint32 {
+			c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: c.block(":method", "GET"), EndStream: true})
+			c.fr.WriteContinuation(3, true, c.block(":path", "/"))
+			return 1
+		}, "goaway PROTOCOL_ERROR"},
+		{"the largest stream ID, then a smaller one", func(c *rawClient) uint32 {
+			c.get(1<<31-1, "/")
+			c.read(time.Second, func(ev event) bool { return ev.end })
+			c.get(3, "/")
+			return 3
+		}, "goaway PROTOCOL_ERROR"},
 		{"GOAWAY from the client: the stream in flight is served", func(c *rawClient) uint32 {
 			c.headers(1, false, ":method", "POST", ":scheme", "https", ":authority", "h2.test", ":path", "/")
 			c.fr.WriteGoAway(0, http2.ErrCodeNo, nil)
