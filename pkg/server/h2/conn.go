@@ -609,7 +609,9 @@ func (c *conn) processData(f *http2.DataFrame) error {
 		if pad := int64(f.Length) - int64(len(data)); pad > 0 {
 			c.giveInflow(st, pad, c.mayBlock())
 		}
-	} else if !f.StreamEnded() {
+	}
+	if len(data) == 0 && !f.StreamEnded() {
+		// An empty DATA frame, padded or not, serves no request.
 		if err := c.unproductive(); err != nil {
 			return err
 		}

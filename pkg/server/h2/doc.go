@@ -84,7 +84,7 @@
 //     or a fragment more than twice what is left of it, closes the
 //     connection without being decoded (CVE-2024-27316). The HPACK tables
 //     are 4,096 bytes each way.
-//   - Floods (TestFloods): PING, SETTINGS, PRIORITY, empty DATA frames
+//   - Floods (TestFloods): PING, SETTINGS, PRIORITY, empty DATA frames (padded or not)
 //     without END_STREAM and RST_STREAMs of streams whose handler never
 //     ran serve no request; a connection that sends more than 10,000 of
 //     them (plus 10 for each request it made) is closed with

@@ -558,6 +558,8 @@ func (c *conn) writeDataLocked(id uint32, data []byte, endStream bool) {
 	n := len(data)
 	h[0], h[1], h[2] = byte(n>>16), byte(n>>8), byte(n)
 	h[3] = byte(http2.FrameData)
+	// The header is reused: the flags of the previous frame are cleared.
+	h[4] = 0
 	if endStream {
 		h[4] = byte(http2.FlagDataEndStream)
 	}

@@ -168,7 +168,11 @@ func (s *Server) snapshot() []*conn {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdown.Store(true)
 	for _, c := range s.snapshot() {
-		c.goAwayGraceful()
+		// Each on its own goroutine: a connection whose writer is stuck
+		// on a client that reads nothing holds its write lock until
+		// WriteTimeout (or Close); it must not delay the other
+		// connections' GOAWAY nor ctx's end.
+		go c.goAwayGraceful()
 	}
 	wait := time.Millisecond
 	for {

@@ -503,8 +503,12 @@ func (st *stream) bodyWrite(data []byte) bool {
 		st.bmu.Unlock()
 		return false
 	}
-	if st.boff > 0 && st.boff == len(st.bbuf) {
-		st.bbuf, st.boff = st.bbuf[:0], 0
+	if st.boff > 0 && (st.boff == len(st.bbuf) || len(st.bbuf)+len(data) > cap(st.bbuf)) {
+		// What the handler read is dropped before the buffer grows: it
+		// holds only the unread bytes, bounded by the stream's window,
+		// however long the body and however rarely the handler drains it.
+		n := copy(st.bbuf, st.bbuf[st.boff:])
+		st.bbuf, st.boff = st.bbuf[:n], 0
 	}
 	if st.bbuf == nil {
 		st.bbuf = getBodyBuf()
