@@ -250,6 +250,13 @@ func (rt *Runtime) serve(w *statusWriter, r *http.Request, st *reqState) {
 	dropUnderscoreHeaders(r.Header, d.app.underscores)
 	// Clients can neither forge nor remove the headers the edge sets.
 	d.app.app.StripHeaders(rules.HeaderMap(r.Header))
+	if r.RequestURI == "*" && r.Method != http.MethodOptions {
+		// The asterisk form is OPTIONS's alone (RFC 9112 §3.2.4, RFC 9113
+		// §8.3.1): h1 refuses the rest itself; an HTTP/2 ":path *" with
+		// another method is malformed and never reaches the origin.
+		respond(w, http.StatusBadRequest, "bad request: the asterisk form is for OPTIONS only\n")
+		return
+	}
 	if !normalizePath(r, d.app, st) {
 		respond(w, http.StatusBadRequest, "bad request: the path holds an encoded slash or a backslash, which this application refuses\n")
 		return

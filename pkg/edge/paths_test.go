@@ -286,3 +286,30 @@ func TestRawTargetVariable(t *testing.T) {
 		}
 	}
 }
+
+// TestAsteriskFormOnlyForOptionsHTTP2: over HTTP/2 a ":path *" reaches
+// the origin for OPTIONS only, as over HTTP/1.1 (where h1 refuses the
+// rest); any other method is answered 400 and the origin sees nothing.
+// (The test origin, a net/http server, answers "OPTIONS *" 200 itself
+// without calling its handler: its 200 is the sign it got the request.)
+func TestAsteriskFormOnlyForOptionsHTTP2(t *testing.T) {
+	e, seen := adminFirewallEdge(t, nil)
+	cc := e.h2Conn(t)
+	for _, c := range []struct {
+		method string
+		status int
+		origin string
+	}{{"GET", 400, ""}, {"POST", 400, ""}, {"OPTIONS", 200, ""}} {
+		req, _ := http.NewRequest(c.method, "https://api.bank.test/", nil)
+		req.URL.Opaque = "*"
+		resp, err := cc.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("%s *: %v", c.method, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if got := seen(); resp.StatusCode != c.status || got != c.origin {
+			t.Errorf("%s *: status %d, the origin saw %q; want %d and %q", c.method, resp.StatusCode, got, c.status, c.origin)
+		}
+	}
+}
