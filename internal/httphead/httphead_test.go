@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestEnd(t *testing.T) {
@@ -137,5 +138,19 @@ func TestParseFieldsFoldedIsLinear(t *testing.T) {
 	}
 	if n := after.TotalAlloc - before.TotalAlloc; n > 40*uint64(len(fields)) {
 		t.Errorf("%d bytes allocated for a head of %d bytes", n, len(fields))
+	}
+}
+
+// TestDate: the cached Date value is the current second's, in
+// http.TimeFormat.
+func TestDate(t *testing.T) {
+	before := time.Now().UTC().Truncate(time.Second)
+	got, err := http.ParseTime(Date())
+	after := time.Now().UTC()
+	if err != nil || got.Before(before) || got.After(after) {
+		t.Fatalf("Date() = %v (%v), want between %v and %v", got, err, before, after)
+	}
+	if Date() != Date() && time.Now().UTC().Truncate(time.Second) == before {
+		t.Fatal("two calls in one second differ")
 	}
 }

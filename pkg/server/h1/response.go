@@ -8,10 +8,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
-	"time"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/edgectl/edgectl/internal/httphead"
 )
 
 // response is the http.ResponseWriter of one request; each connection
@@ -137,7 +137,7 @@ func (w *response) WriteHeader(code int) {
 	w.writeHeaders(bw)
 	if _, ok := h["Date"]; !ok {
 		bw.WriteString("Date: ")
-		bw.WriteString(httpDate())
+		bw.WriteString(httphead.Date())
 		bw.WriteString("\r\n")
 	}
 	if w.chunked {
@@ -316,22 +316,4 @@ func writeInt(bw *bufio.Writer, n int64) {
 		bw.Flush()
 	}
 	bw.Write(strconv.AppendInt(bw.AvailableBuffer(), n, 10))
-}
-
-// dateCache holds the Date header of the current second.
-type dateCache struct {
-	sec int64
-	val string
-}
-
-var currentDate atomic.Pointer[dateCache]
-
-func httpDate() string {
-	now := time.Now()
-	if d := currentDate.Load(); d != nil && d.sec == now.Unix() {
-		return d.val
-	}
-	d := &dateCache{sec: now.Unix(), val: now.UTC().Format(http.TimeFormat)}
-	currentDate.Store(d)
-	return d.val
 }

@@ -9,12 +9,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/edgectl/edgectl/internal/httphead"
 )
 
 // bodyBufSize is how much of a response is held before it is written: a
@@ -507,7 +508,7 @@ func (rw *responseWriter) writeHeadLocked(endStream bool) {
 		c.henc.WriteField(hpack.HeaderField{Name: "content-length", Value: strconv.Itoa(rw.autoLen)})
 	}
 	if _, ok := rw.header["Date"]; !ok {
-		c.henc.WriteField(hpack.HeaderField{Name: "date", Value: httpDate()})
+		c.henc.WriteField(hpack.HeaderField{Name: "date", Value: httphead.Date()})
 	}
 	c.writeHeaderBlockLocked(rw.st.id, c.hbuf.Bytes(), endStream)
 }
@@ -594,22 +595,4 @@ func statusString(code int) string {
 		return statusStrings[code]
 	}
 	return strconv.Itoa(code)
-}
-
-// dateCache holds the Date header of the current second.
-type dateCache struct {
-	sec int64
-	val string
-}
-
-var currentDate atomic.Pointer[dateCache]
-
-func httpDate() string {
-	now := time.Now()
-	if d := currentDate.Load(); d != nil && d.sec == now.Unix() {
-		return d.val
-	}
-	d := &dateCache{sec: now.Unix(), val: now.UTC().Format(http.TimeFormat)}
-	currentDate.Store(d)
-	return d.val
 }

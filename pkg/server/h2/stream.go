@@ -414,6 +414,13 @@ func (st *stream) discardBody() {
 		return
 	}
 	st.bmu.Lock()
+	st.dropBodyLocked()
+}
+
+// dropBodyLocked gives back the body's buffer and, to the connection's
+// window, what the handler left unread in it; the stream's body is closed
+// for flow control. st.bmu is held and is released.
+func (st *stream) dropBodyLocked() {
 	unread := len(st.bbuf) - st.boff
 	putBodyBuf(st.bbuf)
 	st.bbuf, st.boff = nil, 0
@@ -612,16 +619,7 @@ func (b *requestBody) Close() error {
 		return nil
 	}
 	st.bclosed = true
-	unread := len(st.bbuf) - st.boff
-	putBodyBuf(st.bbuf)
-	st.bbuf, st.boff = nil, 0
-	st.bmu.Unlock()
-	st.c.flowMu.Lock()
-	st.bodyClosed = true
-	st.c.flowMu.Unlock()
-	if unread > 0 {
-		st.c.giveConnInflow(int64(unread), true)
-	}
+	st.dropBodyLocked()
 	return nil
 }
 
