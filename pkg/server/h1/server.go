@@ -473,9 +473,11 @@ func (c *conn) serveNext(first bool) (keep bool, perr *ProtocolError) {
 // The first request's headers are due ReadHeaderTimeout after the
 // handshake (wait set that deadline). A later request's are due
 // ReadHeaderTimeout after its first byte, unless they are all buffered
-// already (the usual case: one TLS record): then the parser reads nothing
-// from the connection, and the deadline is not touched (each body read
-// sets its own, as do the next wait and the watch).
+// already (a pipelined request, or one read ahead whole): then the parser
+// reads nothing from the connection, and the deadline is not touched
+// (each body read sets its own, as do the next wait and the watch). After
+// an idle wait only the one byte that wait read is buffered, so the
+// deadline is set.
 func (c *conn) readRequest(first bool) (*http.Request, error) {
 	c.scan = headerScan{}
 	buffered, _ := c.br.Peek(c.br.Buffered())
