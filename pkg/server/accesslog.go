@@ -63,7 +63,7 @@ func (l *accessLog) log(at time.Time, rec *edge.Record) {
 		l.dropped()
 		return
 	}
-	l.pending = appendAccessLineStamped(l.pending, &l.stamp, at, rec)
+	l.pending = appendAccessLine(l.pending, &l.stamp, at, rec)
 	full := len(l.pending) >= accessLogBuffer
 	l.mu.Unlock()
 	if full {
@@ -136,16 +136,10 @@ func (c *stampCache) append(b []byte, at time.Time) []byte {
 	return append(b, byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10), 'Z')
 }
 
-// appendAccessLine appends one JSON object and a newline. Field order is
+// appendAccessLine appends one JSON object and a newline, its
+// timestamp's second taken from c when it is the same. Field order is
 // fixed so that the log reads the same line after line.
-func appendAccessLine(b []byte, at time.Time, r *edge.Record) []byte {
-	var c stampCache
-	return appendAccessLineStamped(b, &c, at, r)
-}
-
-// appendAccessLineStamped is appendAccessLine with the timestamp's
-// second taken from c when it is the same.
-func appendAccessLineStamped(b []byte, c *stampCache, at time.Time, r *edge.Record) []byte {
+func appendAccessLine(b []byte, c *stampCache, at time.Time, r *edge.Record) []byte {
 	b = append(b, `{"time":"`...)
 	b = c.append(b, at)
 	b = append(b, '"')

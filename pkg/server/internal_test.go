@@ -120,7 +120,7 @@ func TestAccessLineEscapes(t *testing.T) {
 	t.Parallel()
 	at := time.Date(2026, 1, 2, 3, 4, 5, 6e6, time.UTC)
 	rec := &edge.Record{Domain: "api", Host: "a\"b", Path: "/\n<x>é", Status: 200, Duration: 1500 * time.Microsecond}
-	got := string(appendAccessLine(nil, at, rec))
+	got := string(appendAccessLine(nil, &stampCache{}, at, rec))
 	want := `{"time":"2026-01-02T03:04:05.006Z","domain":"api","host":"a\"b","method":"","path":"/\n\u003cx\u003eé","status":200,"bytes":0,"duration_ms":1.5,"verify":"","client_fingerprint":"","firewall_rule":"","firewall_action":"","remote":""}` + "\n"
 	if got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
