@@ -275,7 +275,7 @@ func (rw *responseWriter) send(data []byte, end bool) error {
 			c.writeDataLocked(st.id, data[:n], endNow && trailers == nil)
 		}
 		if endNow && trailers != nil {
-			c.writeHeaderBlockLocked(st.id, c.encodeLocked(nil, trailers), true)
+			c.writeHeaderBlockLocked(st.id, c.encodeLocked(trailers...), true)
 		}
 		if endNow && c.running.Load() > 1 && c.queued.Load() == 0 {
 			// The stream's end, while other handlers of the connection
@@ -395,21 +395,12 @@ func (rw *responseWriter) writeInformational(code int) {
 	c := rw.st.c
 	c.lockWrite()
 	if rw.st.checkWritable() == nil {
-		fields := []hpack.HeaderField{{Name: ":status", Value: strconv.Itoa(code)}}
-		block := c.encodeLocked(fields, nil)
+		c.hbuf.Reset()
+		c.henc.WriteField(hpack.HeaderField{Name: ":status", Value: strconv.Itoa(code)})
 		for k, vv := range rw.header {
-			lk := lowerHeader(k)
-			if !validWireName(lk) {
-				continue
-			}
-			for _, v := range vv {
-				if httpguts.ValidHeaderFieldValue(v) {
-					c.henc.WriteField(hpack.HeaderField{Name: lk, Value: v})
-				}
-			}
+			c.encodeFieldLocked(k, vv)
 		}
-		block = c.hbuf.Bytes()
-		c.writeHeaderBlockLocked(rw.st.id, block, false)
+		c.writeHeaderBlockLocked(rw.st.id, c.hbuf.Bytes(), false)
 	}
 	c.unlockWrite(true)
 }
@@ -419,7 +410,7 @@ func (rw *responseWriter) writeContinue() {
 	c := rw.st.c
 	c.lockWrite()
 	if rw.st.checkWritable() == nil && !rw.sentHeader {
-		c.writeHeaderBlockLocked(rw.st.id, c.encodeLocked([]hpack.HeaderField{{Name: ":status", Value: "100"}}, nil), false)
+		c.writeHeaderBlockLocked(rw.st.id, c.encodeLocked(hpack.HeaderField{Name: ":status", Value: "100"}), false)
 	}
 	c.unlockWrite(true)
 }
@@ -454,27 +445,54 @@ func (rw *responseWriter) isTrailer(k string) bool {
 func (rw *responseWriter) trailerFields() []hpack.HeaderField {
 	var fields []hpack.HeaderField
 	for _, k := range rw.trailers {
-		for _, v := range rw.header[k] {
-			if httpguts.ValidHeaderFieldValue(v) {
-				fields = append(fields, hpack.HeaderField{Name: lowerHeader(k), Value: v})
-			}
-		}
+		fields = appendWireField(fields, k, rw.header[k])
 	}
 	for k, vv := range rw.header {
 		if !strings.HasPrefix(k, http.TrailerPrefix) {
 			continue
 		}
 		name := textproto.CanonicalMIMEHeaderKey(k[len(http.TrailerPrefix):])
-		if !httpguts.ValidTrailerHeader(name) {
-			continue
-		}
-		for _, v := range vv {
-			if httpguts.ValidHeaderFieldValue(v) {
-				fields = append(fields, hpack.HeaderField{Name: lowerHeader(name), Value: v})
-			}
+		if httpguts.ValidTrailerHeader(name) {
+			fields = appendWireField(fields, name, vv)
 		}
 	}
 	return fields
+}
+
+// wireName is a field name as it goes on the wire (lower case), and
+// whether it may: a name that is not a token is dropped with its values.
+func wireName(name string) (string, bool) {
+	lk := lowerHeader(name)
+	return lk, validWireName(lk)
+}
+
+// appendWireField appends to fields name's values that may go on the
+// wire (wireName; each invalid value is dropped).
+func appendWireField(fields []hpack.HeaderField, name string, values []string) []hpack.HeaderField {
+	lk, ok := wireName(name)
+	if !ok {
+		return fields
+	}
+	for _, v := range values {
+		if httpguts.ValidHeaderFieldValue(v) {
+			fields = append(fields, hpack.HeaderField{Name: lk, Value: v})
+		}
+	}
+	return fields
+}
+
+// encodeFieldLocked encodes into hbuf what appendWireField would append,
+// without a slice; wmu is held.
+func (c *conn) encodeFieldLocked(name string, values []string) {
+	lk, ok := wireName(name)
+	if !ok {
+		return
+	}
+	for _, v := range values {
+		if httpguts.ValidHeaderFieldValue(v) {
+			c.henc.WriteField(hpack.HeaderField{Name: lk, Value: v})
+		}
+	}
 }
 
 // writeHeadLocked encodes and writes the response head; wmu is held.
@@ -491,17 +509,8 @@ func (rw *responseWriter) writeHeadLocked(endStream bool) {
 		case "Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade":
 			continue
 		}
-		if rw.isTrailer(k) {
-			continue
-		}
-		lk := lowerHeader(k)
-		if !validWireName(lk) {
-			continue
-		}
-		for _, v := range vv {
-			if httpguts.ValidHeaderFieldValue(v) {
-				c.henc.WriteField(hpack.HeaderField{Name: lk, Value: v})
-			}
+		if !rw.isTrailer(k) {
+			c.encodeFieldLocked(k, vv)
 		}
 	}
 	if rw.autoLen >= 0 {
@@ -513,14 +522,11 @@ func (rw *responseWriter) writeHeadLocked(endStream bool) {
 	c.writeHeaderBlockLocked(rw.st.id, c.hbuf.Bytes(), endStream)
 }
 
-// encodeLocked encodes fields (after a reset of hbuf), then extra, and
-// returns the block; wmu is held.
-func (c *conn) encodeLocked(fields, extra []hpack.HeaderField) []byte {
+// encodeLocked encodes fields after a reset of hbuf and returns the
+// block; wmu is held.
+func (c *conn) encodeLocked(fields ...hpack.HeaderField) []byte {
 	c.hbuf.Reset()
 	for _, f := range fields {
-		c.henc.WriteField(f)
-	}
-	for _, f := range extra {
 		c.henc.WriteField(f)
 	}
 	return c.hbuf.Bytes()

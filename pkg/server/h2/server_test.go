@@ -120,6 +120,9 @@ func TestTrailers(t *testing.T) {
 		w.(http.Flusher).Flush()
 		w.Header().Set("X-Declared", "d")
 		w.Header().Set(http.TrailerPrefix+"X-Undeclared", "u")
+		// A trailer whose name is no token is dropped, as an invalid
+		// header name is: on the wire it would fail the client's stream.
+		w.Header()[http.TrailerPrefix+"Bad Name"] = []string{"x"}
 	})})
 	req, _ := http.NewRequest("POST", "https://"+addr+"/", io.MultiReader(strings.NewReader("abc")))
 	req.Trailer = http.Header{"X-Sum": {"42"}}
@@ -131,6 +134,9 @@ func TestTrailers(t *testing.T) {
 	resp.Body.Close()
 	if diff := cmp.Diff([]string{"body", "42", "d", "u"}, []string{string(body), resp.Header.Get("X-Got"), resp.Trailer.Get("X-Declared"), resp.Trailer.Get("X-Undeclared")}); diff != "" {
 		t.Fatalf("(-want +got):\n%s", diff)
+	}
+	if len(resp.Trailer) != 2 {
+		t.Fatalf("trailers %v, want X-Declared and X-Undeclared only", resp.Trailer)
 	}
 }
 
