@@ -3,6 +3,8 @@ package edge
 import (
 	"net/http"
 	"strings"
+
+	"github.com/edgectl/edgectl/pkg/rules"
 )
 
 // dropUnderscoreHeaders removes the request headers whose names contain
@@ -38,18 +40,7 @@ func protectedUnderscoreName(name string) bool {
 		// refuse rather than guess.
 		return true
 	}
-	b := buf[:len(name)]
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case c == '_':
-			c = '-'
-		case 'A' <= c && c <= 'Z':
-			c += 'a' - 'A'
-		}
-		b[i] = c
-	}
-	n := string(b) // does not escape: compared only
+	n := string(rules.AppendVariantKey(buf[:0], name)) // does not escape: compared only
 	switch n {
 	case "forwarded", "x-real-ip", "via", "cdn-loop", "true-client-ip",
 		"content-length", "transfer-encoding", "host", "connection", "te", "trailer",

@@ -164,7 +164,29 @@ func indexRules(rules []appRule) *ruleIndex {
 // variantKey folds case and '_' so that header spelling variants compare
 // equal.
 func variantKey(name string) string {
-	return strings.ToLower(strings.ReplaceAll(name, "_", "-"))
+	return string(AppendVariantKey(nil, name))
+}
+
+// AppendVariantKey appends name's variant key to dst: ASCII letters in
+// lower case and '_' read as '-', so that X_Forwarded_For and
+// x-forwarded-for fold to the same key (as CGI-style origins read them).
+// It does not allocate when dst has room.
+func AppendVariantKey(dst []byte, name string) []byte {
+	for i := 0; i < len(name); i++ {
+		dst = append(dst, foldVariant(name[i]))
+	}
+	return dst
+}
+
+// foldVariant is one byte of a variant key.
+func foldVariant(c byte) byte {
+	switch {
+	case c == '_':
+		return '-'
+	case 'A' <= c && c <= 'Z':
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 func compileAppBehavior(path string, b manifest.AppBehavior, phase string) (appBehavior, []FieldError) {
@@ -319,14 +341,7 @@ func sameVariant(name, key string) bool {
 		return false
 	}
 	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case c == '_':
-			c = '-'
-		case 'A' <= c && c <= 'Z':
-			c += 'a' - 'A'
-		}
-		if c != key[i] {
+		if foldVariant(name[i]) != key[i] {
 			return false
 		}
 	}

@@ -932,3 +932,17 @@ func TestPooledRequestState(t *testing.T) {
 		t.Errorf("step 4: firewall %+v, want the bots rule", got[4].Firewall)
 	}
 }
+
+// TestAppendVariantKey: case and '_' fold, nothing else changes, and a
+// buffer with room is used as is.
+func TestAppendVariantKey(t *testing.T) {
+	for in, want := range map[string]string{"X_Forwarded_For": "x-forwarded-for", "ssl-client-s-dn": "ssl-client-s-dn", "Ünï_X": "Ünï-x", "": ""} {
+		if got := string(AppendVariantKey(nil, in)); got != want || variantKey(in) != want || !sameVariant(in, want) {
+			t.Errorf("%q: AppendVariantKey %q, variantKey %q, want %q", in, got, variantKey(in), want)
+		}
+	}
+	var buf [32]byte
+	if n := testing.AllocsPerRun(10, func() { AppendVariantKey(buf[:0], "X_Client_Cert") }); n != 0 {
+		t.Errorf("AppendVariantKey allocates %v times with room in dst", n)
+	}
+}
