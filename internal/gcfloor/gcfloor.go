@@ -112,13 +112,10 @@ func percentFor(floor, live uint64) int {
 	return int(p)
 }
 
-var liveSample = []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-
 // liveHeap is the heap marked live by the last collection (0 before the
 // first).
 func liveHeap() uint64 {
-	s := make([]metrics.Sample, 1)
-	copy(s, liveSample)
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 	metrics.Read(s)
 	if s[0].Value.Kind() != metrics.KindUint64 {
 		return 0
