@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"sync"
 	"time"
+
+	"github.com/edgectl/edgectl/internal/rawio"
 )
 
 // Origin connection pool limits. The pool keeps enough idle connections
@@ -153,6 +155,7 @@ func (p *originPool) dial(ctx context.Context) (*originConn, error) {
 	if err != nil {
 		return nil, err
 	}
+	tcp = rawio.Wrap(tcp)
 	conn := tcp
 	if p.tls != nil {
 		tc := tls.Client(tcp, p.tls)

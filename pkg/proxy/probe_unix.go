@@ -5,6 +5,8 @@ package proxy
 import (
 	"net"
 	"syscall"
+
+	"github.com/edgectl/edgectl/internal/rawio"
 )
 
 // prober peeks, without blocking, into the socket of an idle connection.
@@ -43,9 +45,8 @@ func (p *prober) peerOpen() bool {
 
 func (p *prober) peekFD(fd uintptr) bool {
 	var b [1]byte
-	// Go's sockets are non-blocking: nothing to read yet is EAGAIN; a
-	// read of 0 bytes is the peer's FIN.
-	_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK)
+	// Nothing to read yet is EAGAIN; a read of 0 bytes is the peer's FIN.
+	_, err := rawio.Peek1(fd, &b)
 	p.open = err == syscall.EAGAIN || err == syscall.EWOULDBLOCK
 	return true // done: never wait for readiness
 }

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/edgectl/edgectl/internal/rawio"
 	"github.com/edgectl/edgectl/pkg/pki"
 )
 
@@ -99,7 +100,9 @@ func (s *Server) handshake(c net.Conn) *tls.Conn {
 		tc.SetKeepAlive(true)
 		tc.SetKeepAlivePeriod(3 * time.Minute)
 	}
-	tc := tls.Server(c, s.tlsConfig)
+	// Reads and writes from here on bypass the scheduler's system-call
+	// bookkeeping (internal/rawio); deadlines and Close are c's.
+	tc := tls.Server(rawio.Wrap(c), s.tlsConfig)
 	if d := s.cfg.HandshakeTimeout; d > 0 {
 		c.SetDeadline(time.Now().Add(d))
 	}

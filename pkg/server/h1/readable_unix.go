@@ -6,6 +6,8 @@ import (
 	"crypto/tls"
 	"net"
 	"syscall"
+
+	"github.com/edgectl/edgectl/internal/rawio"
 )
 
 // waitReadable waits, under c's read deadline, until c's socket has a
@@ -30,7 +32,7 @@ func waitReadable(c net.Conn, buf *[1]byte) bool {
 		// A peek, not a read: the byte stays for crypto/tls. Ready on
 		// data, on end of file (0) and on an error other than "would
 		// block"; a spurious wake-up peeks again.
-		_, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		_, err := rawio.Peek1(fd, buf)
 		return err != syscall.EAGAIN && err != syscall.EWOULDBLOCK
 	})
 	return err == nil
