@@ -177,8 +177,10 @@ func TestFailedReloadKeepsServing(t *testing.T) {
 	if body := ready(); !strings.Contains(body, "serving serial 1") || !strings.Contains(body, "state is unreadable") {
 		t.Errorf("/readyz = %q", body)
 	}
-	if got := r.metric(t, `edgectl_reloads_total{result="failure"}`); got != "1" {
-		t.Errorf("reloads failure = %q, want 1", got)
+	// At least one: a write's later event may read the same bad file again
+	// (state.FileStore.WatchWith), and each read that fails counts.
+	if got := r.metric(t, `edgectl_reloads_total{result="failure"}`); got == "" || got == "0" {
+		t.Errorf("reloads failure = %q, want at least 1", got)
 	}
 	if !strings.Contains(r.log.String(), "reload failed; still serving the previous state") {
 		t.Errorf("log: %s", r.log.String())
