@@ -18,4 +18,7 @@
 // *net.OpError wrapping an *os.SyscallError, io.EOF at the end of the
 // stream, os.ErrDeadlineExceeded and net.ErrClosed as the cause of a
 // timeout and of a use after Close. FuzzDifferential compares the two.
+// (An error's Net is its address's network, "tcp" or "unix", where net's
+// names the network dialled or listened on, which may be "tcp4" or
+// "tcp6".)
 package rawio

@@ -22,6 +22,9 @@ const maxRW = 1 << 30
 type Conn struct {
 	net.Conn
 	rc syscall.RawConn
+	// The network and addresses that errors name, as net's do.
+	network       string
+	local, remote net.Addr
 
 	rmu    sync.Mutex // one Read at a time: the fields below are its
 	rbuf   []byte
@@ -40,20 +43,21 @@ type Conn struct {
 // Wrap returns c with direct reads and writes when c is a *net.TCPConn
 // or a *net.UnixConn of type "unix" (a stream), and c itself otherwise.
 func Wrap(c net.Conn) net.Conn {
-	switch t := c.(type) {
+	local := c.LocalAddr()
+	switch c.(type) {
 	case *net.TCPConn:
 	case *net.UnixConn:
-		if t.LocalAddr().Network() != "unix" {
+		if local == nil || local.Network() != "unix" {
 			return c // datagram and packet sockets: a read is a message
 		}
 	default:
 		return c
 	}
 	rc, err := c.(syscall.Conn).SyscallConn()
-	if err != nil {
+	if err != nil || local == nil {
 		return c
 	}
-	w := &Conn{Conn: c, rc: rc}
+	w := &Conn{Conn: c, rc: rc, network: local.Network(), local: local, remote: c.RemoteAddr()}
 	w.readFn = w.read
 	w.writeFn = w.write
 	return w
@@ -167,7 +171,7 @@ func (c *Conn) opError(op string, err error) error {
 	if errors.As(err, &oe) {
 		err = oe.Err
 	}
-	return &net.OpError{Op: op, Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+	return &net.OpError{Op: op, Net: c.network, Source: c.local, Addr: c.remote, Err: err}
 }
 
 // Peek1 reads one byte into b without consuming it and without waiting:
