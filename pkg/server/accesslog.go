@@ -208,12 +208,26 @@ func appendMillis(b []byte, key string, d time.Duration) []byte {
 	return append(b, digits[:n]...)
 }
 
+// jsonVerbatim holds the bytes encoding/json writes inside a string as
+// they are: printable ASCII but the quote, the backslash and the three it
+// escapes for HTML (<, >, &). A table: one load per byte of the line's
+// strings instead of seven comparisons.
+var jsonVerbatim = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = true
+	}
+	for _, c := range `"\\<>&` {
+		t[c] = false
+	}
+	return t
+}()
+
 // appendJSONString quotes s as a JSON string; plain ASCII is copied as is,
 // anything else goes through encoding/json (which also replaces invalid
 // UTF-8).
 func appendJSONString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf || c == '<' || c == '>' || c == '&' {
+		if !jsonVerbatim[s[i]] {
 			q, _ := json.Marshal(s)
 			return append(b, q...)
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -234,5 +235,39 @@ func TestAppendMillisMatchesFloat(t *testing.T) {
 		if got != want {
 			t.Errorf("%v: got %s, want %s", d, got, want)
 		}
+	}
+}
+
+// TestAppendJSONString: every byte alone and in company, and strings
+// around the verbatim ones, come out as encoding/json quotes them.
+func TestAppendJSONString(t *testing.T) {
+	t.Parallel()
+	check := func(s string) {
+		t.Helper()
+		want, _ := json.Marshal(s)
+		if got := appendJSONString(nil, s); string(got) != string(want) {
+			t.Errorf("appendJSONString(%q) = %s, want %s", s, got, want)
+		}
+	}
+	for c := 0; c < 256; c++ {
+		check(string([]byte{byte(c)}))
+		check("ab" + string([]byte{byte(c)}) + "cd")
+	}
+	for _, s := range []string{"", "api.example.com", "/v1/accounts?x=1", "é", "\xff\xfe", "a\u2028b", "CN=Ünïcode,O=Bank", "SUCCESS", "deny"} {
+		check(s)
+	}
+}
+
+func BenchmarkAccessLine(b *testing.B) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 6e6, time.UTC)
+	rec := &edge.Record{Domain: "api", Host: "api.example.com", Method: "GET", Path: "/v1/accounts/12345/transactions",
+		Status: 200, Bytes: 1024, Duration: 1500 * time.Microsecond, Verify: "SUCCESS",
+		Fingerprint: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", FirewallRule: "mtls-required",
+		FirewallAction: "allow", Upstream: 1200 * time.Microsecond, UpstreamStatus: 200, Remote: "127.0.0.1:54321"}
+	var c stampCache
+	buf := make([]byte, 0, 1024)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = appendAccessLine(buf[:0], &c, at, rec)
 	}
 }
