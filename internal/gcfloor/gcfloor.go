@@ -13,7 +13,8 @@
 //
 // Go offers no such setting, so a goroutine reads the live heap
 // (runtime/metrics "/gc/heap/live:bytes", as of the last collection) once
-// a second and sets the GC percentage to floor/live (never below 100). An
+// a second and sets the GC percentage to floor/live (never below 100; a
+// live heap under the runtime's 4 MB minimum goal counts as 4 MB). An
 // operator's own GOGC or GOMEMLIMIT wins: with either set, Start does
 // nothing.
 package gcfloor
@@ -29,8 +30,7 @@ import (
 // DefaultFloor is the floor `edgectl serve` keeps by default.
 const DefaultFloor = 32 << 20
 
-// maxPercent bounds the percentage, so that a tiny live heap (at start)
-// does not disable the collector in effect.
+// maxPercent bounds the percentage (a floor of 400 MB and more).
 const maxPercent = 10_000
 
 // period is how often the live heap is read.
@@ -97,11 +97,19 @@ func tune(floor uint64, quit <-chan struct{}, done chan<- struct{}) {
 	}
 }
 
+// heapMinimum is the Go runtime's smallest heap goal at GOGC=100 (its
+// defaultHeapMinimum). The runtime scales it with the percentage: at
+// GOGC=p no goal is below heapMinimum×p/100, and before the first
+// collection that is the goal.
+const heapMinimum = 4 << 20
+
 // percentFor is the GC percentage whose goal is max(2×live, live+floor).
+// A live heap under heapMinimum (none before the first collection) counts
+// as heapMinimum: the runtime's own minimum, scaled by the percentage,
+// then makes the goal about the floor. (Counting it as it is would scale
+// that minimum far beyond: at 10,000%, 400 MB before any collection.)
 func percentFor(floor, live uint64) int {
-	if live == 0 {
-		return maxPercent
-	}
+	live = max(live, heapMinimum)
 	p := floor * 100 / live
 	switch {
 	case p < 100:

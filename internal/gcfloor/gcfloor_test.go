@@ -1,9 +1,13 @@
 package gcfloor
 
 import (
+	"fmt"
+	"os"
+	"os/exec"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"strings"
 	"testing"
 )
 
@@ -12,9 +16,11 @@ func TestPercentFor(t *testing.T) {
 		floor, live uint64
 		want        int
 	}{
-		{32 << 20, 0, maxPercent},
-		{32 << 20, 1 << 10, maxPercent},
+		{32 << 20, 0, 800},
+		{32 << 20, 1 << 10, 800},
 		{32 << 20, 4 << 20, 800},
+		{32 << 20, 8 << 20, 400},
+		{1 << 40, 4 << 20, maxPercent},
 		{32 << 20, 32 << 20, 100},
 		{32 << 20, 1 << 30, 100},
 	} {
@@ -106,4 +112,47 @@ func TestOverlappingStarts(t *testing.T) {
 	if p := debug.SetGCPercent(100); p != 100 {
 		t.Errorf("after both stops the percentage is %d, want 100", p)
 	}
+}
+
+// TestFirstCollectionAtTheFloor: in a process that has not collected yet,
+// with the floor on, allocating 256 MiB of garbage collects several
+// times, the heap staying near the floor. (Before the fix, the percentage
+// for an unknown live heap was 10,000%: the runtime's minimum goal scaled
+// with it to 400 MB, and the first collection waited for that.) It runs
+// in a child process: this one has collected already.
+func TestFirstCollectionAtTheFloor(t *testing.T) {
+	if os.Getenv("GCFLOOR_CHILD") == "1" {
+		if n := gcCycles(); n != 0 {
+			fmt.Printf("skip: %d collections before the test\n", n)
+			return
+		}
+		stop := Start(32 << 20)
+		var peak uint64
+		var ms runtime.MemStats
+		for i := 0; i < 64; i++ {
+			churn(4 << 20)
+			runtime.ReadMemStats(&ms)
+			peak = max(peak, ms.HeapAlloc)
+		}
+		stop()
+		fmt.Printf("collections=%d peak=%d\n", gcCycles(), peak)
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestFirstCollectionAtTheFloor$")
+	cmd.Env = append(os.Environ(), "GCFLOOR_CHILD=1", "GOGC=", "GOMEMLIMIT=")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	var cycles, peak uint64
+	if i := strings.Index(string(out), "skip: "); i >= 0 {
+		t.Skipf("the child had collected before the test: %s", out[i:])
+	}
+	if _, err := fmt.Sscanf(string(out[strings.Index(string(out), "collections="):]), "collections=%d peak=%d", &cycles, &peak); err != nil {
+		t.Fatalf("child output %q: %v", out, err)
+	}
+	if cycles < 4 || peak > 80<<20 {
+		t.Errorf("256 MiB of garbage with a 32 MiB floor from the start: %d collections, heap peak %d MiB; want several, under 80 MiB", cycles, peak>>20)
+	}
+	t.Logf("%d collections, heap peak %d MiB", cycles, peak>>20)
 }
