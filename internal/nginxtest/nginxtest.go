@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/edgectl/edgectl/internal/tooltest"
 )
 
 // Binary returns nginx's path: on PATH, or where Debian installs it
@@ -17,20 +19,7 @@ import (
 // when CI is "true", when there is none.
 func Binary(t testing.TB) string {
 	t.Helper()
-	if bin, err := exec.LookPath("nginx"); err == nil {
-		return bin
-	}
-	for _, p := range []string{"/usr/sbin/nginx", "/usr/local/sbin/nginx"} {
-		if bin, err := exec.LookPath(p); err == nil {
-			return bin
-		}
-	}
-	msg := "nginx is not installed (apt-get install nginx, or make tools)"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
+	return tooltest.Path(t, "nginx", "nginx", "/usr/sbin/nginx", "/usr/local/sbin/nginx")
 }
 
 // Start runs nginx with dir as its prefix directory (a new temporary

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgectl/edgectl/internal/tooltest"
 	"github.com/edgectl/edgectl/pkg/cli"
 	"github.com/edgectl/edgectl/pkg/pki/pkitest"
 )
@@ -276,12 +277,9 @@ func (e *serveEnv) client(p *serveProc, keepAlive bool) *http.Client {
 	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
 }
 
-func needTool(t *testing.T, name string) {
-	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		t.Skipf("%s is not installed (make tools installs it): %v", name, err)
-	}
-}
+// needTool skips t when name (curl, openssl: Debian packages of the
+// same name) is not installed, or fails it in CI.
+func needTool(t *testing.T, name string) { tooltest.Path(t, name, name) }
 
 func (e *serveEnv) curl(t *testing.T, p *serveProc, host string, args ...string) (string, error) {
 	t.Helper()

@@ -23,6 +23,7 @@ import (
 
 	"golang.org/x/net/http2"
 
+	"github.com/edgectl/edgectl/internal/tooltest"
 	"github.com/edgectl/edgectl/pkg/edge"
 	"github.com/edgectl/edgectl/pkg/manifest"
 )
@@ -359,28 +360,12 @@ func waitQueued(t *testing.T, e *edgeServer, n int) {
 	}
 }
 
-// needTool skips t when name is not installed, or fails it when CI is
-// "true" (make tools installs it).
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	bin, err := exec.LookPath(name)
-	if err == nil {
-		return bin
-	}
-	msg := name + " is not installed (apt-get install " + name + ", or make tools)"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
-
 // curl runs curl as the "valid" partner against api.bank.test on the
 // edge, with args before the URL of path, and returns its output (-w
 // writes the status last).
 func (e *edgeServer) curl(t *testing.T, path string, args ...string) string {
 	t.Helper()
-	bin := needTool(t, "curl")
+	bin := tooltest.Path(t, "curl", "curl")
 	dir := t.TempDir()
 	files := map[string][]byte{
 		"ca.pem":   e.p.edgeRoot.Cert.Raw,

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgectl/edgectl/internal/tooltest"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -72,9 +73,7 @@ func TestFormatGolden(t *testing.T) {
 // TestFormatMatchesOpenSSL compares the DN, serial and fingerprint formats
 // with the openssl command when it is installed.
 func TestFormatMatchesOpenSSL(t *testing.T) {
-	if _, err := exec.LookPath("openssl"); err != nil {
-		t.Skip("openssl not installed")
-	}
+	tooltest.Path(t, "openssl", "openssl")
 	ca, _ := goldenCerts(t)
 	key := seededKey(3)
 	leaf := mustCreate(t, &x509.Certificate{

@@ -4,6 +4,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/edgectl/edgectl/internal/tooltest"
 )
 
 // TestOIDTableMatchesOpenSSL compares the generated table of attribute
@@ -12,9 +14,7 @@ import (
 // knows (a newer release) are listed, not failed: regenerate oids.go with
 // `go generate ./pkg/pki` to follow it.
 func TestOIDTableMatchesOpenSSL(t *testing.T) {
-	if _, err := exec.LookPath("openssl"); err != nil {
-		t.Skip("openssl not installed")
-	}
+	tooltest.Path(t, "openssl", "openssl")
 	out, err := exec.Command("openssl", "list", "-objects").Output()
 	if err != nil {
 		t.Skipf("openssl list -objects: %v", err)

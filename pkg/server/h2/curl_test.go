@@ -13,31 +13,16 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/edgectl/edgectl/internal/tooltest"
 	"github.com/edgectl/edgectl/pkg/server/h2"
 )
-
-// needTool skips t when name is not installed, or fails it when CI is
-// "true" (make tools installs it).
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	bin, err := exec.LookPath(name)
-	if err == nil {
-		return bin
-	}
-	msg := name + " is not installed (apt-get install " + name + ", or make tools)"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
 
 // TestCurl: curl (nghttp2, another HTTP/2 implementation) gets its
 // requests answered over HTTP/2: several multiplexed on one connection,
 // an upload larger than the windows, and a large download.
 func TestCurl(t *testing.T) {
 	t.Parallel()
-	bin := needTool(t, "curl")
+	bin := tooltest.Path(t, "curl", "curl")
 	addr := serve(t, &h2.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/large" {
 			w.Write(bytes.Repeat([]byte("0123456789abcdef"), 256<<10))

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgectl/edgectl/internal/tooltest"
 	"github.com/edgectl/edgectl/pkg/pki/pkitest"
 )
 
@@ -53,15 +54,7 @@ type Server struct {
 // when the environment variable CI is "true") when there is none.
 func Binary(t testing.TB) string {
 	t.Helper()
-	bin, err := exec.LookPath("etcd")
-	if err != nil {
-		msg := "etcd is not installed (apt-get install etcd-server, or make tools): " + err.Error()
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return bin
+	return tooltest.Path(t, "etcd", "etcd-server")
 }
 
 // Start starts an etcd member, waits until it is healthy, and stops it when
