@@ -34,57 +34,79 @@ func (e *staleConnError) Unwrap() error { return e.err }
 // the probe) is retried once on a new connection. A request that is not
 // replayable is never retried.
 // On success the caller owns c and releases it to the pool.
-func (o *Origin) roundTrip(ctx context.Context, r *http.Request, out *Outbound, host string) (c *originConn, resp *http.Response, stop func() bool, err error) {
+func (o *Origin) roundTrip(ctx context.Context, r *http.Request, out *Outbound, host string) (c *originConn, resp *http.Response, w ctxWatch, err error) {
 	replay := replayable(r)
 	if c, err = o.pool.acquire(ctx); err != nil {
-		return nil, nil, nil, err
+		return nil, nil, w, err
 	}
 	for {
 		reused := c != nil
 		if !reused {
 			if c, err = o.pool.dial(ctx); err != nil {
 				o.pool.free()
-				return nil, nil, nil, err
+				return nil, nil, w, err
 			}
 		}
-		stop = c.watch(ctx)
+		w = c.watch(ctx)
 		resp, err = o.exchange(c, r, out, host)
 		if err == nil {
-			return c, resp, stop, nil
+			return c, resp, w, nil
 		}
-		if stop != nil && !stop() {
+		if !w.stop() {
 			err = ctx.Err()
 		}
 		c.close()
 		var stale *staleConnError
 		if !reused || !replay || !errors.As(err, &stale) {
 			o.pool.free()
-			return nil, nil, nil, err
+			return nil, nil, ctxWatch{}, err
 		}
 		c = nil
 	}
 }
 
 // watch closes c when ctx is cancelled, which ends any read or write
-// blocked on it; the returned function stops watching and reports false
-// when c was closed. A context that cannot be cancelled is not watched.
-func (c *originConn) watch(ctx context.Context) func() bool {
-	if ctx.Done() == nil {
-		return nil
-	}
+// blocked on it, until the returned watch is stopped. A context that
+// cannot be cancelled is not watched.
+func (c *originConn) watch(ctx context.Context) ctxWatch {
 	if w, ok := ctx.(cancelWatcher); ok {
-		return w.WatchCancel(c.abort)
+		return ctxWatch{w: w, slot: w.WatchCancel(c.abort)}
 	}
-	return context.AfterFunc(ctx, c.abort)
+	if ctx.Done() == nil {
+		return ctxWatch{}
+	}
+	return ctxWatch{after: context.AfterFunc(ctx, c.abort)}
 }
 
 // cancelWatcher is a context that runs a function when it is cancelled,
 // as context.AfterFunc does but without its allocations per call: the
-// context of pkg/server/h1's requests is one. The function may run on the
-// goroutine that cancels (abort only closes the connection); stop is
-// called at most once per watch.
+// contexts of pkg/server/h1's and pkg/server/h2's requests
+// (internal/cancelctx) are. The function may run on the goroutine that
+// cancels (abort only closes the connection); Unwatch is called at most
+// once per watch.
 type cancelWatcher interface {
-	WatchCancel(f func()) (stop func() bool)
+	WatchCancel(f func()) (slot int)
+	Unwatch(slot int) bool
+}
+
+// ctxWatch is one exchange's watch of its context: through a
+// cancelWatcher, or context.AfterFunc's stop, or none.
+type ctxWatch struct {
+	w     cancelWatcher
+	slot  int
+	after func() bool
+}
+
+// stop ends the watch; it reports false when the context was cancelled
+// (the connection was closed). It is called at most once.
+func (w ctxWatch) stop() bool {
+	switch {
+	case w.w != nil:
+		return w.w.Unwatch(w.slot)
+	case w.after != nil:
+		return w.after()
+	}
+	return true
 }
 
 // replayable reports whether r can be sent a second time: it has no body

@@ -146,9 +146,8 @@ type Exchange struct {
 	o   *Origin
 	c   *originConn
 	ctx context.Context
-	// stop ends the watch of ctx; false when ctx was cancelled and the
-	// connection closed.
-	stop func() bool
+	// watch is the watch of ctx, stopped once (Release).
+	watch ctxWatch
 }
 
 // RoundTrip sends r, rewritten by out, to the origin and reads the head of
@@ -194,12 +193,12 @@ func (o *Origin) RoundTrip(ctx context.Context, r *http.Request, out *Outbound) 
 			}
 		}
 	}
-	c, resp, stop, err := o.roundTrip(ctx, r, out, host)
+	c, resp, w, err := o.roundTrip(ctx, r, out, host)
 	if err != nil {
 		return Exchange{}, err
 	}
 	removeHopByHop(resp.Header)
-	return Exchange{Response: resp, o: o, c: c, ctx: ctx, stop: stop}, nil
+	return Exchange{Response: resp, o: o, c: c, ctx: ctx, watch: w}, nil
 }
 
 // Release returns the exchange's connection to the pool when keep is set
@@ -207,7 +206,7 @@ func (o *Origin) RoundTrip(ctx context.Context, r *http.Request, out *Outbound) 
 // cancelled, else closes it.
 func (x *Exchange) Release(keep bool) {
 	if x.c != nil {
-		if x.stop != nil && !x.stop() {
+		if !x.watch.stop() {
 			keep = false
 		}
 		x.o.pool.release(x.c, keep)

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/edgectl/edgectl/internal/cancelctx"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -236,8 +237,9 @@ func newConn(s *Server, c net.Conn) *conn {
 	// One context for the connection, not one per request: a client that
 	// goes away ends the connection, so cancelling it cancels the one
 	// request it had in flight.
-	cc := newConnContext(ctx)
-	cn.ctx, cn.cancel = cc, cc.cancel
+	cc := new(cancelctx.Context)
+	cc.Init(ctx)
+	cn.ctx, cn.cancel = cc, cc.Cancel
 	cn.out.conn, cn.out.timeout, cn.out.cancel = c, s.WriteTimeout, cn.cancel
 	cn.watch.c, cn.watch.done = cn, make(chan struct{}, 1)
 	if tc, ok := c.(*tls.Conn); ok {

@@ -304,6 +304,7 @@ func (c *conn) teardown() {
 	c.cancel()
 	c.nc.Close()
 	for _, st := range streams {
+		st.ctx.Cancel()
 		st.closeBody(errConnClosed)
 	}
 	c.flowMu.Lock()

@@ -1,7 +1,6 @@
 package h2
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/edgectl/edgectl/internal/cancelctx"
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 )
@@ -59,11 +59,12 @@ type stream struct {
 	trailer       http.Header
 	needsContinue bool
 
-	ctx       context.Context
-	cancelCtx context.CancelFunc
-	req       http.Request
-	body      requestBody
-	rw        responseWriter
+	// ctx is the request's context, cancelled by abort (the connection's
+	// teardown aborts every stream).
+	ctx  cancelctx.Context
+	req  http.Request
+	body requestBody
+	rw   responseWriter
 	// answer, when not nil, answers instead of the Handler (a header
 	// list too large: 431; connection-specific fields: 400).
 	answer http.HandlerFunc
@@ -196,7 +197,7 @@ func (c *conn) newStream(f *http2.MetaHeadersFrame) (*stream, error) {
 	}
 
 	st := &stream{c: c, id: id, declLen: -1, trailer: trailer, needsContinue: needsContinue}
-	st.ctx, st.cancelCtx = context.WithCancel(c.ctx)
+	st.ctx.InitValues(c.ctx)
 	st.state = stateOpen
 	r := &st.req
 	r.Method = method
@@ -227,7 +228,7 @@ func (c *conn) newStream(f *http2.MetaHeadersFrame) (*stream, error) {
 		st.bwake = make(chan struct{}, 1)
 		r.Body = &st.body
 	}
-	r = r.WithContext(st.ctx)
+	r = r.WithContext(&st.ctx)
 	st.req = *r
 	st.rw.st = st
 	st.rw.header = headerPool.Get().(http.Header)
@@ -399,7 +400,7 @@ func (st *stream) abort(err error) {
 		st.werr = err
 	}
 	c.flowMu.Unlock()
-	st.cancelCtx()
+	st.ctx.Cancel()
 	st.closeBody(err)
 	st.discardBody()
 	st.wakeWriter()
