@@ -3,7 +3,8 @@
 // header fields into an http.Header whose keys and values are substrings
 // of that string: one allocation for the text of the whole head, one for
 // the values' slices, none per field. Both pkg/proxy (origin responses)
-// and pkg/server/h1 (client requests) build on it.
+// and pkg/server/h1 (client requests) build on it. OriginForm parses the
+// common request target without allocating, for h1 and h2.
 //
 // The parser follows net/textproto's Reader.ReadMIMEHeader byte for byte,
 // as http.ReadRequest and http.ReadResponse use it: lines end at LF, one

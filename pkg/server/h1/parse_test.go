@@ -156,35 +156,6 @@ func TestReadRequestLikeNetHTTP(t *testing.T) {
 	}
 }
 
-// The origin-form fast path yields the URL url.ParseRequestURI yields, and
-// leaves to it every target it does not take.
-func TestOriginForm(t *testing.T) {
-	for _, target := range []string{
-		"/", "/a/b", "/a?b=c&d", "/a?", "/a??", "/a?b?", "/~user/a-b_c.d", "/a:b@c;d,e=f+g$h&i",
-		"/a%20b", "/a b", "/a\x01", "/a#f", "/a!b", "/a*b", "/a(b)", "/a'b", "/a[b]", "/é",
-		"//x", "/?\x7f", "/?a b", "/?é",
-	} {
-		want, err := url.ParseRequestURI(target)
-		var got url.URL
-		if !originForm(target, &got) {
-			continue
-		}
-		if err != nil {
-			t.Errorf("%q: taken, url.ParseRequestURI fails: %v", target, err)
-			continue
-		}
-		if !reflect.DeepEqual(*want, got) {
-			t.Errorf("%q: %#v, url.ParseRequestURI %#v", target, got, *want)
-		}
-	}
-	for _, target := range []string{"/a/b?c=d", "/", "/a?"} {
-		var u url.URL
-		if !originForm(target, &u) {
-			t.Errorf("%q: not taken by the fast path", target)
-		}
-	}
-}
-
 // A handler may keep a request's header values; the connection's next
 // request does not change them.
 func TestReadRequestValuesOutliveNextRequest(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/edgectl/edgectl/internal/cancelctx"
+	"github.com/edgectl/edgectl/internal/httphead"
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 )
@@ -63,6 +64,7 @@ type stream struct {
 	// teardown aborts every stream).
 	ctx  cancelctx.Context
 	req  http.Request
+	url  url.URL // the request's URL when its :path is a plain origin form
 	body requestBody
 	rw   responseWriter
 	// answer, when not nil, answers instead of the Handler (a header
@@ -182,6 +184,7 @@ func (c *conn) newStream(f *http2.MetaHeadersFrame) (*stream, error) {
 		return nil, streamErr(id, http2.ErrCodeProtocol, "invalid_authority")
 	}
 	var u *url.URL
+	var plain url.URL // the common "/path?query", parsed without allocating
 	var requestURI string
 	if isConnect {
 		u, requestURI = &url.URL{Host: authority}, authority
@@ -189,14 +192,20 @@ func (c *conn) newStream(f *http2.MetaHeadersFrame) (*stream, error) {
 		if path[0] != '/' && path != "*" {
 			return nil, streamErr(id, http2.ErrCodeProtocol, "bad_path")
 		}
-		var err error
-		if u, err = url.ParseRequestURI(path); err != nil {
-			return nil, streamErr(id, http2.ErrCodeProtocol, "bad_path")
+		if !httphead.OriginForm(path, &plain) {
+			var err error
+			if u, err = url.ParseRequestURI(path); err != nil {
+				return nil, streamErr(id, http2.ErrCodeProtocol, "bad_path")
+			}
 		}
 		requestURI = path
 	}
 
 	st := &stream{c: c, id: id, declLen: -1, trailer: trailer, needsContinue: needsContinue}
+	if u == nil {
+		st.url = plain
+		u = &st.url
+	}
 	st.ctx.InitValues(c.ctx)
 	st.state = stateOpen
 	r := &st.req
