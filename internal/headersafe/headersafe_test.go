@@ -55,15 +55,16 @@ func FuzzHeaderSafe(f *testing.F) {
 // byte that needs escaping, for every byte value at every position of a
 // word and of the tail.
 func TestSafePrefixEveryByte(t *testing.T) {
-	base := []byte("abcdefghijklmnopqrstuvwxyz0123456789")
+	// 76 bytes: two 32-byte steps, one 8-byte step and a tail of 4.
+	base := []byte("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ-._~!$&'()*+,;")
 	for n := 0; n <= len(base); n++ {
 		if got := safePrefix(string(base[:n])); got != n {
 			t.Fatalf("safePrefix of %d safe bytes = %d", n, got)
 		}
 	}
 	for c := 0; c < 256; c++ {
-		for pos := 0; pos < 20; pos++ {
-			b := append([]byte(nil), base[:20]...)
+		for pos := 0; pos < len(base); pos++ {
+			b := append([]byte(nil), base...)
 			b[pos] = byte(c)
 			// Also with an unsafe byte after it, so the first one is found.
 			b = append(b, 0x00)
