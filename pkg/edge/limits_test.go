@@ -68,7 +68,7 @@ func (e *edgeServer) h1Client() *http.Client {
 }
 
 // h2Conn is one HTTP/2 connection of the "valid" partner.
-func (e *edgeServer) h2Conn(t *testing.T) *http2.ClientConn {
+func (e *edgeServer) h2Conn(t testing.TB) *http2.ClientConn {
 	t.Helper()
 	cert := e.p.clients["valid"].TLSCertificate()
 	conn, err := tls.Dial("tcp", e.addr, &tls.Config{ServerName: "api.bank.test", RootCAs: e.p.edgeRoot.Pool(), Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2"}})
