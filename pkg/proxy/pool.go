@@ -409,7 +409,5 @@ func (c *originConn) alive() bool {
 	if c.probe == nil {
 		c.probe = newProber(c.tcp)
 	}
-	// A raw read does not run once a read deadline has passed.
-	c.tcp.SetReadDeadline(time.Time{})
 	return c.probe.peerOpen()
 }

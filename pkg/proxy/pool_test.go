@@ -177,6 +177,22 @@ func TestPoolProbe(t *testing.T) {
 	}
 }
 
+// TestPoolProbeAfterDeadline checks that a connection whose last
+// exchange's deadline passed while it was idle is still probed and
+// reused: the probe does not honour read deadlines.
+func TestPoolProbeAfterDeadline(t *testing.T) {
+	t.Parallel()
+	l := listen(t)
+	p := l.pool(t)
+	c := dialN(t, p, 1)[0]
+	c.conn.SetDeadline(time.Now().Add(time.Millisecond))
+	time.Sleep(20 * time.Millisecond)
+	p.release(c, true)
+	if got := p.get(); got != c {
+		t.Fatalf("get returned %p, want the idle connection %p", got, c)
+	}
+}
+
 func TestWriteFieldRefusesControlBytes(t *testing.T) {
 	t.Parallel()
 	for name, tc := range map[string]struct{ name, value string }{

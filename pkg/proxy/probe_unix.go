@@ -13,7 +13,7 @@ import (
 // It is made once per connection so that a probe does not allocate.
 type prober struct {
 	rc   syscall.RawConn
-	peek func(fd uintptr) bool
+	peek func(fd uintptr)
 	open bool
 }
 
@@ -39,14 +39,16 @@ func (p *prober) peerOpen() bool {
 		return true
 	}
 	p.open = false
-	err := p.rc.Read(p.peek)
+	// Control, not Read: the peek never waits, and runs whatever the
+	// connection's read deadline (the last exchange's may have passed
+	// while it was idle).
+	err := p.rc.Control(p.peek)
 	return err == nil && p.open
 }
 
-func (p *prober) peekFD(fd uintptr) bool {
+func (p *prober) peekFD(fd uintptr) {
 	var b [1]byte
 	// Nothing to read yet is EAGAIN; a read of 0 bytes is the peer's FIN.
 	_, err := rawio.Peek1(fd, &b)
 	p.open = err == syscall.EAGAIN || err == syscall.EWOULDBLOCK
-	return true // done: never wait for readiness
 }
