@@ -35,8 +35,11 @@ type Record struct {
 	Domain, Host, Method, Path string
 	// Status is the response status; 0 when a firewall drop closed the
 	// connection without a response.
-	Status   int
-	Bytes    int64
+	Status int
+	Bytes  int64
+	// Start is when the request's handling began (the access log's time),
+	// Duration how long it took.
+	Start    time.Time
 	Duration time.Duration
 	// Verify is ssl_client_verify.
 	Verify string
@@ -198,7 +201,7 @@ var reqPool = sync.Pool{New: func() any { return new(reqState) }}
 func (rt *Runtime) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := reqPool.Get().(*reqState)
 	st.started = rt.now()
-	st.rec = Record{Method: r.Method, Path: r.URL.Path, Host: r.Host, Remote: r.RemoteAddr}
+	st.rec = Record{Method: r.Method, Path: r.URL.Path, Host: r.Host, Remote: r.RemoteAddr, Start: st.started}
 	st.w = statusWriter{ResponseWriter: w}
 	sw := &st.w
 	defer func() {

@@ -424,7 +424,7 @@ var _ edge.Observer = (*observer)(nil)
 func (o *observer) Request(rec *edge.Record) {
 	o.metrics.request(rec)
 	if o.access != nil {
-		o.access.log(time.Now().Add(-rec.Duration), rec)
+		o.access.log(rec.Start, rec)
 	}
 }
 

@@ -333,13 +333,14 @@ func (c *conn) idle() bool {
 //go:noinline
 func (c *conn) waitIdle(d time.Duration, keep bool) bool {
 	c.putBuffers()
+	now := time.Now() // one clock read for both deadlines
 	var end time.Time
 	if d > 0 {
-		end = time.Now().Add(d)
+		end = now.Add(d)
 	}
 	settle := d <= 0 || d > idleSettle
 	if settle {
-		c.rwc.SetReadDeadline(time.Now().Add(idleSettle))
+		c.rwc.SetReadDeadline(now.Add(idleSettle))
 	} else {
 		c.rwc.SetReadDeadline(end)
 	}
