@@ -37,14 +37,14 @@ func (e *staleConnError) Unwrap() error { return e.err }
 func (o *Origin) roundTrip(ctx context.Context, r *http.Request, out *Outbound, host string) (c *originConn, resp *http.Response, w ctxWatch, err error) {
 	replay := replayable(r)
 	if c, err = o.pool.acquire(ctx); err != nil {
-		return nil, nil, w, err
+		return nil, nil, ctxWatch{}, err
 	}
 	for {
 		reused := c != nil
 		if !reused {
 			if c, err = o.pool.dial(ctx); err != nil {
 				o.pool.free()
-				return nil, nil, w, err
+				return nil, nil, ctxWatch{}, err
 			}
 		}
 		w = c.watch(ctx)
