@@ -21,8 +21,8 @@ import (
 // the parent is.
 // The zero value is not usable: call Init.
 //
-// context.Cause of a Context is its parent's cause: the context package
-// finds causes through values only it can set.
+// context.Cause of a cancelled Context is its Err, or the cause a
+// cancelled parent was given (context.WithCancelCause).
 type Context struct {
 	parent context.Context
 
@@ -122,8 +122,10 @@ func (c *Context) Cancel() {
 
 // WatchCancel arranges for f to run when c is cancelled (at once if it
 // already is), unless Unwatch(slot) is called first. Unlike
-// context.AfterFunc, f runs on the goroutine that cancels, so it must not
-// block. The first two watches at a time take no allocation.
+// context.AfterFunc, f runs on the goroutine that cancels, or on the
+// caller's when c already is, so it must not block and the caller must
+// hold no lock f takes. The first two watches at a time take no
+// allocation.
 func (c *Context) WatchCancel(f func()) (slot int) {
 	c.mu.Lock()
 	if c.err != nil {
@@ -131,10 +133,17 @@ func (c *Context) WatchCancel(f func()) (slot int) {
 		f()
 		return -1
 	}
+	slot = c.register(f)
+	c.mu.Unlock()
+	return slot
+}
+
+// register adds f to the functions Cancel runs and returns its slot; c.mu
+// is held and c is not cancelled.
+func (c *Context) register(f func()) (slot int) {
 	for i, h := range c.hooks {
 		if h == nil {
 			c.hooks[i] = f
-			c.mu.Unlock()
 			return i
 		}
 	}
@@ -144,7 +153,6 @@ func (c *Context) WatchCancel(f func()) (slot int) {
 	c.next++
 	slot = len(c.hooks) + c.next
 	c.more[slot] = f
-	c.mu.Unlock()
 	return slot
 }
 
@@ -174,9 +182,19 @@ func (c *Context) Unwatch(slot int) bool {
 
 // AfterFunc is WatchCancel for the context package: a context derived
 // from c (context.WithCancel(c), context.AfterFunc(c, …)) registers
-// through it instead of starting a goroutine to wait on Done.
+// through it instead of starting a goroutine to wait on Done. The context
+// package calls it holding the derived context's lock, so when c is
+// already cancelled f runs on a goroutine of its own, as with
+// context.AfterFunc; otherwise Cancel runs it.
 func (c *Context) AfterFunc(f func()) (stop func() bool) {
-	slot := c.WatchCancel(f)
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		go f()
+		return func() bool { return false }
+	}
+	slot := c.register(f)
+	c.mu.Unlock()
 	return func() bool { return c.Unwatch(slot) }
 }
 

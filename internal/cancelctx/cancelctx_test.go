@@ -32,8 +32,8 @@ func TestWatchCancel(t *testing.T) {
 	slot3 := c.WatchCancel(hook(3)) // beyond the slots
 	c.Cancel()
 	c.Cancel()
-	if !errors.Is(c.Err(), context.Canceled) {
-		t.Fatalf("Err() = %v, want context.Canceled", c.Err())
+	if !errors.Is(c.Err(), context.Canceled) || context.Cause(c) != c.Err() {
+		t.Fatalf("Err() = %v, Cause() = %v, want context.Canceled", c.Err(), context.Cause(c))
 	}
 	for i, want := range []int32{0, 1, 1, 1} {
 		if got := ran[i].Load(); got != want {
@@ -251,4 +251,27 @@ func BenchmarkRequest(b *testing.B) {
 			cancel()
 		}
 	})
+}
+
+// TestDeriveWhileCancelling derives contexts while another goroutine
+// cancels: the context package calls AfterFunc holding the child's lock,
+// so a function for an already cancelled context must not run on the
+// caller's goroutine (it did, and deadlocked).
+func TestDeriveWhileCancelling(t *testing.T) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 20000 {
+			c := newContext(context.Background())
+			go c.Cancel()
+			d, cancel := context.WithCancel(c)
+			<-d.Done()
+			cancel()
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("deriving a context while it was cancelled deadlocked")
+	}
 }
