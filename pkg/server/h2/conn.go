@@ -64,9 +64,11 @@ type conn struct {
 	nc         net.Conn
 	tlsState   *tls.ConnectionState
 	remoteAddr string
-	ctx        context.Context
-	cancel     context.CancelFunc
-	start      time.Time
+	// ctx holds the connection's values (Server.ConnContext): the parent
+	// of its streams' contexts, which the connection cancels itself
+	// (teardown).
+	ctx   context.Context
+	start time.Time
 
 	// Owned by the reading goroutine.
 	br              *bufio.Reader
@@ -165,7 +167,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 	if s.ConnContext != nil {
 		ctx = s.ConnContext(ctx, nc)
 	}
-	c.ctx, c.cancel = context.WithCancel(ctx)
+	c.ctx = ctx
 	if tc, ok := nc.(*tls.Conn); ok {
 		st := tc.ConnectionState()
 		c.tlsState = &st
@@ -301,7 +303,6 @@ func (c *conn) teardown() {
 	if timer != nil {
 		timer.Stop()
 	}
-	c.cancel()
 	c.nc.Close()
 	for _, st := range streams {
 		st.ctx.Cancel()
@@ -783,9 +784,9 @@ func (c *conn) unlockWriteSoon() error {
 	return c.unlockWrite(true)
 }
 
-// writeFailed closes a connection that cannot be written to.
+// writeFailed closes a connection that cannot be written to; the reading
+// goroutine's read fails and its teardown cancels the streams.
 func (c *conn) writeFailed(err error) {
-	c.cancel()
 	c.nc.Close()
 }
 
@@ -945,7 +946,6 @@ func (c *conn) onTimer() {
 	now := time.Now()
 	if d := c.srv.ReadHeaderTimeout; d > 0 && !c.requested.Load() && !now.Before(c.start.Add(d)) {
 		c.srv.countTimeout("header")
-		c.cancel()
 		c.nc.Close()
 		return
 	}

@@ -148,9 +148,16 @@ func TestContextCancelledOnReset(t *testing.T) {
 	cancelled := make(chan error, 2)
 	addr := serve(t, &h2.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		started <- struct{}{}
+		// A context derived from the request's is cancelled with it.
+		derived, cancel := context.WithCancel(r.Context())
+		defer cancel()
 		select {
-		case <-r.Context().Done():
-			cancelled <- r.Context().Err()
+		case <-derived.Done():
+			err := r.Context().Err()
+			if cause := context.Cause(r.Context()); cause != err {
+				err = fmt.Errorf("Err() %v but Cause() %v", err, cause)
+			}
+			cancelled <- err
 		case <-time.After(5 * time.Second):
 			cancelled <- nil
 		}
