@@ -205,6 +205,7 @@ type conn struct {
 	bw     *bufio.Writer
 	ctx    context.Context
 	cancel context.CancelFunc
+	cctx   cancelctx.Context // ctx: one per connection, in it
 	remote string
 	tls    *tls.ConnectionState
 	state  atomic.Int32
@@ -237,9 +238,8 @@ func newConn(s *Server, c net.Conn) *conn {
 	// One context for the connection, not one per request: a client that
 	// goes away ends the connection, so cancelling it cancels the one
 	// request it had in flight.
-	cc := new(cancelctx.Context)
-	cc.Init(ctx)
-	cn.ctx, cn.cancel = cc, cc.Cancel
+	cn.cctx.Init(ctx)
+	cn.ctx, cn.cancel = &cn.cctx, cn.cctx.Cancel
 	cn.out.conn, cn.out.timeout, cn.out.cancel = c, s.WriteTimeout, cn.cancel
 	cn.watch.c, cn.watch.done = cn, make(chan struct{}, 1)
 	if tc, ok := c.(*tls.Conn); ok {
