@@ -57,6 +57,7 @@ var (
 		{":method", "GET"}, {":method", "POST"}, {":method", "HEAD"}, {":method", "CONNECT"}, {":method", ""}, {":method", "get"},
 		{":scheme", "https"}, {":scheme", "http"}, {":scheme", "ftp"},
 		{":path", "/"}, {":path", "/a/b?c=d"}, {":path", ""}, {":path", "x"}, {":path", "*"}, {":path", "/%zz"}, {":path", "//x"},
+		{":path", "/a?"}, {":path", "/a%20b?q=%41"}, {":path", "/\xc3\xa9"}, {":path", "/a#f"}, {":path", "/~u/a-b_c.d;p=1?x&y="}, {":path", "/a?b\x7f"},
 		{":authority", "h2.test"}, {":authority", ""}, {":authority", "u@h2.test"}, {":authority", "a b"}, {":authority", "h2.test:443"},
 		{":protocol", "websocket"}, {":status", "200"}, {":foo", "x"},
 		{"host", "h2.test"}, {"host", "other.test"},
@@ -241,7 +242,10 @@ func (h *echoHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	sort.Strings(fields)
 	h.mu.Lock()
-	h.handled = append(h.handled, fmt.Sprintf("%s %q host=%q len=%d %s", r.Method, r.RequestURI, r.Host, r.ContentLength, strings.Join(fields, " ")))
+	u := r.URL
+	url := fmt.Sprintf("scheme=%q opaque=%q host=%q path=%q rawpath=%q query=%q force=%v fragment=%q user=%v",
+		u.Scheme, u.Opaque, u.Host, u.Path, u.RawPath, u.RawQuery, u.ForceQuery, u.Fragment, u.User != nil)
+	h.handled = append(h.handled, fmt.Sprintf("%s %q %s host=%q len=%d %s", r.Method, r.RequestURI, url, r.Host, r.ContentLength, strings.Join(fields, " ")))
 	h.mu.Unlock()
 	body, err := io.ReadAll(r.Body)
 	var trailers []string
