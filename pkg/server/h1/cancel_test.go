@@ -1,6 +1,7 @@
 package h1_test
 
 import (
+	"context"
 	"crypto/tls"
 	"io"
 	"net"
@@ -217,4 +218,19 @@ func TestSweeperStops(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// TestConnContextCancelled: requests' contexts are derived from
+// ConnContext's: when that context is cancelled, so is the request's.
+func TestConnContextCancelled(t *testing.T) {
+	t.Parallel()
+	parent, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h := newWaiter()
+	addr := serve(t, &h1.Server{ConnContext: func(context.Context, net.Conn) context.Context { return parent }}, h)
+	c, _ := dial(t, addr)
+	io.WriteString(c, "GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
+	expect(t, h.started, "GET /a", 5*time.Second)
+	cancel()
+	expect(t, h.ended, "cancelled", time.Second)
 }

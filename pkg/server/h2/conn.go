@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/edgectl/edgectl/internal/cancelctx"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -64,10 +65,10 @@ type conn struct {
 	nc         net.Conn
 	tlsState   *tls.ConnectionState
 	remoteAddr string
-	// ctx holds the connection's values (Server.ConnContext): the parent
-	// of its streams' contexts, which the connection cancels itself
-	// (teardown).
-	ctx   context.Context
+	// ctx is the connection's context, under Server.ConnContext's: the
+	// parent of its streams' contexts, which it cancels when it is
+	// cancelled (cancelStreams), at the connection's end at the latest.
+	ctx   cancelctx.Context
 	start time.Time
 
 	// Owned by the reading goroutine.
@@ -167,7 +168,8 @@ func newConn(s *Server, nc net.Conn) *conn {
 	if s.ConnContext != nil {
 		ctx = s.ConnContext(ctx, nc)
 	}
-	c.ctx = ctx
+	c.ctx.Init(ctx)
+	c.ctx.WatchCancel(c.cancelStreams)
 	if tc, ok := nc.(*tls.Conn); ok {
 		st := tc.ConnectionState()
 		c.tlsState = &st
@@ -303,6 +305,7 @@ func (c *conn) teardown() {
 	if timer != nil {
 		timer.Stop()
 	}
+	c.ctx.Cancel() // stops watching ConnContext's context
 	c.nc.Close()
 	for _, st := range streams {
 		st.ctx.Cancel()
@@ -784,10 +787,25 @@ func (c *conn) unlockWriteSoon() error {
 	return c.unlockWrite(true)
 }
 
-// writeFailed closes a connection that cannot be written to; the reading
-// goroutine's read fails and its teardown cancels the streams.
+// writeFailed closes a connection that cannot be written to.
 func (c *conn) writeFailed(err error) {
+	c.ctx.Cancel()
 	c.nc.Close()
+}
+
+// cancelStreams cancels the contexts of the open streams; it runs when
+// the connection's context is cancelled. A stream opened after finds the
+// connection's context cancelled (schedule).
+func (c *conn) cancelStreams() {
+	c.mu.Lock()
+	streams := make([]*stream, 0, len(c.streams))
+	for _, st := range c.streams {
+		streams = append(streams, st)
+	}
+	c.mu.Unlock()
+	for _, st := range streams {
+		st.ctx.Cancel()
+	}
 }
 
 // writeErrLocked reports the connection's write error; wmu is held.
@@ -946,6 +964,7 @@ func (c *conn) onTimer() {
 	now := time.Now()
 	if d := c.srv.ReadHeaderTimeout; d > 0 && !c.requested.Load() && !now.Before(c.start.Add(d)) {
 		c.srv.countTimeout("header")
+		c.ctx.Cancel()
 		c.nc.Close()
 		return
 	}

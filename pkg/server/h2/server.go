@@ -193,11 +193,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 // Close closes every connection at once; the contexts of the streams in
-// flight are cancelled as each connection's reading goroutine ends it
-// (teardown).
+// flight are cancelled.
 func (s *Server) Close() {
 	s.shutdown.Store(true)
 	for _, c := range s.snapshot() {
+		c.ctx.Cancel()
 		c.nc.Close()
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -254,6 +255,41 @@ func TestCloseCancels(t *testing.T) {
 	}
 	if ev := last(c.read(3*time.Second, func(ev event) bool { return ev.kind == "closed" })); ev.kind != "closed" {
 		t.Fatalf("the connection: %+v", ev)
+	}
+}
+
+// TestConnContextCancelled: each stream's context is derived from
+// ConnContext's: when that context is cancelled, the streams open then
+// are cancelled, and so is a stream opened after.
+func TestConnContextCancelled(t *testing.T) {
+	t.Parallel()
+	parent, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	started := make(chan struct{}, 2)
+	cancelled := make(chan error, 2)
+	addr := serve(t, &h2.Server{
+		ConnContext: func(context.Context, net.Conn) context.Context { return parent },
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			started <- struct{}{}
+			select {
+			case <-r.Context().Done():
+				cancelled <- r.Context().Err()
+			case <-time.After(5 * time.Second):
+				cancelled <- nil
+			}
+		}),
+	})
+	c := dialRaw(t, addr)
+	c.get(1, "/")
+	<-started
+	cancel()
+	if err := <-cancelled; err != context.Canceled {
+		t.Fatalf("after ConnContext's cancellation the open stream's context says %v", err)
+	}
+	c.get(3, "/")
+	<-started
+	if err := <-cancelled; err != context.Canceled {
+		t.Fatalf("a stream opened after ConnContext's cancellation: its context says %v", err)
 	}
 }
 

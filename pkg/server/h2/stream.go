@@ -206,7 +206,7 @@ func (c *conn) newStream(f *http2.MetaHeadersFrame) (*stream, error) {
 		st.url = plain
 		u = &st.url
 	}
-	st.ctx.InitValues(c.ctx)
+	st.ctx.InitValues(&c.ctx)
 	st.state = stateOpen
 	r := &st.req
 	r.Method = method
@@ -330,6 +330,10 @@ func (c *conn) schedule(st *stream) error {
 		return nil
 	}
 	c.streams[st.id] = st
+	if c.ctx.Err() != nil {
+		// After cancelStreams ran, it would not see st.
+		st.ctx.Cancel()
+	}
 	c.idleSince.Store(0)
 	if c.curHandlers < c.maxStreams {
 		c.curHandlers++
