@@ -40,10 +40,10 @@
 //
 // Each stream has its http.Request (ProtoMajor 2, TLS from the
 // connection, Host from :authority, RemoteAddr, RequestURI, Trailer) and a
-// context with ConnContext's values (an internal/cancelctx.Context, made
+// context derived from ConnContext's (an internal/cancelctx.Context, made
 // without allocating), cancelled when the client resets the stream, when
-// the connection closes, when the server resets the stream (a timeout)
-// and by Close. Its ResponseWriter is an http.Flusher
+// the connection closes, when the server resets the stream (a timeout),
+// by Close and when ConnContext's context is cancelled. Its ResponseWriter is an http.Flusher
 // (and FlushError works with http.ResponseController). Response trailers
 // follow net/http's rules: names declared in the Trailer header, with
 // their values set by the time the handler returns, and names with
