@@ -182,7 +182,7 @@ func (s *Server) Close() {
 	}
 	s.mu.Unlock()
 	for _, c := range all {
-		c.cancel()
+		c.ctx.Cancel()
 		c.rwc.Close()
 	}
 }
@@ -196,16 +196,16 @@ func (s *Server) Open() int {
 
 // conn is one client connection.
 type conn struct {
-	srv    *Server
-	rwc    net.Conn
-	lim    limitReader
-	scan   headerScan
-	out    deadlineWriter
-	br     *bufio.Reader
-	bw     *bufio.Writer
-	ctx    context.Context
-	cancel context.CancelFunc
-	cctx   cancelctx.Context // ctx: one per connection, in it
+	srv  *Server
+	rwc  net.Conn
+	lim  limitReader
+	scan headerScan
+	out  deadlineWriter
+	br   *bufio.Reader
+	bw   *bufio.Writer
+	// ctx is the context of the connection's requests, cancelled when
+	// the client goes away (one per connection, in it).
+	ctx    cancelctx.Context
 	remote string
 	tls    *tls.ConnectionState
 	state  atomic.Int32
@@ -238,9 +238,8 @@ func newConn(s *Server, c net.Conn) *conn {
 	// One context for the connection, not one per request: a client that
 	// goes away ends the connection, so cancelling it cancels the one
 	// request it had in flight.
-	cn.cctx.Init(ctx)
-	cn.ctx, cn.cancel = &cn.cctx, cn.cctx.Cancel
-	cn.out.conn, cn.out.timeout, cn.out.cancel = c, s.WriteTimeout, cn.cancel
+	cn.ctx.Init(ctx)
+	cn.out.conn, cn.out.timeout, cn.out.cancel = c, s.WriteTimeout, cn.ctx.Cancel
 	cn.watch.c, cn.watch.done = cn, make(chan struct{}, 1)
 	if tc, ok := c.(*tls.Conn); ok {
 		st := tc.ConnectionState()
@@ -248,13 +247,13 @@ func newConn(s *Server, c net.Conn) *conn {
 	}
 	cn.res.c = cn
 	cn.res.header = make(http.Header)
-	cn.base = (&http.Request{RemoteAddr: cn.remote, TLS: cn.tls}).WithContext(cn.ctx)
+	cn.base = (&http.Request{RemoteAddr: cn.remote, TLS: cn.tls}).WithContext(&cn.ctx)
 	return cn
 }
 
 func (c *conn) close() {
 	c.state.Store(stateClosed)
-	c.cancel()
+	c.ctx.Cancel()
 	c.rwc.Close()
 	c.putBuffers()
 	c.putReader()

@@ -155,7 +155,7 @@ func (w *watch) read() {
 	w.mu.Unlock()
 	w.n, w.err = w.c.rwc.Read(w.buf[:])
 	if w.n == 0 && w.err != nil && !w.aborting.Load() {
-		w.c.cancel()
+		w.c.ctx.Cancel()
 	}
 	w.done <- struct{}{}
 }
@@ -183,7 +183,7 @@ func (c *conn) stopWatch() bool {
 		// Interrupted: the client is still there.
 		return true
 	}
-	c.cancel()
+	c.ctx.Cancel()
 	return false
 }
 
