@@ -23,12 +23,11 @@ ticks() { # ticks -> "utime stime" summed over the target's process group
   echo "$u $s"
 }
 ca="$(client_alg "$ALG")"
-LG=("$BIN/loadgen" -url "https://edge.test:$PORT/" -connect "127.0.0.1:$PORT" -cert "$PKI_DIR/client-$ca-chain.pem"
+LG=(-url "https://edge.test:$PORT/" -connect "127.0.0.1:$PORT" -cert "$PKI_DIR/client-$ca-chain.pem"
   -key "$PKI_DIR/client-$ca.key" -cacert "$PKI_DIR/ca-root.pem" -c 32 -streams 8 -mode "$MODE" -expect-header ssl-client-s-dn)
-PIN="$(pin_prefix "$CLIENT_CPUS")"
-$PIN "${LG[@]}" -d 1s > /dev/null # warm up
+run_loadgen "${LG[@]}" -d 1s > /dev/null # warm up
 read -r u0 s0 < <(ticks)
-ok="$($PIN "${LG[@]}" -d "${DUR:-5s}" -warmup 0 -json | grep -o '"ok":[0-9]*' | cut -d: -f2)"
+ok="$(run_loadgen "${LG[@]}" -d "${DUR:-5s}" -warmup 0 -json | grep -o '"ok":[0-9]*' | cut -d: -f2)"
 read -r u1 s1 < <(ticks)
 hz="$(getconf CLK_TCK)"
 awk -v t="$T" -v m="$MODE" -v ok="$ok" -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v hz="$hz" 'BEGIN {
