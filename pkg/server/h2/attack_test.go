@@ -128,11 +128,7 @@ func TestAttackPaddedEmptyDataFlood(t *testing.T) {
 func TestAttackNegativeSendWindow(t *testing.T) {
 	t.Parallel()
 	const size = 1000
-	addr := serve(t, &h2.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Write(bytes.Repeat([]byte("x"), size))
-	})})
-	c := dialRaw(t, addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 100})
-	c.get(1, "/")
+	_, c := windowed(t, size, 100)
 	got := 0
 	readData := func(stop func(event) bool) {
 		t.Helper()

@@ -255,11 +255,7 @@ func TestFirstFrameSettings(t *testing.T) {
 func TestSendFlowControl(t *testing.T) {
 	t.Parallel()
 	const size = 100
-	addr := serve(t, &h2.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Write(bytes.Repeat([]byte("x"), size))
-	})})
-	c := dialRaw(t, addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 10})
-	c.get(1, "/")
+	addr, c := windowed(t, size, 10)
 	got := 0
 	readData := func() {
 		t.Helper()

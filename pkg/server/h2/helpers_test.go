@@ -220,6 +220,19 @@ func (c *rawClient) read(limit time.Duration, stop func(event) bool) []event {
 	}
 }
 
+// windowed serves size bytes to every request and sends a GET on stream 1
+// of a raw connection whose streams' initial window is window bytes: the
+// flow-control tests read the response as the windows let it through.
+func windowed(t *testing.T, size int, window uint32) (addr string, c *rawClient) {
+	t.Helper()
+	addr = serve(t, &h2.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write(bytes.Repeat([]byte("x"), size))
+	})})
+	c = dialRaw(t, addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: window})
+	c.get(1, "/")
+	return addr, c
+}
+
 // last returns the last event, or a zero one.
 func last(evs []event) event {
 	if len(evs) == 0 {
