@@ -252,7 +252,7 @@ func (c *conn) serve() (err error) {
 		case nil:
 		case *streamError:
 			c.srv.countError(e)
-			c.resetStreamID(e.id, e.code)
+			c.resetStreamID(e.id, e.code, e.body)
 		case *connError:
 			c.srv.countError(e)
 			c.goAwayError(e.code)
@@ -598,8 +598,9 @@ func (c *conn) processData(f *http2.DataFrame) error {
 			return streamErr(id, http2.ErrCodeFlowControl, "data_flow")
 		}
 		c.giveConnInflow(int64(f.Length), c.mayBlock())
-		st.closeBody(errTooMuchBody)
-		return streamErr(id, http2.ErrCodeProtocol, "send_too_much")
+		// The body fails when the stream is reset, not before: a handler
+		// woken by the failure must find its response refused.
+		return &streamError{id: id, code: http2.ErrCodeProtocol, cause: "send_too_much", body: errTooMuchBody}
 	}
 	if f.Length > 0 {
 		if !c.takeInflow(st, f.Length) {
@@ -811,8 +812,9 @@ func (c *conn) cancelStreams() {
 // writeErrLocked reports the connection's write error; wmu is held.
 func (c *conn) writeErrLocked() error { return c.werr }
 
-// resetStreamID resets stream id (open or not) with code.
-func (c *conn) resetStreamID(id uint32, code http2.ErrCode) {
+// resetStreamID resets stream id (open or not) with code. Its handler's
+// body reads fail with body, or errStreamClosed when body is nil.
+func (c *conn) resetStreamID(id uint32, code http2.ErrCode, body error) {
 	c.mu.Lock()
 	st := c.streams[id]
 	if st != nil {
@@ -821,7 +823,10 @@ func (c *conn) resetStreamID(id uint32, code http2.ErrCode) {
 	c.noteResetLocked(id)
 	c.mu.Unlock()
 	if st != nil {
-		st.abort(errStreamClosed)
+		if body == nil {
+			body = errStreamClosed
+		}
+		st.abortBody(errStreamClosed, body)
 	}
 	c.lockWrite()
 	if c.werr == nil && c.bw != nil {

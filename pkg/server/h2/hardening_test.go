@@ -702,3 +702,49 @@ func TestUnreadBodies(t *testing.T) {
 		}
 	}
 }
+
+// TestTooMuchBodyResetFirst: a stream whose DATA exceeds its
+// Content-Length is reset before its handler can answer. The handler
+// below answers as soon as its body read fails; were the body failed
+// before the stream was reset, some of these streams would get its 400
+// instead of RST_STREAM.
+func TestTooMuchBodyResetFirst(t *testing.T) {
+	t.Parallel()
+	addr := serve(t, &h2.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := io.ReadAll(r.Body); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})})
+	const streams = 50
+	for round := 0; round < 20; round++ {
+		c := dialRaw(t, addr)
+		for i := uint32(0); i < streams; i++ {
+			c.headers(2*i+1, false, ":method", "POST", ":scheme", "https", ":authority", "h2.test", ":path", "/", "content-length", "2")
+		}
+		// The handlers are all waiting on their bodies now.
+		time.Sleep(10 * time.Millisecond)
+		for i := uint32(0); i < streams; i++ {
+			c.fr.WriteData(2*i+1, true, []byte("abc"))
+		}
+		got := map[uint32]string{}
+		c.read(3*time.Second, func(ev event) bool {
+			switch {
+			case ev.kind == "rst":
+				if got[ev.stream] == "" {
+					got[ev.stream] = "rst " + ev.code.String()
+				}
+			case ev.kind == "headers" && ev.status != "":
+				got[ev.stream] = "status " + ev.status
+			}
+			return len(got) == streams || isEnd(ev)
+		})
+		for i := uint32(0); i < streams; i++ {
+			if g := got[2*i+1]; g != "rst PROTOCOL_ERROR" {
+				t.Fatalf("round %d: stream %d: got %q, want %q", round, 2*i+1, g, "rst PROTOCOL_ERROR")
+			}
+		}
+		c.conn.Close()
+	}
+}

@@ -253,6 +253,9 @@ type streamError struct {
 	id    uint32
 	code  http2.ErrCode
 	cause string
+	// body is what the stream's handler reads from its body after the
+	// reset; nil means errStreamClosed.
+	body error
 }
 
 func (e *streamError) Error() string {
@@ -262,7 +265,7 @@ func (e *streamError) Error() string {
 func connErr(code http2.ErrCode, cause string) error { return &connError{code, cause} }
 
 func streamErr(id uint32, code http2.ErrCode, cause string) error {
-	return &streamError{id, code, cause}
+	return &streamError{id: id, code: code, cause: cause}
 }
 
 // workerPool runs handlers on goroutines that outlive them: a worker that

@@ -406,7 +406,12 @@ func (st *stream) serve() {
 
 // abort closes the stream after a reset (by either side) or the
 // connection's end: its context is cancelled, its body and writes fail.
-func (st *stream) abort(err error) {
+func (st *stream) abort(err error) { st.abortBody(err, err) }
+
+// abortBody is abort with the body failing with berr. The writes fail
+// first: a handler woken by its body's failure finds its response
+// refused.
+func (st *stream) abortBody(err, berr error) {
 	c := st.c
 	c.flowMu.Lock()
 	if st.werr == nil {
@@ -414,7 +419,7 @@ func (st *stream) abort(err error) {
 	}
 	c.flowMu.Unlock()
 	st.ctx.Cancel()
-	st.closeBody(err)
+	st.closeBody(berr)
 	st.discardBody()
 	st.wakeWriter()
 }
