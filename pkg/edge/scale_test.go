@@ -131,6 +131,7 @@ func scaleSnapshot(n int, originURL string) *state.Snapshot {
 		}
 		res = append(res, state.Resource{Kind: manifest.KindDomain, Name: name, Spec: d})
 	}
+	state.SortResources(res) // as the stores keep them
 	return &state.Snapshot{Serial: 1, Lineage: "scale", Resources: res}
 }
 
