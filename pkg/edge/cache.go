@@ -39,6 +39,9 @@ type compileCache struct {
 	firewalls map[string]cachedFirewall
 	apps      map[string]*cachedApp
 	policies  map[string]*tlsPolicy
+	// resources are the snapshot compiled, when sorted as the stores
+	// keep them: the next compile may patch this one (compileDelta).
+	resources []state.Resource
 }
 
 type cachedList struct {

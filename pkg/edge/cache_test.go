@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -195,6 +196,9 @@ type incrWorld struct {
 	apps    map[string]incrApp
 	fws     map[string]incrFW
 	domains map[string]*manifest.DomainSpec
+	// unsorted leaves the snapshot's resources in no order (a store sorts
+	// them; a hand-made snapshot may not be): no compile patches it.
+	unsorted bool
 }
 
 type incrTrust struct {
@@ -313,6 +317,9 @@ func (w *incrWorld) snapshot(t *testing.T, f *incrFixture, serial int64) *state.
 	for name, d := range w.domains {
 		res = append(res, state.Resource{Kind: manifest.KindDomain, Name: name, Spec: d})
 	}
+	if !w.unsorted {
+		state.SortResources(res) // as the stores keep them
+	}
 	b, err := json.Marshal(&state.Snapshot{Serial: serial, Lineage: "incr", Resources: res})
 	if err != nil {
 		t.Fatal(err)
@@ -339,6 +346,7 @@ func (w *incrWorld) edit(r *rand.Rand, f *incrFixture) string {
 		return names[r.IntN(len(names))]
 	}
 	f.keyOverrides.Delete("KEY0")
+	w.unsorted = r.IntN(8) == 0
 	switch r.IntN(16) {
 	case 0:
 		name := pick(w.certs)
@@ -403,10 +411,14 @@ func (w *incrWorld) edit(r *rand.Rand, f *incrFixture) string {
 		w.domains[name].Firewall = []string{"", "fw0", "fw1"}[r.IntN(3)]
 		return "domain " + name + " changes application or firewall"
 	case 10:
-		name := fmt.Sprintf("dom%d", 5+r.IntN(3))
-		if _, ok := w.domains[name]; ok {
+		if len(w.domains) > 2 && r.IntN(2) == 0 {
+			name := pick(w.domains)
 			delete(w.domains, name)
 			return "domain " + name + " is removed"
+		}
+		name := fmt.Sprintf("dom%d", r.IntN(9))
+		if _, ok := w.domains[name]; ok {
+			return "nothing changes (domain " + name + " exists)"
 		}
 		w.domains[name] = &manifest.DomainSpec{Hostnames: []string{name + ".test"}, Certificate: pick(w.certs), Application: pick(w.apps)}
 		return "domain " + name + " is added"
@@ -582,11 +594,11 @@ func compileErr(err error) []string {
 // decisions.
 func TestIncrementalEqualsFull(t *testing.T) {
 	f := getIncrFixture(t)
-	sequences, steps := 5, 25
+	sequences, steps := 8, 25
 	if testing.Short() {
 		sequences, steps = 2, 12
 	}
-	reused, served, failed := 0, 0, 0
+	reused, served, failed, patched := 0, 0, 0, 0
 	for seq := range sequences {
 		t.Run(fmt.Sprintf("seed=%d", seq), func(t *testing.T) {
 			r := rand.New(rand.NewPCG(uint64(seq), 17))
@@ -612,6 +624,15 @@ func TestIncrementalEqualsFull(t *testing.T) {
 					continue
 				}
 				served++
+				if full.patched {
+					t.Fatal("a compile without a previous runtime patched one")
+				}
+				if inc.patched {
+					patched++
+				}
+				if diff := cmp.Diff(runtimeShape(full), runtimeShape(inc)); diff != "" {
+					t.Fatalf("after %s: runtimes hold different pieces (-full +incremental):\n%s", strings.Join(log, "; "), diff)
+				}
 				want, got := observe(t, f, full), observe(t, f, inc)
 				full.Close()
 				if diff := cmp.Diff(want, got); diff != "" {
@@ -627,9 +648,64 @@ func TestIncrementalEqualsFull(t *testing.T) {
 			}
 		})
 	}
-	t.Logf("%d steps compiled the same, %d failed the same; %d TLS configurations reused", served, failed, reused)
-	if reused == 0 || served < failed {
-		t.Error("too few steps compiled, or no TLS configuration was ever reused: the test proves little")
+	t.Logf("%d steps compiled the same (%d of them by patching the previous runtime), %d failed the same; %d TLS configurations reused",
+		served, patched, failed, reused)
+	if reused == 0 || served < failed || patched == 0 || patched == served {
+		t.Error("too few steps compiled, no TLS configuration was ever reused, or one way of compiling was never taken: the test proves little")
+	}
+}
+
+// runtimeShape names what a runtime and its cache hold, by kind: two
+// compiles of one snapshot hold the same names, whichever way they took.
+func runtimeShape(rt *Runtime) map[string][]string {
+	keys := func(m any) []string {
+		var out []string
+		for _, k := range reflect.ValueOf(m).MapKeys() {
+			out = append(out, fmt.Sprint(k.Interface()))
+		}
+		sort.Strings(out)
+		return out
+	}
+	c := rt.cache
+	var apps []string
+	for name, a := range c.apps {
+		if rt.apps[name] != a.app {
+			apps = append(apps, "runtime and cache differ: "+name)
+		}
+		if a.refs.Load() <= 0 {
+			apps = append(apps, "released: "+name)
+		}
+	}
+	// Every domain holds the runtime's own pieces, and the tables only
+	// the runtime's domains.
+	var domains []string
+	inRuntime := map[*Domain]bool{}
+	for _, d := range rt.domains {
+		inRuntime[d] = true
+		if a := c.apps; !slices.ContainsFunc(slices.Collect(maps.Values(a)), func(a *cachedApp) bool { return a.app == d.app }) {
+			domains = append(domains, d.Name+": application not the runtime's")
+		}
+		if d.firewall != nil && !slices.ContainsFunc(slices.Collect(maps.Values(c.firewalls)), func(f cachedFirewall) bool { return f.fw == d.firewall }) {
+			domains = append(domains, d.Name+": firewall not the runtime's")
+		}
+		if !slices.Contains(slices.Collect(maps.Values(c.certs)), d.tls.cert) {
+			domains = append(domains, d.Name+": certificate not the runtime's")
+		}
+		if c.policies[d.Name] != d.tls {
+			domains = append(domains, d.Name+": TLS policy not the runtime's")
+		}
+	}
+	for _, table := range []map[string]*Domain{rt.exact, rt.wildcard} {
+		for h, d := range table {
+			if !inRuntime[d] {
+				domains = append(domains, h+": a domain that is not the runtime's")
+			}
+		}
+	}
+	return map[string][]string{
+		"domain problems": domains, "exact": keys(rt.exact), "wildcard": keys(rt.wildcard), "apps": keys(rt.apps), "cache apps": keys(c.apps),
+		"app problems": apps, "certs": keys(c.certs), "contents": keys(c.byContent), "lists": keys(c.lists),
+		"trusts": keys(c.trusts), "firewalls": keys(c.firewalls), "policies": keys(c.policies),
 	}
 }
 
@@ -999,5 +1075,72 @@ func TestIncrementalPreviousClosedConcurrently(t *testing.T) {
 			t.Fatalf("app0: %d idle origin connections after a request, want 1: its pool is closed", IdleOriginConns(next, "app0"))
 		}
 		next.Close()
+	}
+}
+
+// TestPatchedDomainsAtEveryPosition: domains added and removed at the
+// start, in the middle and at the end of the name order, one reload each,
+// are patched into the previous runtime exactly as a full compile builds
+// them (the random sequences of TestIncrementalEqualsFull reach the ends
+// of the order rarely).
+func TestPatchedDomainsAtEveryPosition(t *testing.T) {
+	f := getIncrFixture(t)
+	w := newIncrWorld()
+	prev, err := Compile(w.snapshot(t, f, 1), f.options(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { prev.Close() }()
+	add := func(name string) func() {
+		return func() {
+			w.domains[name] = &manifest.DomainSpec{Hostnames: []string{name + ".test", "*." + name + ".test"}, Certificate: "c1", Application: "app2", Firewall: "fw1"}
+		}
+	}
+	remove := func(name string) func() { return func() { delete(w.domains, name) } }
+	steps := []struct {
+		what   string
+		change func()
+	}{
+		{"remove the last", remove("dom4")},
+		{"remove the first", remove("dom0")},
+		{"remove one in the middle", remove("dom2")},
+		{"add one at the end", add("dom9")},
+		{"add one at the start", add("a-first")},
+		{"add one in the middle", add("dom2")},
+		{"move a hostname from the last to the first", func() {
+			w.domains["dom9"].Hostnames = []string{"dom9.test"}
+			w.domains["a-first"].Hostnames = append(w.domains["a-first"].Hostnames, "*.dom9.test")
+		}},
+		{"remove all but one", func() {
+			for name := range w.domains {
+				if name != "dom3" {
+					delete(w.domains, name)
+				}
+			}
+		}},
+	}
+	for i, step := range steps {
+		step.change()
+		snap := w.snapshot(t, f, int64(i+2))
+		full, err := Compile(snap, f.options(nil))
+		if err != nil {
+			t.Fatalf("%s: %v", step.what, err)
+		}
+		inc, err := Compile(snap, f.options(prev))
+		if err != nil {
+			t.Fatalf("%s: %v", step.what, err)
+		}
+		if !inc.patched {
+			t.Errorf("%s: not patched", step.what)
+		}
+		if diff := cmp.Diff(runtimeShape(full), runtimeShape(inc)); diff != "" {
+			t.Errorf("%s: runtimes hold different pieces (-full +patched):\n%s", step.what, diff)
+		}
+		if diff := cmp.Diff(observe(t, f, full), observe(t, f, inc)); diff != "" {
+			t.Errorf("%s: runtimes differ (-full +patched):\n%s", step.what, diff)
+		}
+		full.Close()
+		prev.Close()
+		prev = inc
 	}
 }

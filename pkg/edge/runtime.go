@@ -70,7 +70,10 @@ type Runtime struct {
 	// selects the domain's configuration by SNI.
 	base *tls.Config
 	// cache is what the next compile may reuse (Options.Previous).
-	cache     *compileCache
+	cache *compileCache
+	// patched says that the runtime was built by patching the previous
+	// one (compileDelta), for the tests.
+	patched   bool
 	closeOnce sync.Once
 }
 
@@ -119,6 +122,9 @@ func (e *CompileError) Error() string {
 // when any resource cannot serve; nothing is partially compiled.
 func Compile(snap *state.Snapshot, opts Options) (*Runtime, error) {
 	opts = opts.withDefaults()
+	if rt, ok := compileDelta(snap, opts); ok {
+		return rt, nil
+	}
 	byKind := groupByKind(snap)
 	c := &compiler{opts: opts, errs: &CompileError{}, byKind: byKind, prev: previousCache(opts), next: newCompileCache(opts, byKind)}
 	c.certsOK, c.policiesOK = c.prev.certReusable(opts), c.prev.policyReusable(opts)
@@ -135,12 +141,16 @@ func Compile(snap *state.Snapshot, opts Options) (*Runtime, error) {
 	}
 	lists := c.networkLists()
 	c.changed = changedLists(c.prev, c.next)
-	certs := c.certificates(c.byKind[manifest.KindCertificate])
-	trusts := c.trustStores()
-	firewalls := c.firewalls(lists)
+	c.certificates(c.byKind[manifest.KindCertificate])
+	c.trustStores()
+	c.firewalls(lists)
 	c.applications(rt, lists)
 	for _, name := range sortedNames(c.byKind[manifest.KindDomain]) {
-		c.domain(rt, name, certs, trusts, firewalls)
+		r := c.byKind[manifest.KindDomain][name]
+		if d := c.domain(rt, r); d != nil {
+			c.hostnames(rt, r, d)
+			rt.domains = append(rt.domains, d)
+		}
 	}
 	if len(c.errs.Problems) > 0 {
 		// Pools compiled for this runtime close; pools carried over from
@@ -150,12 +160,21 @@ func Compile(snap *state.Snapshot, opts Options) (*Runtime, error) {
 		}
 		return nil, c.errs
 	}
-	rt.base = &tls.Config{
+	if sortedResources(snap.Resources) {
+		// The next compile may patch this one (see compileDelta).
+		c.next.resources = snap.Resources
+	}
+	rt.base = newBaseConfig(rt)
+	return rt, nil
+}
+
+// newBaseConfig is the listener's TLS configuration of rt.
+func newBaseConfig(rt *Runtime) *tls.Config {
+	return &tls.Config{
 		MinVersion:         tls.VersionTLS12,
 		NextProtos:         []string{"h2", "http/1.1"},
 		GetConfigForClient: rt.configForClient,
 	}
-	return rt, nil
 }
 
 // withDefaults fills in the options left zero.
@@ -221,13 +240,13 @@ func (c *compiler) networkLists() map[string]*rules.NetworkList {
 	return lists
 }
 
-// trustStores compiles the TrustedCAs; a broken one is left out.
-func (c *compiler) trustStores() map[string]*trustStore {
-	trusts := make(map[string]*trustStore, len(c.byKind[manifest.KindTrustedCA]))
+// trustStores compiles the TrustedCAs into c.next; a broken one is left
+// out.
+func (c *compiler) trustStores() {
 	for name, r := range c.byKind[manifest.KindTrustedCA] {
 		spec := r.Spec.(*manifest.TrustedCASpec)
 		if p, ok := c.prev.trusts[name]; ok && equalTrustedCA(p.spec, spec) {
-			trusts[name], c.next.trusts[name] = p.trust, p
+			c.next.trusts[name] = p
 			continue
 		}
 		t, err := compileTrust(name, spec)
@@ -235,27 +254,24 @@ func (c *compiler) trustStores() map[string]*trustStore {
 			c.add(r, "spec", err.Error())
 			continue
 		}
-		trusts[name], c.next.trusts[name] = t, cachedTrust{spec: spec, trust: t}
+		c.next.trusts[name] = cachedTrust{spec: spec, trust: t}
 	}
-	return trusts
 }
 
-// firewalls compiles the Firewalls.
-func (c *compiler) firewalls(lists map[string]*rules.NetworkList) map[string]*rules.Firewall {
-	firewalls := make(map[string]*rules.Firewall, len(c.byKind[manifest.KindFirewall]))
+// firewalls compiles the Firewalls into c.next.
+func (c *compiler) firewalls(lists map[string]*rules.NetworkList) {
 	for name, r := range c.byKind[manifest.KindFirewall] {
 		spec := r.Spec.(*manifest.FirewallSpec)
 		if p, ok := c.prev.firewalls[name]; ok && equalFirewall(p.spec, spec) && !c.firewallListsChanged(spec) {
 			// Its rate limiters carry over too: a reload that did not
 			// change a Firewall does not reset its limits.
-			firewalls[name], c.next.firewalls[name] = p.fw, p
+			c.next.firewalls[name] = p
 			continue
 		}
 		fw, errs := rules.CompileFirewall(spec, lists)
 		c.fieldErrors(r, errs)
-		firewalls[name], c.next.firewalls[name] = fw, cachedFirewall{spec: spec, fw: fw}
+		c.next.firewalls[name] = cachedFirewall{spec: spec, fw: fw}
 	}
-	return firewalls
 }
 
 // applications compiles the Applications into rt.apps; a broken one is
@@ -281,13 +297,14 @@ func (c *compiler) applications(rt *Runtime, lists map[string]*rules.NetworkList
 	}
 }
 
-// domain compiles the Domain name, with the certificate, trust store,
-// application and firewall it names, and indexes its hostnames in rt.
-func (c *compiler) domain(rt *Runtime, name string, certs map[string]*compiledCert, trusts map[string]*trustStore, firewalls map[string]*rules.Firewall) {
-	r := c.byKind[manifest.KindDomain][name]
+// domain compiles the Domain r with the certificate, trust store,
+// application and firewall it names (c.next's and rt's), or returns nil
+// with its problems added. Its TLS policy goes into c.next.
+func (c *compiler) domain(rt *Runtime, r *state.Resource) *Domain {
+	name := r.Name
 	spec := r.Spec.(*manifest.DomainSpec)
 	d := &Domain{Name: name, Hostnames: spec.Hostnames}
-	cert, ok := certs[spec.Certificate]
+	cert, ok := c.next.certs[spec.Certificate]
 	if !ok {
 		c.add(r, "spec.certificate", fmt.Sprintf("Certificate %q is missing or broken", spec.Certificate))
 	}
@@ -295,7 +312,7 @@ func (c *compiler) domain(rt *Runtime, name string, certs map[string]*compiledCe
 		c.add(r, "spec.application", fmt.Sprintf("Application %q is missing or broken", spec.Application))
 	}
 	if spec.Firewall != "" {
-		if d.firewall = firewalls[spec.Firewall]; d.firewall == nil {
+		if d.firewall = c.next.firewalls[spec.Firewall].fw; d.firewall == nil {
 			c.add(r, "spec.firewall", fmt.Sprintf("Firewall %q is missing or broken", spec.Firewall))
 		}
 	}
@@ -306,14 +323,14 @@ func (c *compiler) domain(rt *Runtime, name string, certs map[string]*compiledCe
 			mode = ModePermissive
 		}
 		// Fail closed: mTLS without a usable trust store never serves.
-		if trust = trusts[m.TrustedCA]; trust == nil {
+		t, found := c.next.trusts[m.TrustedCA]
+		if trust, tca = t.trust, t.spec; !found || trust == nil {
 			c.add(r, "spec.mtls.trustedCA", fmt.Sprintf("TrustedCA %q is missing or broken; the domain would have no trust store", m.TrustedCA))
-			return
+			return nil
 		}
-		tca = c.byKind[manifest.KindTrustedCA][m.TrustedCA].Spec.(*manifest.TrustedCASpec)
 	}
 	if !ok {
-		return
+		return nil
 	}
 	// A policy is reused only when built from these very pieces: its
 	// ticket key (and so resumption) then stays the same; any change of
@@ -329,8 +346,7 @@ func (c *compiler) domain(rt *Runtime, name string, certs map[string]*compiledCe
 		d.tls.cert = cert
 	}
 	c.next.policies[name] = d.tls
-	c.hostnames(rt, r, d)
-	rt.domains = append(rt.domains, d)
+	return d
 }
 
 // hostnames indexes the hostnames of d in rt, refusing one that another
@@ -408,8 +424,8 @@ func (c *compiler) fieldErrors(r *state.Resource, errs []rules.FieldError) {
 
 // certificates loads every certificate and key. Parsing them is most of a
 // large compile, so it runs on every CPU; problems are reported in name
-// order so that the error is stable.
-func (c *compiler) certificates(byName map[string]*state.Resource) map[string]*compiledCert {
+// order so that the error is stable. They go into c.next.
+func (c *compiler) certificates(byName map[string]*state.Resource) {
 	names := make([]string, 0, len(byName))
 	for name := range byName {
 		names = append(names, name)
@@ -429,17 +445,14 @@ func (c *compiler) certificates(byName map[string]*state.Resource) map[string]*c
 		}()
 	}
 	wg.Wait()
-	certs := make(map[string]*compiledCert, len(names))
 	for i, name := range names {
 		if errs[i] != nil {
 			c.add(byName[name], "spec", errs[i].Error())
 			continue
 		}
-		certs[name] = out[i]
 		c.next.certs[name] = out[i]
 		c.next.byContent[out[i].content] = out[i]
 	}
-	return certs
 }
 
 // cachedCertificate is certificate, reusing the previous runtime's parsed
