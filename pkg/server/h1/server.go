@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/edgectl/edgectl/internal/cancelctx"
+	"github.com/edgectl/edgectl/internal/rawio"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -322,7 +323,7 @@ func (c *conn) idle() bool {
 //
 // A connection still idle after idleSettle stops waiting in crypto/tls's
 // read, whose frames keep the goroutine's stack at 8 KB, and waits for
-// the socket to be readable instead (waitReadable), a few frames deep: the
+// the socket to be readable instead (rawio.WaitReadable), a few frames deep: the
 // garbage collector then shrinks the idle goroutine's stack to 4 KB. Only
 // a read that timed out may do so: it proves that crypto/tls holds no
 // record of the next request (it returns buffered data without reading the
@@ -346,7 +347,7 @@ func (c *conn) waitIdle(d time.Duration, keep bool) bool {
 	n, err := c.rwc.Read(c.lim.ahead[:])
 	if n == 0 && settle && isTimeout(err) {
 		c.rwc.SetReadDeadline(end)
-		if !waitReadable(c.rwc, &c.lim.ahead) {
+		if !rawio.WaitReadable(c.rwc, &c.lim.ahead) {
 			return false
 		}
 		n, _ = c.rwc.Read(c.lim.ahead[:])

@@ -1,22 +1,20 @@
 //go:build unix
 
-package h1
+package rawio
 
 import (
 	"crypto/tls"
 	"net"
 	"syscall"
-
-	"github.com/edgectl/edgectl/internal/rawio"
 )
 
-// waitReadable waits, under c's read deadline, until c's socket has a
+// WaitReadable waits, under c's read deadline, until c's socket has a
 // byte to read, or the client closed or reset it, without reading it. It
 // reports false when the deadline expired or the connection was closed;
 // true when the socket is readable, or when c has no socket to wait on
 // (the caller's read then waits). buf receives nothing: a peek needs one
 // byte of room.
-func waitReadable(c net.Conn, buf *[1]byte) bool {
+func WaitReadable(c net.Conn, buf *[1]byte) bool {
 	if tc, ok := c.(*tls.Conn); ok {
 		c = tc.NetConn()
 	}
@@ -32,7 +30,7 @@ func waitReadable(c net.Conn, buf *[1]byte) bool {
 		// A peek, not a read: the byte stays for crypto/tls. Ready on
 		// data, on end of file (0) and on an error other than "would
 		// block"; a spurious wake-up peeks again.
-		_, err := rawio.Peek1(fd, buf)
+		_, err := Peek1(fd, buf)
 		return err != syscall.EAGAIN && err != syscall.EWOULDBLOCK
 	})
 	return err == nil
