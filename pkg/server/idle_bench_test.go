@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -29,6 +28,7 @@ import (
 	"github.com/edgectl/edgectl/pkg/pki/pkitest"
 	"github.com/edgectl/edgectl/pkg/server"
 	"github.com/edgectl/edgectl/pkg/state"
+	"golang.org/x/net/http2"
 )
 
 // idleConns is how many idle connections BenchmarkIdleConn holds open, as
@@ -49,16 +49,24 @@ const idleConns = 2000
 //
 // With EDGECTL_IDLE_HEAP_PROFILE set to a file name, it writes there a heap
 // profile taken while the connections are idle.
+//
+// The sub-benchmark proto=h2 does the same over HTTP/2: one stream on each
+// connection, which then stays open with no stream.
 func BenchmarkIdleConn(b *testing.B) {
 	if runtime.GOOS != "linux" {
 		b.Skip("reads the resident set from /proc/self/statm (Linux)")
 	}
-	for b.Loop() {
-		idleConnOnce(b)
+	for _, proto := range []string{"http/1.1", "h2"} {
+		name := "proto=" + strings.ReplaceAll(proto, "/", "")
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				idleConnOnce(b, proto)
+			}
+		})
 	}
 }
 
-func idleConnOnce(b *testing.B) {
+func idleConnOnce(b *testing.B, proto string) {
 	dir := b.TempDir()
 	root, partners := pkitest.NewCA("edge root"), pkitest.NewCA("partner ca")
 	srvCert := root.IssueServer([]string{"api.test"})
@@ -71,7 +79,7 @@ func idleConnOnce(b *testing.B) {
 
 	// The child starts the origin and says where it is.
 	cmd := exec.Command(os.Args[0], "-test.run=^TestIdleClientProcess$")
-	cmd.Env = append(os.Environ(), "EDGECTL_IDLE_CLIENT="+dir, "EDGECTL_IDLE_CONNS="+strconv.Itoa(idleConns))
+	cmd.Env = append(os.Environ(), "EDGECTL_IDLE_CLIENT="+dir, "EDGECTL_IDLE_CONNS="+strconv.Itoa(idleConns), "EDGECTL_IDLE_PROTO="+proto)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -216,14 +224,15 @@ func TestIdleClientProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := &tls.Config{ServerName: "api.test", RootCAs: roots, Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}}
+	proto := os.Getenv("EDGECTL_IDLE_PROTO")
+	cfg := &tls.Config{ServerName: "api.test", RootCAs: roots, Certificates: []tls.Certificate{cert}, NextProtos: []string{proto}}
 
 	in := bufio.NewScanner(os.Stdin)
 	if !in.Scan() {
 		t.Fatal("no address")
 	}
 	addr := strings.TrimPrefix(in.Text(), "go ")
-	conns := make([]net.Conn, n)
+	conns := make([]io.Closer, n)
 	var (
 		wg    sync.WaitGroup
 		mu    sync.Mutex
@@ -235,7 +244,11 @@ func TestIdleClientProcess(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				c, err := idleClientConn(addr, cfg)
+				open := idleClientConn
+				if proto == "h2" {
+					open = idleClientConnH2
+				}
+				c, err := open(addr, cfg)
 				mu.Lock()
 				if err != nil && first == nil {
 					first = err
@@ -261,9 +274,42 @@ func TestIdleClientProcess(t *testing.T) {
 	}
 }
 
+// idleClientConnH2 opens an HTTP/2 connection, sends one request on it
+// and reads its response, and leaves the connection open without a
+// stream. The client sends no PING while it is idle.
+func idleClientConnH2(addr string, cfg *tls.Config) (io.Closer, error) {
+	c, err := tls.Dial("tcp", addr, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if p := c.ConnectionState().NegotiatedProtocol; p != "h2" {
+		c.Close()
+		return nil, fmt.Errorf("negotiated %q, want h2", p)
+	}
+	cc, err := (&http2.Transport{}).NewClientConn(c)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	req, _ := http.NewRequest("GET", "https://api.test/v1/accounts", nil)
+	req.Header.Set("User-Agent", "idle")
+	resp, err := cc.RoundTrip(req)
+	if err != nil {
+		cc.Close()
+		return nil, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || !bytes.Equal(body, []byte("ok\n")) {
+		cc.Close()
+		return nil, fmt.Errorf("the request on an idle connection: status %d, body %q, error %v", resp.StatusCode, body, err)
+	}
+	return cc, nil
+}
+
 // idleClientConn opens a TLS connection, sends one request on it and
 // reads its response, and leaves it open.
-func idleClientConn(addr string, cfg *tls.Config) (net.Conn, error) {
+func idleClientConn(addr string, cfg *tls.Config) (io.Closer, error) {
 	c, err := tls.Dial("tcp", addr, cfg)
 	if err != nil {
 		return nil, err
