@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/edgectl/edgectl/internal/cancelctx"
+	"github.com/edgectl/edgectl/internal/rawio"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -55,7 +56,14 @@ const (
 	// several streams' responses leave in one TLS record and syscall.
 	writeBufSize = 16 << 10
 	readBufSize  = 8 << 10
+	// idleSettle is how long a connection stays without a stream before
+	// its reading goroutine stops waiting in crypto/tls's read with its
+	// read buffer and waits on the socket alone (waitIdle).
+	idleSettle = 250 * time.Millisecond
 )
+
+// aLongTimeAgo is a deadline in the past, to interrupt a read.
+var aLongTimeAgo = time.Unix(1, 0)
 
 // conn is one client connection. The goroutine of ServeConn reads its
 // frames and handles the control frames itself; handlers write their
@@ -71,8 +79,10 @@ type conn struct {
 	ctx   cancelctx.Context
 	start time.Time
 
-	// Owned by the reading goroutine.
+	// Owned by the reading goroutine. The framer reads through src, from
+	// br while the connection has one (see waitIdle).
 	br              *bufio.Reader
+	src             frameSource
 	fr              *http2.Framer
 	sawSettings     bool
 	unackedSettings int
@@ -125,10 +135,19 @@ type conn struct {
 	lastID    uint32 // the last stream the GOAWAY lets through
 	closed    bool
 
-	// The connection's timer: header and idle timeouts.
+	// The connection's timer: header and idle timeouts, and the idle
+	// settle (see waitIdle). timerAt is when it fires (UnixNano, mu).
 	timer     *time.Timer
+	timerAt   int64
 	requested atomic.Bool
 	idleSince atomic.Int64 // UnixNano since no stream is open; 0 while one is
+	// settleAt is when the timer settles the idle connection (UnixNano,
+	// 0: not while a stream is open, or done); settle says that it
+	// interrupted the reading goroutine's read (see waitIdle).
+	settleAt atomic.Int64
+	settle   atomic.Bool
+	// parked is set while the reading goroutine waits in waitIdle.
+	parked atomic.Bool
 }
 
 // deadlineWriter writes to the connection under WriteTimeout: each write
@@ -176,8 +195,9 @@ func newConn(s *Server, nc net.Conn) *conn {
 	}
 	c.br = readerPool.Get().(*bufio.Reader)
 	c.br.Reset(nc)
+	c.src.c = c
 	c.out = deadlineWriter{nc: nc, timeout: s.WriteTimeout}
-	c.fr = http2.NewFramer(nil, c.br)
+	c.fr = http2.NewFramer(nil, &c.src)
 	c.fr.SetReuseFrames()
 	c.fr.SetMaxReadFrameSize(readFrameSize)
 	c.maxHeaderList = s.maxHeaderListSize()
@@ -192,17 +212,18 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c.inAvail = connRecvWindow
 	c.streams = make(map[uint32]*stream)
 	c.idleSince.Store(c.start.UnixNano())
+	c.settleAt.Store(c.start.Add(idleSettle).UnixNano())
 	return c
 }
 
 // serve runs the connection's reading goroutine to the connection's end.
 func (c *conn) serve() (err error) {
 	defer c.teardown()
-	if d := c.nextTimeout(time.Now()); d > 0 {
-		c.mu.Lock()
-		c.timer = time.AfterFunc(d, c.onTimer)
-		c.mu.Unlock()
-	}
+	now := time.Now()
+	d := max(c.nextTimeout(now), time.Millisecond)
+	c.mu.Lock()
+	c.timer, c.timerAt = time.AfterFunc(d, c.onTimer), now.Add(d).UnixNano()
+	c.mu.Unlock()
 	// The server's preface: SETTINGS, and the connection window opened
 	// from 65,535 to connRecvWindow.
 	c.lockWrite()
@@ -217,8 +238,19 @@ func (c *conn) serve() (err error) {
 	c.unlockWrite(true)
 
 	var preface [len(http2.ClientPreface)]byte
-	if _, err := io.ReadFull(c.br, preface[:]); err != nil {
-		return c.readErr(err)
+	for {
+		c.src.boundary = true
+		_, err := io.ReadFull(&c.src, preface[:])
+		if err == errSettled {
+			if err := c.waitIdle(); err != nil {
+				return c.readErr(err)
+			}
+			continue
+		}
+		if err != nil {
+			return c.readErr(err)
+		}
+		break
 	}
 	if string(preface[:]) != http2.ClientPreface {
 		return errors.New("h2: bogus client preface")
@@ -228,7 +260,14 @@ func (c *conn) serve() (err error) {
 			c.lockWrite()
 			c.unlockWrite(true)
 		}
+		c.src.boundary = true
 		f, err := c.fr.ReadFrame()
+		if err == errSettled {
+			if err := c.waitIdle(); err != nil {
+				return c.readErr(err)
+			}
+			continue
+		}
 		if err == nil {
 			err = c.processFrame(f)
 		} else if errors.Is(err, http2.ErrFrameTooLarge) {
@@ -279,6 +318,102 @@ func (c *conn) isClosed() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.closed
+}
+
+// frameSource is what the framer reads: the connection's read buffer.
+// When the timer interrupts a read to settle an idle connection (see
+// waitIdle), it returns errSettled if no byte of the next frame was read
+// yet, and reads on otherwise.
+type frameSource struct {
+	c *conn
+	// boundary is set before each frame and cleared by its first byte.
+	boundary bool
+}
+
+var errSettled = errors.New("h2: idle connection settled")
+
+func (r *frameSource) Read(p []byte) (int, error) {
+	c := r.c
+	for {
+		n, err := c.br.Read(p)
+		if n > 0 {
+			r.boundary = false
+			return n, nil
+		}
+		if err == nil || !c.settle.Load() || !errors.Is(err, os.ErrDeadlineExceeded) {
+			return n, err
+		}
+		if r.boundary {
+			return 0, errSettled
+		}
+		// The client is in the middle of a frame: read on, and settle
+		// again later if the connection stays idle.
+		if c.endSettle() {
+			c.resettle()
+		}
+	}
+}
+
+// waitIdle waits for the client's next frame without the read buffer,
+// and in a shallow stack: a connection without a stream for idleSettle
+// (onTimer interrupted its read) holds neither the 8 KB buffer nor the
+// 8 KB stack of a wait in crypto/tls's read, which the garbage collector
+// then shrinks. The read that timed out proves that crypto/tls holds no
+// record of the next frame, so the socket is what to wait on; the byte
+// that wakes the wait stays there for crypto/tls (rawio.WaitReadable).
+// The connection's deadlines and Close end the wait as they end a read.
+//
+//go:noinline
+func (c *conn) waitIdle() error {
+	c.br.Reset(nil)
+	readerPool.Put(c.br)
+	c.br = nil
+	c.parked.Store(true)
+	var peek [1]byte
+	ok := !c.endSettle() || rawio.WaitReadable(c.nc, &peek)
+	c.parked.Store(false)
+	c.br = readerPool.Get().(*bufio.Reader)
+	c.br.Reset(c.nc)
+	if !ok {
+		return net.ErrClosed
+	}
+	c.resettle()
+	return nil
+}
+
+// resettle schedules the next settle of a connection still idle (woken
+// by a PING, say): idleSettle from now.
+func (c *conn) resettle() {
+	c.mu.Lock()
+	if c.idleSince.Load() != 0 {
+		c.settleSoonLocked(time.Now().UnixNano())
+	}
+	c.mu.Unlock()
+}
+
+// settleSoonLocked schedules the settle of an idle connection idleSettle
+// after now, bringing the timer forward if it is due later; mu is held.
+func (c *conn) settleSoonLocked(now int64) {
+	at := now + int64(idleSettle)
+	c.settleAt.Store(at)
+	if c.timer != nil && !c.closed && c.timerAt > at {
+		c.timer.Reset(idleSettle)
+		c.timerAt = at
+	}
+}
+
+// endSettle ends the interruption of a settle: the read deadline is
+// cleared, unless the connection is going away (its linger deadline
+// stands). It reports whether it was cleared.
+func (c *conn) endSettle() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.settle.Store(false)
+	if c.goingAway || c.closed {
+		return false
+	}
+	c.nc.SetReadDeadline(time.Time{})
+	return true
 }
 
 // mayBlock reports whether the next ReadFrame may wait for the client:
@@ -864,7 +999,9 @@ func (c *conn) removeLocked(st *stream) {
 	delete(c.streams, st.id)
 	st.state = stateClosed
 	if len(c.streams) == 0 {
-		c.idleSince.Store(time.Now().UnixNano())
+		now := time.Now().UnixNano()
+		c.idleSince.Store(now)
+		c.settleSoonLocked(now)
 		if c.goingAway && !c.closed {
 			c.closed = true
 			go c.closeAfterGoAway()
@@ -902,7 +1039,10 @@ func (c *conn) goAwayGraceful() {
 // when the client closes or after goAwayLinger.
 func (c *conn) closeAfterGoAway() {
 	c.closeWrite()
+	// Under mu: a settle (endSettle) does not clear it.
+	c.mu.Lock()
 	c.nc.SetReadDeadline(time.Now().Add(goAwayLinger))
+	c.mu.Unlock()
 }
 
 // closeWrite flushes what is buffered and ends the connection's write side
@@ -959,6 +1099,12 @@ func (c *conn) nextTimeout(now time.Time) time.Duration {
 			next = left
 		}
 	}
+	if at := c.settleAt.Load(); at != 0 && c.idleSince.Load() != 0 {
+		left := time.Duration(at - now.UnixNano())
+		if next == 0 || left < next {
+			next = left
+		}
+	}
 	return next
 }
 
@@ -985,6 +1131,16 @@ func (c *conn) onTimer() {
 			}
 		}
 	}
+	if at := c.settleAt.Load(); at != 0 && now.UnixNano() >= at {
+		c.mu.Lock()
+		if c.settleAt.Load() == at && c.idleSince.Load() != 0 && !c.closed && !c.goingAway {
+			// Interrupt the reading goroutine's read: see waitIdle.
+			c.settleAt.Store(0)
+			c.settle.Store(true)
+			c.nc.SetReadDeadline(aLongTimeAgo)
+		}
+		c.mu.Unlock()
+	}
 	d := c.nextTimeout(now)
 	if d <= 0 {
 		d = time.Millisecond
@@ -992,6 +1148,7 @@ func (c *conn) onTimer() {
 	c.mu.Lock()
 	if !c.closed {
 		c.timer.Reset(d)
+		c.timerAt = now.Add(d).UnixNano()
 	}
 	c.mu.Unlock()
 }

@@ -1,0 +1,15 @@
+package h2
+
+// Parked reports how many of the server's connections wait for their
+// client's next frame without a read buffer (waitIdle).
+func (s *Server) Parked() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for c := range s.conns {
+		if c.parked.Load() {
+			n++
+		}
+	}
+	return n
+}

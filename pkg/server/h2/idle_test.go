@@ -1,0 +1,117 @@
+package h2_test
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/edgectl/edgectl/pkg/server/h2"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// waitParked waits until srv has want connections parked (waiting for
+// their client without a read buffer), or fails.
+func waitParked(t *testing.T, srv *h2.Server, want int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for srv.Parked() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections parked, want %d", srv.Parked(), want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestIdleConnectionParks: a connection without a stream for a moment
+// gives its read buffer back and waits on its socket; a request then is
+// served, and after it (and after a PING, which opens no stream) the
+// connection parks again. Without the settle, no connection ever parks.
+func TestIdleConnectionParks(t *testing.T) {
+	t.Parallel()
+	srv := &h2.Server{IdleTimeout: time.Minute, ReadHeaderTimeout: time.Minute, Handler: http.HandlerFunc(echo)}
+	addr := serve(t, srv)
+	c := dialRaw(t, addr)
+	waitParked(t, srv, 1)
+	for i, id := range []uint32{1, 3} {
+		c.headers(id, true, ":method", "GET", ":scheme", "https", ":authority", "h2.test", ":path", "/")
+		if got := c.outcome(id); got != "status 200" {
+			t.Fatalf("request %d: %s", i, got)
+		}
+		waitParked(t, srv, 1)
+	}
+	c.fr.WritePing(false, [8]byte{1})
+	waitParked(t, srv, 0)
+	waitParked(t, srv, 1)
+	c.headers(5, true, ":method", "GET", ":scheme", "https", ":authority", "h2.test", ":path", "/")
+	if got := c.outcome(5); got != "status 200" {
+		t.Fatalf("request after the PING: %s", got)
+	}
+}
+
+// TestIdleSplitFrames: frames split around the settle reach the server
+// whole: the preface, whose first bytes wake the parked connection and
+// whose rest comes after the next settle; a HEADERS frame likewise; and
+// one whose first byte comes right after a response, before the
+// connection parked, and the rest after the settle.
+func TestIdleSplitFrames(t *testing.T) {
+	t.Parallel()
+	srv := &h2.Server{IdleTimeout: time.Minute, ReadHeaderTimeout: time.Minute, Handler: http.HandlerFunc(echo)}
+	addr := serve(t, srv)
+	conn := dialTLS(t, addr)
+	waitParked(t, srv, 1) // before the preface
+	var buf bytes.Buffer
+	fr := http2.NewFramer(&buf, conn)
+	io.WriteString(&buf, http2.ClientPreface)
+	fr.WriteSettings()
+	preface := bytes.Clone(buf.Bytes())
+	conn.Write(preface[:10])
+	time.Sleep(400 * time.Millisecond) // the settle interrupts in the middle
+	conn.Write(preface[10:])
+	c := &rawClient{t: t, conn: conn, fr: http2.NewFramer(conn, conn), settings: map[http2.SettingID]uint32{}}
+	c.enc = hpack.NewEncoder(&c.hbuf)
+	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	c.fr.WriteSettingsAck()
+	for i, split := range []int{5, 1} {
+		id := uint32(2*i + 1)
+		if i == 0 {
+			waitParked(t, srv, 1)
+		}
+		buf.Reset()
+		w := http2.NewFramer(&buf, nil)
+		w.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: c.block(":method", "GET", ":scheme", "https", ":authority", "h2.test", ":path", "/"), EndStream: true, EndHeaders: true})
+		frame := bytes.Clone(buf.Bytes())
+		conn.Write(frame[:split])
+		time.Sleep(400 * time.Millisecond)
+		conn.Write(frame[split:])
+		if got := c.outcome(id); got != "status 200" {
+			t.Fatalf("HEADERS split after %d bytes: %s", split, got)
+		}
+	}
+}
+
+// TestIdleTimeoutWhileParked: a parked connection still ends at
+// IdleTimeout, with a GOAWAY, not sooner.
+func TestIdleTimeoutWhileParked(t *testing.T) {
+	t.Parallel()
+	const idle = 800 * time.Millisecond
+	srv := &h2.Server{IdleTimeout: idle, ReadHeaderTimeout: time.Minute, Handler: http.HandlerFunc(echo)}
+	addr := serve(t, srv)
+	c := dialRaw(t, addr)
+	c.headers(1, true, ":method", "GET", ":scheme", "https", ":authority", "h2.test", ":path", "/")
+	if got := c.outcome(1); got != "status 200" {
+		t.Fatal(got)
+	}
+	start := time.Now()
+	waitParked(t, srv, 1)
+	evs := c.read(5*time.Second, isEnd)
+	took := time.Since(start)
+	if ev := last(evs); ev.kind != "goaway" || ev.code != http2.ErrCodeNo {
+		t.Fatalf("got %+v, want GOAWAY NO_ERROR", evs)
+	}
+	if took < idle-100*time.Millisecond || took > idle+time.Second {
+		t.Fatalf("GOAWAY after %v, want about %v", took, idle)
+	}
+}
