@@ -245,11 +245,25 @@ func waitServing(tb testing.TB, c *http.Client, i int, want string, start time.T
 // incremental compile and the swap. ms-read-decode is the part of it that
 // reading and decoding the state file takes (state.FileStore.Read, timed
 // apart after each iteration).
+//
+// With keys=files each certificate's private key is a file of its own
+// (privateKeyFile), as a deployment with a key per domain has them; every
+// reload reads them all again. With keys=env they come from one
+// environment variable.
 func BenchmarkCompile10kDomainsWriteToServing(b *testing.B) {
+	for _, keys := range []string{"env", "files"} {
+		b.Run("keys="+keys, func(b *testing.B) { writeToServing(b, keys == "files") })
+	}
+}
+
+func writeToServing(b *testing.B, keyFiles bool) {
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer origin.Close()
 	base := scaleSnapshot(scaleDomains, origin.URL)
 	base.FormatVersion = state.FormatVersion
+	if keyFiles {
+		withKeyFiles(b, base)
+	}
 	srv, path := scaleServer(b, base, io.Discard)
 	c := scaleClient(srv.Addr().String())
 	var states [2][]byte
@@ -277,6 +291,26 @@ func BenchmarkCompile10kDomainsWriteToServing(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(readDecode.Milliseconds())/float64(b.N), "ms-read-decode")
+}
+
+// withKeyFiles gives each Certificate of snap a private-key file of its
+// own, in a temporary directory, instead of the environment variable.
+func withKeyFiles(tb testing.TB, snap *state.Snapshot) {
+	dir := tb.TempDir()
+	key := []byte(getScalePKI().keyPEM)
+	for i := range snap.Resources {
+		r := &snap.Resources[i]
+		if r.Kind != manifest.KindCertificate {
+			continue
+		}
+		path := filepath.Join(dir, r.Name+".key")
+		if err := os.WriteFile(path, key, 0o600); err != nil {
+			tb.Fatal(err)
+		}
+		spec := *r.Spec.(*manifest.CertificateSpec)
+		spec.PrivateKeyEnv, spec.PrivateKeyFile = "", path
+		r.Spec = &spec
+	}
 }
 
 // setSerial returns the encoded snapshot data with its serial replaced, so
