@@ -182,7 +182,7 @@ func runServe(ctx context.Context, opts *ServeOptions) error {
 		StateCache:           opts.StateCache,
 		MaxConnections:       opts.MaxConnections,
 		MaxConcurrentStreams: opts.MaxConcurrentStreams,
-		Compile:              edge.Options{ReadFile: keyReader(opts.KeyDir)},
+		Compile:              edge.Options{ReadFile: keyReader(opts.KeyDir), StatFile: keyStater(opts.KeyDir)},
 	})
 	if err != nil {
 		return err
@@ -338,17 +338,9 @@ func startCPUProfile(path string) (stop func(), err error) {
 // it tried.
 func keyReader(dir string) func(string) ([]byte, error) {
 	return func(ref string) ([]byte, error) {
-		path := ref
-		if !filepath.IsAbs(ref) {
-			base := dir
-			if base == "" {
-				base = "."
-			}
-			abs, err := filepath.Abs(filepath.Join(base, ref))
-			if err != nil {
-				return nil, err
-			}
-			path = abs
+		path, err := keyPath(dir, ref)
+		if err != nil {
+			return nil, err
 		}
 		data, err := os.ReadFile(path)
 		if err != nil {
@@ -363,6 +355,31 @@ func keyReader(dir string) func(string) ([]byte, error) {
 		}
 		return data, nil
 	}
+}
+
+// keyStater stats the private-key files keyReader reads, so that a reload
+// reads again only the ones that changed (edge.Options.StatFile).
+func keyStater(dir string) func(string) (os.FileInfo, error) {
+	return func(ref string) (os.FileInfo, error) {
+		path, err := keyPath(dir, ref)
+		if err != nil {
+			return nil, err
+		}
+		return os.Stat(path)
+	}
+}
+
+// keyPath resolves a privateKeyFile reference: a relative one against dir
+// (the working directory when dir is empty).
+func keyPath(dir, ref string) (string, error) {
+	if filepath.IsAbs(ref) {
+		return ref, nil
+	}
+	base := dir
+	if base == "" {
+		base = "."
+	}
+	return filepath.Abs(filepath.Join(base, ref))
 }
 
 func orDot(dir string) string {

@@ -39,6 +39,9 @@ type compileCache struct {
 	firewalls map[string]cachedFirewall
 	apps      map[string]*cachedApp
 	policies  map[string]*tlsPolicy
+	// keys are the stamps of the private-key files read, by reference
+	// (privateKeyFile).
+	keys map[string]keyStamp
 	// resources are the snapshot compiled, when sorted as the stores
 	// keep them: the next compile may patch this one (compileDelta).
 	resources []state.Resource

@@ -237,6 +237,8 @@ func compileDelta(snap *state.Snapshot, opts Options) (rt *Runtime, ok bool) {
 // compiled certificates that are no longer under their name.
 func (c *compiler) patchCertificates(d delta) (stale map[*compiledCert]bool, ok bool) {
 	out := make([]*compiledCert, len(d.certs))
+	stamps := make([]keyStamp, len(d.certs))
+	specs := make([]*manifest.CertificateSpec, len(d.certs))
 	bad := atomic.Bool{}
 	var wg sync.WaitGroup
 	var next atomic.Int64
@@ -246,12 +248,13 @@ func (c *compiler) patchCertificates(d delta) (stale map[*compiledCert]bool, ok 
 			defer wg.Done()
 			for i := int(next.Add(1) - 1); i < len(d.certs) && !bad.Load(); i = int(next.Add(1) - 1) {
 				r := &d.certs[i]
-				cert, err := c.cachedCertificate(r.Name, r.Spec.(*manifest.CertificateSpec))
+				specs[i] = r.Spec.(*manifest.CertificateSpec)
+				cert, stamp, err := c.cachedCertificate(r.Name, specs[i])
 				if err != nil {
 					bad.Store(true)
 					return
 				}
-				out[i] = cert
+				out[i], stamps[i] = cert, stamp
 			}
 		}()
 	}
@@ -259,6 +262,7 @@ func (c *compiler) patchCertificates(d delta) (stale map[*compiledCert]bool, ok 
 	if bad.Load() {
 		return nil, false
 	}
+	c.recordKeys(specs, stamps)
 	prev := c.prev
 	c.next.certs = maps.Clone(prev.certs)
 	stale = map[*compiledCert]bool{}

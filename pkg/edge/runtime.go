@@ -26,6 +26,12 @@ import (
 type Options struct {
 	// ReadFile reads private-key files (default os.ReadFile).
 	ReadFile func(string) ([]byte, error)
+	// StatFile stats private-key files as ReadFile reads them (default
+	// os.Stat with the default ReadFile; none otherwise). With it, a
+	// reload reads again only the key files that changed since the
+	// previous compile read them (see keyStamp); without it, it reads
+	// them all.
+	StatFile func(string) (os.FileInfo, error)
 	// LookupEnv reads private keys named by privateKeyEnv (default os.LookupEnv).
 	LookupEnv func(string) (string, bool)
 	// TicketSecret is mixed into every domain's session-ticket key; a
@@ -181,6 +187,9 @@ func newBaseConfig(rt *Runtime) *tls.Config {
 func (opts Options) withDefaults() Options {
 	if opts.ReadFile == nil {
 		opts.ReadFile = os.ReadFile
+		if opts.StatFile == nil {
+			opts.StatFile = defaultStat
+		}
 	}
 	if opts.LookupEnv == nil {
 		opts.LookupEnv = os.LookupEnv
@@ -433,6 +442,8 @@ func (c *compiler) certificates(byName map[string]*state.Resource) {
 	sort.Strings(names)
 	out := make([]*compiledCert, len(names))
 	errs := make([]error, len(names))
+	stamps := make([]keyStamp, len(names))
+	specs := make([]*manifest.CertificateSpec, len(names))
 	var wg sync.WaitGroup
 	next := atomic.Int64{}
 	for range min(runtime.GOMAXPROCS(0), len(names)) {
@@ -440,11 +451,13 @@ func (c *compiler) certificates(byName map[string]*state.Resource) {
 		go func() {
 			defer wg.Done()
 			for i := int(next.Add(1) - 1); i < len(names); i = int(next.Add(1) - 1) {
-				out[i], errs[i] = c.cachedCertificate(names[i], byName[names[i]].Spec.(*manifest.CertificateSpec))
+				specs[i] = byName[names[i]].Spec.(*manifest.CertificateSpec)
+				out[i], stamps[i], errs[i] = c.cachedCertificate(names[i], specs[i])
 			}
 		}()
 	}
 	wg.Wait()
+	c.recordKeys(specs, stamps)
 	for i, name := range names {
 		if errs[i] != nil {
 			c.add(byName[name], "spec", errs[i].Error())
@@ -456,30 +469,69 @@ func (c *compiler) certificates(byName map[string]*state.Resource) {
 }
 
 // cachedCertificate is certificate, reusing the previous runtime's parsed
-// chain and key when the certificate PEM and the private key PEM (read
-// again, so that a changed or missing key is noticed) are the same: by name
-// first, then by content (a renamed or duplicated certificate).
-func (c *compiler) cachedCertificate(name string, spec *manifest.CertificateSpec) (*compiledCert, error) {
+// chain and key when the certificate PEM and the private key PEM are the
+// same: by name first, then by content (a renamed or duplicated
+// certificate). The key is read again, so that a changed or missing key
+// is noticed, unless its file is unchanged since the previous compile read
+// it (keyStamp). It returns the key file's stamp to record, if any.
+func (c *compiler) cachedCertificate(name string, spec *manifest.CertificateSpec) (*compiledCert, keyStamp, error) {
 	if !c.certsOK {
-		return c.certificate(spec)
+		cert, err := c.certificate(spec)
+		return cert, keyStamp{}, err
 	}
 	var keyPEM []byte
+	var stamp keyStamp
+	keySum := sha256.Sum256(nil)
 	if !c.opts.SkipKeys {
-		var err error
-		if keyPEM, err = c.privateKey(spec); err != nil {
-			// The full path reports a broken chain before a missing key.
-			return c.certificate(spec)
+		st, known, stamped := c.stampedKey(spec)
+		if known {
+			keySum, stamp = st.sum, st
+		} else {
+			var err error
+			if keyPEM, err = c.privateKey(spec); err != nil {
+				// The full path reports a broken chain before a missing key.
+				cert, err := c.certificate(spec)
+				return cert, keyStamp{}, err
+			}
+			keySum = sha256.Sum256(keyPEM)
+			if stamped {
+				st.sum = keySum
+				stamp = st
+			}
 		}
 	}
-	keySum := sha256.Sum256(keyPEM)
 	if p := c.prev.certs[name]; p != nil && p.pem == spec.Certificate && p.content[1] == keySum {
-		return p, nil
+		return p, stamp, nil
 	}
 	content := [2][32]byte{sha256.Sum256([]byte(spec.Certificate)), keySum}
 	if p := c.prev.byContent[content]; p != nil {
-		return p, nil
+		return p, stamp, nil
 	}
-	return c.parseCertificate(spec, keyPEM)
+	if keyPEM == nil && !c.opts.SkipKeys {
+		// Known by its stamp, but the certificate changed: the key is
+		// needed, and read now.
+		var err error
+		if keyPEM, err = c.privateKey(spec); err != nil {
+			cert, err := c.certificate(spec)
+			return cert, keyStamp{}, err
+		}
+		if sha256.Sum256(keyPEM) != keySum {
+			stamp = keyStamp{} // changed under the stamp: not recorded
+		}
+	}
+	cert, err := c.parseCertificate(spec, keyPEM)
+	return cert, stamp, err
+}
+
+// recordKeys keeps the key files' stamps of this compile for the next
+// one; stamps[i] belongs to specs[i] (a zero stamp: none).
+func (c *compiler) recordKeys(specs []*manifest.CertificateSpec, stamps []keyStamp) {
+	c.next.keys = make(map[string]keyStamp, len(stamps))
+	for i, st := range stamps {
+		if st.readAt != 0 {
+			c.next.keys[specs[i].PrivateKeyFile] = st
+		}
+	}
 }
 
 // certificate loads the chain and its private key.
