@@ -52,7 +52,7 @@ type Options struct {
 	// configurations), and the result is the runtime a full compile would
 	// produce. Previous keeps serving and must still be closed; an origin
 	// pool it shares with the new runtime stays open until neither uses
-	// it. Previous must come from a Compile with the same ReadFile,
+	// it. Previous must come from a Compile with the same ReadFile, StatFile,
 	// LookupEnv, Now and Observer (a server keeps one Options for its
 	// lifetime); TLS configurations are reused only under the same
 	// TicketSecret, certificates only under the same SkipKeys.
