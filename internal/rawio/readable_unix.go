@@ -18,15 +18,11 @@ func WaitReadable(c net.Conn, buf *[1]byte) bool {
 	if tc, ok := c.(*tls.Conn); ok {
 		c = tc.NetConn()
 	}
-	sc, ok := c.(syscall.Conn)
-	if !ok {
+	raw := SyscallConn(c)
+	if raw == nil {
 		return true
 	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return true
-	}
-	err = raw.Read(func(fd uintptr) bool {
+	err := raw.Read(func(fd uintptr) bool {
 		// A peek, not a read: the byte stays for crypto/tls. Ready on
 		// data, on end of file (0) and on an error other than "would
 		// block"; a spurious wake-up peeks again.
@@ -34,4 +30,18 @@ func WaitReadable(c net.Conn, buf *[1]byte) bool {
 		return err != syscall.EAGAIN && err != syscall.EWOULDBLOCK
 	})
 	return err == nil
+}
+
+// SyscallConn returns the raw connection of c's socket, or nil when c is
+// not a socket.
+func SyscallConn(c net.Conn) syscall.RawConn {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return raw
 }

@@ -18,12 +18,8 @@ type prober struct {
 }
 
 func newProber(c net.Conn) *prober {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return nil
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
+	rc := rawio.SyscallConn(c)
+	if rc == nil {
 		return nil
 	}
 	p := &prober{rc: rc}
