@@ -1,7 +1,6 @@
 package edge
 
 import (
-	"os"
 	"time"
 
 	"github.com/edgectl/edgectl/pkg/manifest"
@@ -59,7 +58,3 @@ func (c *compiler) stampedKey(spec *manifest.CertificateSpec) (st keyStamp, ok, 
 	}
 	return st, false, true
 }
-
-// defaultStat is Options.StatFile's default: os.Stat, when keys are read
-// with os.ReadFile.
-func defaultStat(name string) (os.FileInfo, error) { return os.Stat(name) }

@@ -188,7 +188,7 @@ func (opts Options) withDefaults() Options {
 	if opts.ReadFile == nil {
 		opts.ReadFile = os.ReadFile
 		if opts.StatFile == nil {
-			opts.StatFile = defaultStat
+			opts.StatFile = os.Stat
 		}
 	}
 	if opts.LookupEnv == nil {
