@@ -294,17 +294,25 @@ func idleClientConnH2(addr string, cfg *tls.Config) (io.Closer, error) {
 	req, _ := http.NewRequest("GET", "https://api.test/v1/accounts", nil)
 	req.Header.Set("User-Agent", "idle")
 	resp, err := cc.RoundTrip(req)
+	if err == nil {
+		err = checkIdleResponse(resp)
+	}
 	if err != nil {
 		cc.Close()
 		return nil, err
 	}
+	return cc, nil
+}
+
+// checkIdleResponse reads the response to an idle connection's request:
+// the origin's "ok".
+func checkIdleResponse(resp *http.Response) error {
 	body, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if err != nil || resp.StatusCode != http.StatusOK || !bytes.Equal(body, []byte("ok\n")) {
-		cc.Close()
-		return nil, fmt.Errorf("the request on an idle connection: status %d, body %q, error %v", resp.StatusCode, body, err)
+		return fmt.Errorf("the request on an idle connection: status %d, body %q, error %v", resp.StatusCode, body, err)
 	}
-	return cc, nil
+	return nil
 }
 
 // idleClientConn opens a TLS connection, sends one request on it and
@@ -319,15 +327,12 @@ func idleClientConn(addr string, cfg *tls.Config) (io.Closer, error) {
 		return nil, err
 	}
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err == nil {
+		err = checkIdleResponse(resp)
+	}
 	if err != nil {
 		c.Close()
 		return nil, err
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != http.StatusOK || !bytes.Equal(body, []byte("ok\n")) {
-		c.Close()
-		return nil, fmt.Errorf("the request on an idle connection: status %d, body %q, error %v", resp.StatusCode, body, err)
 	}
 	return c, nil
 }
