@@ -193,9 +193,9 @@ func compileDelta(snap *state.Snapshot, opts Options) (rt *Runtime, ok bool) {
 	}
 	c.next = next
 
-	// Certificates: every key is read again, as a full compile does, so a
-	// changed or missing key file is noticed; the chains are parsed only
-	// when their content changed.
+	// Certificates: every key is read again (or its file stat'ed, see
+	// keyStamp), as a full compile does, so that a changed or missing key
+	// is noticed; the chains are parsed only when their content changed.
 	staleCerts, ok := c.patchCertificates(d)
 	if !ok {
 		return nil, false
