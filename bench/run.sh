@@ -8,9 +8,12 @@
 #
 # Options (defaults in brackets):
 #   -t TARGETS   space-separated names of targets/*.sh  [nginx haproxy caddy gobase]
-#   -m MODES     handshake, keepalive and/or h2           [handshake keepalive]
+#   -m MODES     handshake, keepalive, h2, idle and/or idle-h2  [handshake keepalive]
 #                (h2: -c HTTP/2 connections with -s streams each; a target whose h2
-#                sanity probe fails is skipped for h2 only, see failures.jsonl)
+#                sanity probe fails is skipped for h2 only, see failures.jsonl;
+#                idle, idle-h2: -i connections, one request each over HTTP/1.1 or
+#                HTTP/2, held idle for -d; reports the server's resident set growth
+#                per connection. Each idle mode runs on a freshly started target.)
 #   -s N         h2 mode: concurrent streams per connection (1..100)  [8]
 #   -a ALGS      ecdsa, rsa (RSA server+client), rsasrv (RSA server, ECDSA client) [ecdsa rsa]
 #   -r N         repetitions; the whole matrix is repeated N times, so the runs of
@@ -18,6 +21,7 @@
 #   -d DUR       measured duration per run                [5s]
 #   -w DUR       warm-up per run (not counted)            [1s]
 #   -c N         concurrency (connections/workers)        [32]
+#   -i N         idle modes: connections held              [2000]
 #   -o DIR       output directory                          [results/<timestamp>]
 #   -x "FLAGS"   extra loadgen flags, e.g. "-insecure" or "-tls 1.2"
 #   -T SECONDS   hard cap for the whole run; points not started by then are skipped [3600]
@@ -31,16 +35,16 @@ set -euo pipefail
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib/common.sh"
 
 TARGETS="nginx haproxy caddy gobase"; MODES="handshake keepalive"; ALGS="ecdsa rsa"
-REPS=2; DUR=5s; WARM=1s; CONC=32; STREAMS=8; OUT=""; XFLAGS=""; MAXT=3600
-while getopts "t:m:a:r:d:w:c:s:o:x:T:h" o; do
+REPS=2; DUR=5s; WARM=1s; CONC=32; STREAMS=8; IDLE=2000; OUT=""; XFLAGS=""; MAXT=3600
+while getopts "t:m:a:r:d:w:c:s:i:o:x:T:h" o; do
   case $o in
     t) TARGETS=$OPTARG ;; m) MODES=$OPTARG ;; a) ALGS=$OPTARG ;; r) REPS=$OPTARG ;;
-    d) DUR=$OPTARG ;; w) WARM=$OPTARG ;; c) CONC=$OPTARG ;; s) STREAMS=$OPTARG ;; o) OUT=$OPTARG ;;
-    x) XFLAGS=$OPTARG ;; T) MAXT=$OPTARG ;;
-    *) sed -n '2,29p' "$0"; exit 2 ;;
+    d) DUR=$OPTARG ;; w) WARM=$OPTARG ;; c) CONC=$OPTARG ;; s) STREAMS=$OPTARG ;; i) IDLE=$OPTARG ;;
+    o) OUT=$OPTARG ;; x) XFLAGS=$OPTARG ;; T) MAXT=$OPTARG ;;
+    *) sed -n '2,34p' "$0"; exit 2 ;;
   esac
 done
-for m in $MODES; do [[ $m =~ ^(handshake|keepalive|h2)$ ]] || die "unknown mode $m (handshake, keepalive, h2)"; done
+for m in $MODES; do [[ $m =~ ^(handshake|keepalive|h2|idle|idle-h2)$ ]] || die "unknown mode $m (handshake, keepalive, h2, idle, idle-h2)"; done
 OUT="${OUT:-$BENCH_HOME/results/$(date +%Y%m%d-%H%M%S)}"
 mkdir -p "$OUT"; OUT="$(cd "$OUT" && pwd)"
 RD="$RUN_BASE/run-$$"; rm -rf "$RD"; mkdir -p "$RD"
@@ -103,23 +107,29 @@ for rep in $(seq 1 "$REPS"); do
         stop_group "$TARGET_PID"; TARGET_PID=""; continue
       fi
       skip_h2=0
-      if [[ " $MODES " == *" h2 "* ]] && ! sanity h2; then
+      if [[ " $MODES " == *" h2 "* || " $MODES " == *" idle-h2 "* ]] && ! sanity h2; then
         echo "{\"meta\":{\"target\":\"$t\",\"alg\":\"$alg\",\"rep\":\"$rep\"},\"mode\":\"h2-probe-failed\"}" >> "$OUT/failures.jsonl"
         skip_h2=1
       fi
       for mode in $MODES; do
-        [[ $mode == h2 && $skip_h2 == 1 ]] && continue
-        mflags=(); [[ $mode == h2 ]] && mflags=(-streams "$STREAMS")
+        [[ ( $mode == h2 || $mode == idle-h2 ) && $skip_h2 == 1 ]] && continue
+        mflags=(-c "$CONC"); [[ $mode == h2 ]] && mflags+=(-streams "$STREAMS")
+        if [[ $mode == idle* ]]; then
+          # A fresh process: memory freed by the modes before would hide the connections' own.
+          stop_group "$TARGET_PID"; TARGET_PID=""
+          start_target "$t" "$alg" "$trd" && sanity keepalive || continue
+          mflags=(-c "$IDLE")
+        fi
         log "rep $rep: $t $alg $mode (pid $TARGET_PID, port $TARGET_PORT)"
         # shellcheck disable=SC2086
-        line="$(run_loadgen -json -mode "$mode" "${mflags[@]}" -c "$CONC" -d "$DUR" -warmup "$WARM" \
+        line="$(run_loadgen -json -mode "$mode" "${mflags[@]}" -d "$DUR" -warmup "$WARM" \
           -url "$url" -connect "127.0.0.1:$TARGET_PORT" -cacert "$PKI_DIR/ca-root.pem" "${CLIENT_ARGS[@]}" \
           -expect-header ssl-client-s-dn -watch "server=$TARGET_PID" -watch "origin=$ORIGIN_PID" \
           -origin-stats "http://127.0.0.1:$ORIGIN_PORT/__stats" \
           -meta "target=$t" -meta "alg=$alg" -meta "rep=$rep" -meta "pin=$PIN" -meta "workers=$WORKERS" \
           -meta "server_verified_by_client=${VERIFY_SERVER:-0}" -label "$t/$alg/$mode/$rep" $LGVERIFY $XFLAGS)" || { log "loadgen failed"; continue; }
         echo "$line" >> "$JSONL"
-        printf '    %s\n' "$(grep -o '"rps":[0-9.]*\|"p99":[0-9.]*\|"err_[a-z]*":[0-9]*\|"cpu_pct":{[^}]*}' <<<"$line" | tr '\n' ' ')" >&2
+        printf '    %s\n' "$(grep -o '"rps":[0-9.]*\|"p99":[0-9.]*\|"err_[a-z]*":[0-9]*\|"cpu_pct":{[^}]*}\|"rss_per_conn_b":{[^}]*}' <<<"$line" | tr '\n' ' ')" >&2
       done
       stop_group "$TARGET_PID"; TARGET_PID=""
       if ! kill -0 "$ORIGIN_PID" 2>/dev/null; then die "origin died"; fi

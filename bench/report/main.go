@@ -33,6 +33,7 @@ type run struct {
 	CPU          map[string]float64 `json:"cpu_pct"`
 	OKPerCPUSec  map[string]float64 `json:"ok_per_cpu_s"`
 	Origin       map[string]int64   `json:"origin"`
+	RSSPerConn   map[string]float64 `json:"rss_per_conn_b"`
 	Meta         map[string]string  `json:"meta"`
 }
 
@@ -100,7 +101,7 @@ func main() {
 		return a[1] < b[1]
 	})
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "target\talg\tmode\treq/s (each run)\tp50 ms\tp99 ms\terrors hs/http/other\tsrv cpu%\tlg cpu%\treq per srv-cpu-s\thandshakes/run\tupstream conns\ttls")
+	fmt.Fprintln(tw, "target\talg\tmode\treq/s (each run)\tp50 ms\tp99 ms\terrors hs/http/other\tsrv cpu%\tlg cpu%\treq per srv-cpu-s\thandshakes/run\tupstream conns\tidle KB/conn\ttls")
 	var aggs []agg
 	for _, g := range groups {
 		sort.SliceStable(g.runs, func(i, j int) bool { return atoi(g.runs[i].Meta["rep"]) < atoi(g.runs[j].Meta["rep"]) })
@@ -115,6 +116,9 @@ func main() {
 			a.SrvCPU = append(a.SrvCPU, r.CPU["server"])
 			a.LGCPU = append(a.LGCPU, r.CPU["loadgen"])
 			a.PerCPU = append(a.PerCPU, r.OKPerCPUSec["server"])
+			if v, ok := r.RSSPerConn["server"]; ok {
+				a.IdleKB = append(a.IdleKB, v/1000)
+			}
 			eh, ehttp, eo = eh+r.ErrHandshake, ehttp+r.ErrHTTP, eo+r.ErrOther
 			hs = append(hs, strconv.FormatInt(r.Handshakes, 10))
 			if r.Origin != nil {
@@ -130,10 +134,10 @@ func main() {
 		}
 		a.Errors = eh + ehttp + eo
 		aggs = append(aggs, a)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d/%d/%d\t%s\t%s\t%s\t%s\t%s\t%s\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d/%d/%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
 			a.Target, a.Alg, a.Mode, join(a.RPS, "%.0f"), join(a.P50, "%.2f"), join(a.P99, "%.2f"),
 			eh, ehttp, eo, join(a.SrvCPU, "%.0f"), join(a.LGCPU, "%.0f"), join(a.PerCPU, "%.0f"),
-			strings.Join(hs, " / "), strings.Join(up, " / "), tlsInfo)
+			strings.Join(hs, " / "), strings.Join(up, " / "), join(a.IdleKB, "%.1f"), tlsInfo)
 	}
 	tw.Flush()
 	if *mdOut != "" {
@@ -157,12 +161,14 @@ type agg struct {
 	RPS, P50, P99     []float64
 	SrvCPU, LGCPU     []float64
 	PerCPU            []float64
+	IdleKB            []float64 // idle modes: the server's resident set growth per connection, KB
 	Errors            int64
 }
 
 // markdown renders one table per key algorithm: a row per target, for each mode its rate,
-// p99 latency and (for keep-alive modes) requests per server CPU-second, each run's value
-// separated by " / ". edgectl's row is bold.
+// p99 latency and (for keep-alive modes) requests per server CPU-second, or (for the idle
+// modes) the server's resident set growth per idle connection, each run's value separated
+// by " / ". edgectl's row is bold.
 func markdown(aggs []agg) string {
 	var b strings.Builder
 	var algs, targets, modes []string
@@ -182,7 +188,7 @@ func markdown(aggs []agg) string {
 		point[[3]string{a.Target, a.Alg, a.Mode}] = a
 	}
 	sort.SliceStable(modes, func(i, j int) bool { return modeRank(modes[i]) < modeRank(modes[j]) })
-	label := map[string]string{"handshake": "handshake", "keepalive": "keep-alive", "h2": "h2"}
+	label := map[string]string{"handshake": "handshake", "keepalive": "keep-alive", "h2": "h2", "idle": "idle HTTP/1.1", "idle-h2": "idle h2"}
 	for _, alg := range algs {
 		fmt.Fprintf(&b, "### %s\n\n| target |", alg)
 		var cols int
@@ -191,10 +197,14 @@ func markdown(aggs []agg) string {
 			if l == "" {
 				l = m
 			}
-			if m == "handshake" {
+			switch {
+			case idleMode(m):
+				fmt.Fprintf(&b, " %s KB per connection |", l)
+				cols++
+			case m == "handshake":
 				fmt.Fprintf(&b, " %s hs/s | %s p99 ms |", l, l)
 				cols += 2
-			} else {
+			default:
 				fmt.Fprintf(&b, " %s req/s | %s p99 ms | %s req per server CPU-s |", l, l, l)
 				cols += 3
 			}
@@ -206,9 +216,12 @@ func markdown(aggs []agg) string {
 			any := false
 			for _, m := range modes {
 				a, ok := point[[3]string{t, alg, m}]
-				n := 2
-				if m != "handshake" {
-					n = 3
+				n := 3
+				switch {
+				case idleMode(m):
+					n = 1
+				case m == "handshake":
+					n = 2
 				}
 				if !ok {
 					for i := 0; i < n; i++ {
@@ -218,6 +231,10 @@ func markdown(aggs []agg) string {
 				}
 				any = true
 				errs += a.Errors
+				if n == 1 {
+					cells = append(cells, join(a.IdleKB, "%.1f"))
+					continue
+				}
 				cells = append(cells, join(a.RPS, "%.0f"), join(a.P99, "%.2f"))
 				if n == 3 {
 					cells = append(cells, join(a.PerCPU, "%.0f"))
@@ -241,13 +258,16 @@ func markdown(aggs []agg) string {
 
 func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
 
-// modeRank orders the rows of a target: handshake, keepalive, h2, then other modes by name.
+// modeRank orders the rows of a target: handshake, keepalive, h2, idle, idle-h2, then
+// other modes by name.
 func modeRank(m string) int {
-	if r, ok := map[string]int{"handshake": 0, "keepalive": 1, "h2": 2}[m]; ok {
+	if r, ok := map[string]int{"handshake": 0, "keepalive": 1, "h2": 2, "idle": 3, "idle-h2": 4}[m]; ok {
 		return r
 	}
-	return 3
+	return 5
 }
+
+func idleMode(m string) bool { return m == "idle" || m == "idle-h2" }
 
 func join(v []float64, f string) string {
 	s := make([]string, len(v))

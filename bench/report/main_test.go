@@ -50,3 +50,36 @@ func TestReport(t *testing.T) {
 		t.Errorf("results.json: %v\n%s", err, js)
 	}
 }
+
+// TestReportIdle: the idle modes' column is the server's resident set
+// growth per connection, in KB.
+func TestReportIdle(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "results.jsonl")
+	lines := []string{
+		`{"mode":"idle","ok":2000,"rss_per_conn_b":{"server":23040},"meta":{"target":"edgectl","alg":"ecdsa","rep":"1"}}`,
+		`{"mode":"idle-h2","ok":2000,"rss_per_conn_b":{"server":22528},"meta":{"target":"edgectl","alg":"ecdsa","rep":"1"}}`,
+		`{"mode":"idle","ok":2000,"rss_per_conn_b":{"server":25700},"err_other":1,"meta":{"target":"nginx","alg":"ecdsa","rep":"1"}}`,
+	}
+	if err := os.WriteFile(in, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mdOut := filepath.Join(dir, "table.md")
+	out, err := exec.Command("go", "run", ".", "-md-out", mdOut, in).CombinedOutput()
+	if err != nil {
+		t.Fatalf("report: %v\n%s", err, out)
+	}
+	md, err := os.ReadFile(mdOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| target | idle HTTP/1.1 KB per connection | idle h2 KB per connection | errors |\n",
+		"| **edgectl** | **23.0** | **22.5** | **0** |\n",
+		"| nginx | 25.7 | – | 1 |\n",
+	} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("table.md lacks %q:\n%s", want, md)
+		}
+	}
+}
