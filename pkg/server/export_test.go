@@ -15,3 +15,7 @@ func OnEventHandled(cfg *Config, f func(state.WatchEvent)) { cfg.handled = f }
 // its runtime: the connection handling (TLS, HTTP/1.x, HTTP/2, timeouts,
 // limits, cancellation) stays the server's.
 func ServeWith(cfg *Config, h http.Handler) { cfg.handler = h }
+
+// Releases reports how many times the server returned memory to the
+// system after a quiet period (release.go).
+func (s *Server) Releases() int64 { return s.releases.Load() }

@@ -45,6 +45,7 @@ func (s *Server) acceptLoop(ln net.Listener) error {
 			continue
 		}
 		s.metrics.open.Add(1)
+		s.activity.Add(1)
 		go s.serveConn(c)
 	}
 }

@@ -57,6 +57,7 @@ func (s *Server) update(snap *state.Snapshot, force bool) error {
 		return s.failed(cur, fmt.Errorf("serial %d: %w", snap.Serial, err))
 	}
 	old := s.install(rt, snap)
+	s.activity.Add(1) // the compile's garbage: released once quiet
 	s.mu.Lock()
 	s.status.lastReload, s.status.lastError = time.Now(), ""
 	s.mu.Unlock()

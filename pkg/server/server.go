@@ -31,6 +31,10 @@ const (
 	DefaultShutdownTimeout  = 30 * time.Second
 	DefaultMaxHeaderBytes   = 64 << 10
 	DefaultPollInterval     = 2 * time.Second
+	// DefaultQuietRelease is how long the edge stays without a new
+	// connection or request before it returns freed memory to the system
+	// (Config.QuietRelease).
+	DefaultQuietRelease = 5 * time.Second
 	// DefaultMaxConnections is the client connections the edge listener
 	// holds at once (serve --max-connections). Each may hold an origin
 	// connection too: the process needs about twice as many file
@@ -90,6 +94,11 @@ type Config struct {
 	// The file and etcd stores are Watchers: they tell of changes
 	// themselves.
 	PollInterval time.Duration
+	// QuietRelease is how long the edge must go without a new connection
+	// or request, after serving some, before it collects garbage and
+	// returns the freed memory to the system (release.go); zero means
+	// DefaultQuietRelease, negative never.
+	QuietRelease time.Duration
 	// StateCache is a file that keeps the last snapshot served, written
 	// after each load from the store and each reload; empty for none. When
 	// a store that holds a connection (it implements io.Closer, as the etcd
@@ -137,6 +146,11 @@ type Server struct {
 	status status
 
 	draining atomic.Bool
+
+	// activity counts accepted connections and requests, and releases
+	// the memory releases (release.go).
+	activity atomic.Int64
+	releases atomic.Int64
 }
 
 // status is what the admin endpoints report about loading.
@@ -173,6 +187,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	def(&cfg.WriteTimeout, DefaultWriteTimeout)
 	def(&cfg.ShutdownTimeout, DefaultShutdownTimeout)
 	def(&cfg.PollInterval, DefaultPollInterval)
+	def(&cfg.QuietRelease, DefaultQuietRelease)
 	if cfg.MaxHeaderBytes == 0 {
 		cfg.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
@@ -347,6 +362,7 @@ func (s *Server) AdminAddr() net.Addr {
 // serveEdge runs a request on the runtime current when it arrived, to the
 // end, whatever reloads happen meanwhile.
 func (s *Server) serveEdge(w http.ResponseWriter, r *http.Request) {
+	s.activity.Add(1)
 	if s.cfg.handler != nil {
 		s.cfg.handler.ServeHTTP(w, r)
 		return
@@ -364,8 +380,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); s.watch(watchCtx) }()
+	go func() { defer wg.Done(); s.releaseWhenQuiet(watchCtx) }()
 
 	errc := make(chan error, 2)
 	go func() { errc <- s.acceptLoop(s.edgeLn) }()
