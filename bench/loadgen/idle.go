@@ -110,18 +110,11 @@ func (g *gen) runIdle() {
 	}
 	time.Sleep(*fDur) // idle: servers settle (buffers given back, stacks shrunk)
 	sum := summary{Label: *fLabel, Mode: *fMode, URL: *fURL, Addr: g.addr, Concurrency: *fConc,
-		DurationS: fDur.Seconds(), TLS: g.connInfo, OK: ok, Errors: errs, FirstErrors: g.firstErr,
+		DurationS: fDur.Seconds(), TLS: g.connInfo, OK: ok, Errors: map[string]int64{}, FirstErrors: g.firstErr,
 		LatencyMS: map[string]float64{}, CPU: map[string]float64{}, OKPerCPUSec: map[string]float64{},
 		RSSPerConn: map[string]float64{}, GOMAXPROCS: runtimeProcs()}
 	for k, v := range errs {
-		switch {
-		case k == "handshake" || k == "tls_alert":
-			sum.ErrHandshake += v
-		case strings.HasPrefix(k, "http_") || k == "missing_header":
-			sum.ErrHTTP += v
-		default:
-			sum.ErrOther += v
-		}
+		sum.addErrors(k, v)
 	}
 	for i, w := range ws {
 		if after := groupRSS(w.pid); ok > 0 {
