@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"os"
 	"runtime"
@@ -220,9 +221,9 @@ func newConn(s *Server, nc net.Conn) *conn {
 func (c *conn) serve() (err error) {
 	defer c.teardown()
 	now := time.Now()
-	d := max(c.nextTimeout(now), time.Millisecond)
 	c.mu.Lock()
-	c.timer, c.timerAt = time.AfterFunc(d, c.onTimer), now.Add(d).UnixNano()
+	c.timer, c.timerAt = time.AfterFunc(time.Hour, c.onTimer), math.MaxInt64
+	c.armLocked(now)
 	c.mu.Unlock()
 	// The server's preface: SETTINGS, and the connection window opened
 	// from 65,535 to connRecvWindow.
@@ -1085,33 +1086,33 @@ func (c *conn) goAwayError(code http2.ErrCode) {
 
 // nextTimeout is the time until the connection's next header or idle
 // deadline, 0 when there is none.
-func (c *conn) nextTimeout(now time.Time) time.Duration {
-	var next time.Duration
+func (c *conn) nextTimeout(now time.Time) (next time.Duration, due bool) {
+	at := func(left time.Duration) {
+		if !due || left < next {
+			next, due = left, true
+		}
+	}
 	if d := c.srv.ReadHeaderTimeout; d > 0 && !c.requested.Load() {
-		next = c.start.Add(d).Sub(now)
+		at(c.start.Add(d).Sub(now))
 	}
 	if d := c.srv.IdleTimeout; d > 0 {
 		left := d
 		if since := c.idleSince.Load(); since != 0 {
 			left = time.Duration(since + int64(d) - now.UnixNano())
 		}
-		if next == 0 || left < next {
-			next = left
-		}
+		at(left)
 	}
-	if at := c.settleAt.Load(); at != 0 && c.idleSince.Load() != 0 {
-		left := time.Duration(at - now.UnixNano())
-		if next == 0 || left < next {
-			next = left
-		}
+	if settle := c.settleAt.Load(); settle != 0 && c.idleSince.Load() != 0 {
+		at(time.Duration(settle - now.UnixNano()))
 	}
-	return next
+	return next, due
 }
 
 // onTimer closes a connection whose first request is late (header) or
 // that has had no open stream for IdleTimeout (idle, with GOAWAY), or
 // re-arms the timer.
 func (c *conn) onTimer() {
+	c.srv.timerRuns.Add(1)
 	now := time.Now()
 	if d := c.srv.ReadHeaderTimeout; d > 0 && !c.requested.Load() && !now.Before(c.start.Add(d)) {
 		c.srv.countTimeout("header")
@@ -1141,14 +1142,24 @@ func (c *conn) onTimer() {
 		}
 		c.mu.Unlock()
 	}
-	d := c.nextTimeout(now)
-	if d <= 0 {
-		d = time.Millisecond
-	}
 	c.mu.Lock()
 	if !c.closed {
-		c.timer.Reset(d)
-		c.timerAt = now.Add(d).UnixNano()
+		c.armLocked(now)
 	}
 	c.mu.Unlock()
+}
+
+// armLocked sets the timer for the connection's next timeout or settle,
+// or stops it when none is due (a connection with no timeouts, busy:
+// settleSoonLocked arms it when it goes idle); mu is held.
+func (c *conn) armLocked(now time.Time) {
+	d, due := c.nextTimeout(now)
+	if !due {
+		c.timer.Stop()
+		c.timerAt = math.MaxInt64
+		return
+	}
+	d = max(d, time.Millisecond)
+	c.timer.Reset(d)
+	c.timerAt = now.Add(d).UnixNano()
 }

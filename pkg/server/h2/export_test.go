@@ -13,3 +13,6 @@ func (s *Server) Parked() int {
 	}
 	return n
 }
+
+// TimerRuns reports how many times the connections' timers ran.
+func (s *Server) TimerRuns() int64 { return s.timerRuns.Load() }

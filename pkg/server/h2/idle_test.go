@@ -115,3 +115,28 @@ func TestIdleTimeoutWhileParked(t *testing.T) {
 		t.Fatalf("GOAWAY after %v, want about %v", took, idle)
 	}
 }
+
+// TestTimerQuietWhileBusy: a connection of a server without timeouts
+// runs its timer only for the settle: not while a stream is open, however
+// long. (Re-armed every millisecond, it would run hundreds of times.)
+func TestTimerQuietWhileBusy(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	srv := &h2.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release
+	})}
+	addr := serve(t, srv)
+	c := dialRaw(t, addr)
+	c.headers(1, true, ":method", "GET", ":scheme", "https", ":authority", "h2.test", ":path", "/")
+	time.Sleep(100 * time.Millisecond)
+	before := srv.TimerRuns()
+	time.Sleep(600 * time.Millisecond)
+	if runs := srv.TimerRuns() - before; runs > 2 {
+		t.Fatalf("the timer ran %d times in 600 ms while a stream was open", runs)
+	}
+	close(release)
+	if got := c.outcome(1); got != "status 200" {
+		t.Fatal(got)
+	}
+	waitParked(t, srv, 1) // idle again: the settle still comes
+}

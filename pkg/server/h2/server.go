@@ -66,8 +66,10 @@ type Server struct {
 	CountTimeout func(timeout string)
 
 	shutdown atomic.Bool
-	mu       sync.Mutex
-	conns    map[*conn]struct{}
+	// timerRuns counts the runs of the connections' timers (tests).
+	timerRuns atomic.Int64
+	mu        sync.Mutex
+	conns     map[*conn]struct{}
 
 	workers workerPool
 }
