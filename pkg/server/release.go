@@ -15,9 +15,10 @@ import (
 // handshakes, say) until its next collection, which an idle process runs
 // only after two minutes, and its resident set stays at up to twice its
 // live heap meanwhile; nginx frees its memory at once. With it, an edge
-// left with 2,000 idle connections holds about what they need within
-// seconds. A quiet edge has the CPU for the collection; a busy one never
-// gets here.
+// left with 2,000 idle connections drops the burst's garbage within
+// seconds (129 MB resident before, 89 MB after: what remains is the live
+// heap, the stacks and the spans live objects keep partly used). A quiet
+// edge has the CPU for the collection; a busy one never gets here.
 func (s *Server) releaseWhenQuiet(ctx context.Context) {
 	quiet := s.cfg.QuietRelease
 	if quiet < 0 {
