@@ -47,29 +47,15 @@ var patchableKinds = map[string]bool{
 	manifest.KindFirewall: true, manifest.KindDomain: true,
 }
 
-// sortedResources reports whether rs are in the stores' order, strictly:
-// by KindOrder, then name, no resource twice.
+// sortedResources reports whether rs are in the stores' order
+// (state.SortResources), strictly: no two resources compare equal.
 func sortedResources(rs []state.Resource) bool {
 	for i := 1; i < len(rs); i++ {
-		if compareResources(&rs[i-1], &rs[i]) >= 0 {
+		if state.CompareResources(&rs[i-1], &rs[i]) >= 0 {
 			return false
 		}
 	}
 	return true
-}
-
-// compareResources orders resources by kind (KindOrder), then name.
-func compareResources(a, b *state.Resource) int {
-	if a.Kind != b.Kind {
-		if ka, kb := state.KindOrder(a.Kind), state.KindOrder(b.Kind); ka != kb {
-			if ka < kb {
-				return -1
-			}
-			return 1
-		}
-		return strings.Compare(a.Kind, b.Kind)
-	}
-	return strings.Compare(a.Name, b.Name)
 }
 
 // diff walks the previous and the new snapshot's resources side by side;
@@ -86,14 +72,14 @@ func diff(prev, next []state.Resource) (d delta, ok bool) {
 	}
 	i, j := 0, 0
 	for i < len(prev) || j < len(next) {
-		if j > 0 && j < len(next) && compareResources(&next[j-1], &next[j]) >= 0 {
+		if j > 0 && j < len(next) && state.CompareResources(&next[j-1], &next[j]) >= 0 {
 			return d, false
 		}
 		cmp := -1 // only prev left
 		if i == len(prev) {
 			cmp = 1
 		} else if j < len(next) {
-			cmp = compareResources(&prev[i], &next[j])
+			cmp = state.CompareResources(&prev[i], &next[j])
 		}
 		switch {
 		case cmp < 0:

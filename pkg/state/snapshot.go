@@ -1,10 +1,12 @@
 package state
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"sort"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/edgectl/edgectl/pkg/manifest"
@@ -121,12 +123,18 @@ func Next(prior *Snapshot, resources []Resource, now time.Time) *Snapshot {
 
 // SortResources sorts resources in dependency order (KindOrder), then by name.
 func SortResources(rs []Resource) {
-	sort.SliceStable(rs, func(i, j int) bool {
-		if a, b := KindOrder(rs[i].Kind), KindOrder(rs[j].Kind); a != b {
-			return a < b
+	slices.SortStableFunc(rs, func(a, b Resource) int { return CompareResources(&a, &b) })
+}
+
+// CompareResources orders two resources as SortResources does: by
+// KindOrder, then by name.
+func CompareResources(a, b *Resource) int {
+	if a.Kind != b.Kind {
+		if c := cmp.Compare(KindOrder(a.Kind), KindOrder(b.Kind)); c != 0 {
+			return c
 		}
-		return rs[i].Name < rs[j].Name
-	})
+	}
+	return strings.Compare(a.Name, b.Name)
 }
 
 // NewLineage returns a random identifier for a new state history, formatted
