@@ -3,7 +3,6 @@ package edge
 import (
 	"maps"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -434,11 +433,7 @@ func (c *compiler) patchDomains(rt, pr *Runtime, d delta, staleCerts map[*compil
 // unindex takes d's hostnames out of rt's tables.
 func unindex(rt *Runtime, d *Domain) {
 	for _, h := range d.Hostnames {
-		h = NormalizeName(h)
-		table, key := rt.exact, h
-		if rest, ok := strings.CutPrefix(h, "*."); ok {
-			table, key = rt.wildcard, rest
-		}
+		table, key := rt.hostTable(NormalizeName(h))
 		if table[key] == d {
 			delete(table, key)
 		}

@@ -363,16 +363,23 @@ func (c *compiler) domain(rt *Runtime, r *state.Resource) *Domain {
 func (c *compiler) hostnames(rt *Runtime, r *state.Resource, d *Domain) {
 	for i, h := range d.Hostnames {
 		h = NormalizeName(h)
-		table, key := rt.exact, h
-		if rest, ok := strings.CutPrefix(h, "*."); ok {
-			table, key = rt.wildcard, rest
-		}
+		table, key := rt.hostTable(h)
 		if other := table[key]; other != nil {
 			c.add(r, fmt.Sprintf("spec.hostnames[%d]", i), fmt.Sprintf("hostname %q already belongs to Domain %q", h, other.Name))
 			continue
 		}
 		table[key] = d
 	}
+}
+
+// hostTable returns the table of rt that indexes the normalized hostname
+// h, and its key there: the exact table, or for "*.parent" the wildcard
+// table under parent.
+func (rt *Runtime) hostTable(h string) (map[string]*Domain, string) {
+	if rest, ok := strings.CutPrefix(h, "*."); ok {
+		return rt.wildcard, rest
+	}
+	return rt.exact, h
 }
 
 type compiledCert struct {
