@@ -381,7 +381,9 @@ func (c *compiler) patchDomains(rt, pr *Runtime, d delta, staleCerts map[*compil
 	rt.domains = make([]*Domain, 0, len(d.domains))
 	// The hostnames of the domains compiled again or gone are taken out
 	// first, so that a hostname moving between two of them is no clash.
-	var redo []int // indexes in d.domains
+	// redo lists the domains to compile again: their index in d.domains
+	// and the slot kept for them in rt.domains.
+	var redo []struct{ res, slot int }
 	i := 0
 	for j := range d.domains {
 		name := d.domains[j].Name
@@ -399,25 +401,15 @@ func (c *compiler) patchDomains(rt, pr *Runtime, d delta, staleCerts map[*compil
 			}
 			unindex(rt, p)
 		}
-		redo = append(redo, j)
+		redo = append(redo, struct{ res, slot int }{j, len(rt.domains)})
 		rt.domains = append(rt.domains, nil) // compiled below
 	}
 	for ; i < len(pr.domains); i++ {
 		unindex(rt, pr.domains[i])
 		delete(c.next.policies, pr.domains[i].Name)
 	}
-	if len(redo) == 0 {
-		return true
-	}
-	// Where the compiled domains go in rt.domains: the nil slots, in order.
-	slots := make([]int, 0, len(redo))
-	for k, dom := range rt.domains {
-		if dom == nil {
-			slots = append(slots, k)
-		}
-	}
-	for k, j := range redo {
-		r := &d.domains[j]
+	for _, x := range redo {
+		r := &d.domains[x.res]
 		dom := c.domain(rt, r)
 		if dom == nil || len(c.errs.Problems) > 0 {
 			return false
@@ -425,7 +417,7 @@ func (c *compiler) patchDomains(rt, pr *Runtime, d delta, staleCerts map[*compil
 		if c.hostnames(rt, r, dom); len(c.errs.Problems) > 0 {
 			return false
 		}
-		rt.domains[slots[k]] = dom
+		rt.domains[x.slot] = dom
 	}
 	return true
 }
