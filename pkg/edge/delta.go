@@ -2,9 +2,7 @@ package edge
 
 import (
 	"maps"
-	"runtime"
-	"sync"
-	"sync/atomic"
+	"slices"
 
 	"github.com/edgectl/edgectl/pkg/manifest"
 	"github.com/edgectl/edgectl/pkg/rules"
@@ -195,13 +193,7 @@ func compileDelta(snap *state.Snapshot, opts Options) (rt *Runtime, ok bool) {
 		return nil, false
 	}
 
-	rt = &Runtime{
-		serial: snap.Serial, lineage: snap.Lineage,
-		now: opts.Now, observer: opts.Observer, cache: next,
-	}
-	if rt.observer == nil {
-		rt.observer = nopObserver{}
-	}
+	rt = newRuntime(snap, opts, next)
 	staleApps, ok := c.patchApplications(rt, pr, d, lists)
 	if !ok {
 		return nil, false
@@ -221,33 +213,15 @@ func compileDelta(snap *state.Snapshot, opts Options) (rt *Runtime, ok bool) {
 // reusing the previous ones by content, and returns the previous
 // compiled certificates that are no longer under their name.
 func (c *compiler) patchCertificates(d delta) (stale map[*compiledCert]bool, ok bool) {
-	out := make([]*compiledCert, len(d.certs))
-	stamps := make([]keyStamp, len(d.certs))
+	names := make([]string, len(d.certs))
 	specs := make([]*manifest.CertificateSpec, len(d.certs))
-	bad := atomic.Bool{}
-	var wg sync.WaitGroup
-	var next atomic.Int64
-	for range min(runtime.GOMAXPROCS(0), len(d.certs)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := int(next.Add(1) - 1); i < len(d.certs) && !bad.Load(); i = int(next.Add(1) - 1) {
-				r := &d.certs[i]
-				specs[i] = r.Spec.(*manifest.CertificateSpec)
-				cert, stamp, err := c.cachedCertificate(r.Name, specs[i])
-				if err != nil {
-					bad.Store(true)
-					return
-				}
-				out[i], stamps[i] = cert, stamp
-			}
-		}()
+	for i := range d.certs {
+		names[i], specs[i] = d.certs[i].Name, d.certs[i].Spec.(*manifest.CertificateSpec)
 	}
-	wg.Wait()
-	if bad.Load() {
+	out, errs := c.loadCertificates(names, specs)
+	if slices.ContainsFunc(errs, func(err error) bool { return err != nil }) {
 		return nil, false
 	}
-	c.recordKeys(specs, stamps)
 	prev := c.prev
 	c.next.certs = maps.Clone(prev.certs)
 	stale = map[*compiledCert]bool{}

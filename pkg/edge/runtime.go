@@ -135,16 +135,10 @@ func Compile(snap *state.Snapshot, opts Options) (*Runtime, error) {
 	c := &compiler{opts: opts, errs: &CompileError{}, byKind: byKind, prev: previousCache(opts), next: newCompileCache(opts, byKind)}
 	c.certsOK, c.policiesOK = c.prev.certReusable(opts), c.prev.policyReusable(opts)
 	nDomains := len(c.byKind[manifest.KindDomain])
-	rt := &Runtime{
-		serial: snap.Serial, lineage: snap.Lineage,
-		exact: make(map[string]*Domain, nDomains), wildcard: make(map[string]*Domain, nDomains),
-		apps:    make(map[string]*appRuntime, len(c.byKind[manifest.KindApplication])),
-		domains: make([]*Domain, 0, nDomains),
-		now:     opts.Now, observer: opts.Observer, cache: c.next,
-	}
-	if rt.observer == nil {
-		rt.observer = nopObserver{}
-	}
+	rt := newRuntime(snap, opts, c.next)
+	rt.exact, rt.wildcard = make(map[string]*Domain, nDomains), make(map[string]*Domain, nDomains)
+	rt.apps = make(map[string]*appRuntime, len(c.byKind[manifest.KindApplication]))
+	rt.domains = make([]*Domain, 0, nDomains)
 	lists := c.networkLists()
 	c.changed = changedLists(c.prev, c.next)
 	c.certificates(c.byKind[manifest.KindCertificate])
@@ -172,6 +166,16 @@ func Compile(snap *state.Snapshot, opts Options) (*Runtime, error) {
 	}
 	rt.base = newBaseConfig(rt)
 	return rt, nil
+}
+
+// newRuntime is the runtime of snap compiled with opts into cache, its
+// tables not yet built.
+func newRuntime(snap *state.Snapshot, opts Options, cache *compileCache) *Runtime {
+	rt := &Runtime{serial: snap.Serial, lineage: snap.Lineage, now: opts.Now, observer: opts.Observer, cache: cache}
+	if rt.observer == nil {
+		rt.observer = nopObserver{}
+	}
+	return rt
 }
 
 // newBaseConfig is the listener's TLS configuration of rt.
@@ -447,24 +451,11 @@ func (c *compiler) certificates(byName map[string]*state.Resource) {
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	out := make([]*compiledCert, len(names))
-	errs := make([]error, len(names))
-	stamps := make([]keyStamp, len(names))
 	specs := make([]*manifest.CertificateSpec, len(names))
-	var wg sync.WaitGroup
-	next := atomic.Int64{}
-	for range min(runtime.GOMAXPROCS(0), len(names)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := int(next.Add(1) - 1); i < len(names); i = int(next.Add(1) - 1) {
-				specs[i] = byName[names[i]].Spec.(*manifest.CertificateSpec)
-				out[i], stamps[i], errs[i] = c.cachedCertificate(names[i], specs[i])
-			}
-		}()
+	for i, name := range names {
+		specs[i] = byName[name].Spec.(*manifest.CertificateSpec)
 	}
-	wg.Wait()
-	c.recordKeys(specs, stamps)
+	out, errs := c.loadCertificates(names, specs)
 	for i, name := range names {
 		if errs[i] != nil {
 			c.add(byName[name], "spec", errs[i].Error())
@@ -473,6 +464,28 @@ func (c *compiler) certificates(byName map[string]*state.Resource) {
 		c.next.certs[name] = out[i]
 		c.next.byContent[out[i].content] = out[i]
 	}
+}
+
+// loadCertificates loads the certificates names[i] (specs[i]) on every
+// CPU with cachedCertificate, and records their key files' stamps in
+// c.next. out[i] or errs[i] is each one's result.
+func (c *compiler) loadCertificates(names []string, specs []*manifest.CertificateSpec) (out []*compiledCert, errs []error) {
+	out, errs = make([]*compiledCert, len(names)), make([]error, len(names))
+	stamps := make([]keyStamp, len(names))
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range min(runtime.GOMAXPROCS(0), len(names)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < len(names); i = int(next.Add(1) - 1) {
+				out[i], stamps[i], errs[i] = c.cachedCertificate(names[i], specs[i])
+			}
+		}()
+	}
+	wg.Wait()
+	c.recordKeys(specs, stamps)
+	return out, errs
 }
 
 // cachedCertificate is certificate, reusing the previous runtime's parsed
