@@ -329,6 +329,45 @@ func TestIdentityHeadersReachOrigin(t *testing.T) {
 	}
 }
 
+// TestIdentityAfterIdle: a connection that went idle (250 ms without a
+// request: it forgets its certificate's PEM forms, edge.ConnIdle) forwards
+// the same certificate on its next request, over HTTP/1.1 and HTTP/2.
+func TestIdentityAfterIdle(t *testing.T) {
+	t.Parallel()
+	e := startEdge(t)
+	h1 := e.h1Client()
+	h2 := e.h2Conn(t)
+	for _, proto := range []string{"HTTP/1.1", "HTTP/2.0"} {
+		var certs []string
+		for i := range 2 {
+			if i > 0 {
+				time.Sleep(400 * time.Millisecond)
+			}
+			req, _ := http.NewRequest("GET", "https://api.bank.test/accounts", nil)
+			var resp *http.Response
+			var err error
+			if proto == "HTTP/2.0" {
+				resp, err = h2.RoundTrip(req)
+			} else {
+				resp, err = h1.Do(req)
+			}
+			if err != nil {
+				t.Fatalf("%s request %d: %v", proto, i, err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			h, _ := e.o.snapshot()
+			if resp.StatusCode != 200 || resp.Proto != proto {
+				t.Fatalf("request %d: %s %d", i, resp.Proto, resp.StatusCode)
+			}
+			certs = append(certs, h.Get("Client-Cert"))
+		}
+		if !strings.HasPrefix(certs[0], "-----BEGIN%20CERTIFICATE-----%0A") || certs[1] != certs[0] {
+			t.Errorf("%s: Client-Cert %.40q, then after idle %.40q", proto, certs[0], certs[1])
+		}
+	}
+}
+
 func TestHostMustMatchSNI(t *testing.T) {
 	t.Parallel()
 	e := startEdge(t)

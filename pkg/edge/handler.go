@@ -104,6 +104,24 @@ func ConnContext(ctx context.Context, c net.Conn) context.Context {
 	return context.WithValue(ctx, connKey{}, &connInfo{raw: c})
 }
 
+// ConnIdle is the servers' hook for a connection gone idle: it forgets the
+// PEM forms of the connection's client certificate
+// (rules.ClientCert.ReleasePEMs), which its next request builds again if
+// its application reads them. An idle connection then holds none, as
+// nginx, which builds them per request.
+func ConnIdle(ctx context.Context) {
+	ci, _ := ctx.Value(connKey{}).(*connInfo)
+	if ci == nil {
+		return
+	}
+	ci.mu.Lock()
+	c := ci.conn
+	ci.mu.Unlock()
+	if c != nil && c.Client != nil {
+		c.Client.ReleasePEMs()
+	}
+}
+
 // connFacts returns the facts of r's connection under domain d, computing
 // them on the connection's first request (or after d's trust changed).
 // ok is false when the connection must not serve d any more: an Enforce

@@ -39,10 +39,18 @@ func newClientCert(cert *x509.Certificate, verify, status string) *rules.ClientC
 	c.SANURI = pki.SANURI(cert)
 	c.IssuerRFC2253 = pki.IssuerRFC2253(cert)
 	c.ThumbprintS256 = pki.ThumbprintS256(cert)
-	c.FillPEMs = func(c *rules.ClientCert) {
-		c.EscapedCert = pki.EscapedPEM(cert)
-		c.RawCert = pki.RawPEM(cert)
-		c.XFCC = pki.XFCCElement(cert, c.FingerprintSHA256, c.EscapedCert, c.SubjectRFC2253)
+	c.BuildPEM = func(c *rules.ClientCert, f rules.PEMForm) string {
+		switch f {
+		case rules.PEMEscaped:
+			return pki.EscapedPEM(cert)
+		case rules.PEMRaw:
+			return pki.RawPEM(cert)
+		case rules.PEMXFCC:
+			// Its own escaped form: the connection holds only the forms
+			// its application reads.
+			return pki.XFCCElement(cert, c.FingerprintSHA256, pki.EscapedPEM(cert), c.SubjectRFC2253)
+		}
+		return ""
 	}
 	return c
 }

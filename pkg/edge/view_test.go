@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -49,20 +50,47 @@ func partnerCert(t *testing.T) *x509.Certificate {
 	return cert
 }
 
+// TestConnIdleReleasesPEMs: ConnIdle makes an idle connection forget the
+// PEM forms of its client certificate; the next read builds the same value
+// again. A connection without facts yet, or a context without a
+// connection, is left alone.
+func TestConnIdleReleasesPEMs(t *testing.T) {
+	t.Parallel()
+	c := newClientCert(partnerCert(t), rules.VerifySuccess, rules.StatusSuccess)
+	build, builds := c.BuildPEM, 0
+	c.BuildPEM = func(c *rules.ClientCert, f rules.PEMForm) string {
+		builds++
+		return build(c, f)
+	}
+	ctx := ConnContext(context.Background(), nil)
+	ConnIdle(ctx) // no facts yet
+	ConnIdle(context.Background())
+	ctx.Value(connKey{}).(*connInfo).conn = &rules.Conn{Client: c}
+	first := c.PEM(rules.PEMEscaped)
+	if c.PEM(rules.PEMEscaped); builds != 1 {
+		t.Fatalf("%d builds for two reads, want 1", builds)
+	}
+	ConnIdle(ctx)
+	if again := c.PEM(rules.PEMEscaped); builds != 2 || again != first {
+		t.Errorf("after ConnIdle: %d builds, value equal: %v; want 2 and true", builds, again == first)
+	}
+	for _, f := range []rules.PEMForm{rules.PEMRaw, rules.PEMXFCC} {
+		if !strings.Contains(c.PEM(f), "CERTIFICATE") {
+			t.Errorf("form %d: %.40q", f, c.PEM(f))
+		}
+	}
+}
+
 func TestNewClientCert(t *testing.T) {
 	t.Parallel()
 	cert := partnerCert(t)
 	c := newClientCert(cert, rules.VerifySuccess, rules.StatusSuccess)
-	if c.EscapedCert != "" || c.RawCert != "" || c.XFCC != "" {
-		t.Error("the PEM forms were built before any use")
-	}
-	c.WithPEMs()
 	sum := sha256.Sum256(cert.Raw)
 	if c.FingerprintSHA256 != hex.EncodeToString(sum[:]) || len(c.Fingerprint) != 40 {
 		t.Errorf("fingerprints %q %q", c.Fingerprint, c.FingerprintSHA256)
 	}
-	if !strings.HasPrefix(c.EscapedCert, "-----BEGIN%20CERTIFICATE-----%0A") || strings.ContainsAny(c.EscapedCert, "\n/+=") {
-		t.Errorf("escaped cert %q", c.EscapedCert[:40])
+	if esc := c.PEM(rules.PEMEscaped); !strings.HasPrefix(esc, "-----BEGIN%20CERTIFICATE-----%0A") || strings.ContainsAny(esc, "\n/+=") {
+		t.Errorf("escaped cert %q", esc[:40])
 	}
 	got := []string{c.Verify, c.Status, c.SubjectDN, c.IssuerDN, c.SubjectRFC2253, c.SubjectCN, c.Serial, c.NotBefore, c.NotAfter, c.SANDNS, c.SANURI}
 	want := []string{

@@ -447,7 +447,6 @@ type ClientCert struct {
 	// CERTIFICATE_VERIFICATION_ERROR or MISSING_CLIENT_CERTIFICATE.
 	Status string
 
-	EscapedCert       string    // ssl_client_escaped_cert and ssl_client_cert
 	Fingerprint       string    // ssl_client_fingerprint (SHA-1, lowercase hex)
 	FingerprintSHA256 string    // ssl_client_fingerprint_sha256
 	SubjectDN         string    // ssl_client_s_dn, slash form
@@ -461,32 +460,61 @@ type ClientCert struct {
 	SANDNS            string    // ssl_client_san_dns, comma separated
 	SANURI            string    // ssl_client_san_uri, comma separated
 	IssuerRFC2253     string    // ssl_client_i_dn_rfc2253
-	RawCert           string    // ssl_client_raw_cert, PEM on one line
 	ThumbprintS256    string    // ssl_client_cert_thumbprint_s256 (RFC 8705 x5t#S256)
-	XFCC              string    // ssl_client_xfcc, Envoy's x-forwarded-client-cert element
 
-	// FillPEMs, when set, fills EscapedCert, RawCert and XFCC the first
-	// time one of them is read: the three largest values (about a
-	// kilobyte each) are built only for applications that forward them,
-	// so an idle connection of any other does not hold them.
-	FillPEMs func(*ClientCert)
+	// BuildPEM, when set, builds one of the certificate's PEM forms (see
+	// PEM). It must not call PEM.
+	BuildPEM func(c *ClientCert, form PEMForm) string
 	pemMu    sync.Mutex
-	pemDone  atomic.Bool
+	pems     [numPEMForms]atomic.Pointer[string]
 }
 
-// WithPEMs returns c with EscapedCert, RawCert and XFCC filled. Reads after
-// the first take one atomic load.
-func (c *ClientCert) WithPEMs() *ClientCert {
-	if c.FillPEMs == nil || c.pemDone.Load() {
-		return c
+// PEMForm is one of the PEM forms of a client certificate, its largest
+// values (a kilobyte or more each). Each is built on its first read and
+// kept for the connection's next requests until the connection goes idle
+// (ReleasePEMs), as nginx builds its own per request: an application
+// that forwards none of them holds none, and an idle connection holds
+// none either.
+type PEMForm uint8
+
+const (
+	// PEMEscaped is ssl_client_escaped_cert (and ssl_client_cert): the
+	// PEM, percent-encoded.
+	PEMEscaped PEMForm = iota
+	// PEMRaw is ssl_client_raw_cert: the PEM on one line.
+	PEMRaw
+	// PEMXFCC is ssl_client_xfcc: Envoy's x-forwarded-client-cert element.
+	PEMXFCC
+	numPEMForms
+)
+
+// PEM returns the certificate's form f, building it on its first read
+// since the connection started or last went idle: once, however many
+// streams of the connection read it at once. Without BuildPEM it is "".
+func (c *ClientCert) PEM(f PEMForm) string {
+	if p := c.pems[f].Load(); p != nil {
+		return *p
+	}
+	if c.BuildPEM == nil {
+		return ""
 	}
 	c.pemMu.Lock()
 	defer c.pemMu.Unlock()
-	if !c.pemDone.Load() {
-		c.FillPEMs(c)
-		c.pemDone.Store(true)
+	if p := c.pems[f].Load(); p != nil {
+		return *p
 	}
-	return c
+	s := c.BuildPEM(c, f)
+	c.pems[f].Store(&s)
+	return s
+}
+
+// ReleasePEMs forgets the PEM forms built so far; the next read of one
+// builds it again. A request that read one keeps its value, so it may be
+// called at any time: the servers call it when a connection goes idle.
+func (c *ClientCert) ReleasePEMs() {
+	for i := range c.pems {
+		c.pems[i].Store(nil)
+	}
 }
 
 // ResponseView is what the response-phase variables read.
@@ -640,7 +668,7 @@ func (r *Request) clientValue(v *variable) (string, bool) {
 	case vClientVerify:
 		s = r.client().Verify
 	case vClientEscapedCert:
-		s = r.client().WithPEMs().EscapedCert
+		s = r.client().PEM(PEMEscaped)
 	case vClientFingerprint:
 		s = r.client().Fingerprint
 	case vClientFingerprintSHA256:
@@ -674,11 +702,11 @@ func (r *Request) clientValue(v *variable) (string, bool) {
 	case vClientIDNRFC2253:
 		s = r.client().IssuerRFC2253
 	case vClientRawCert:
-		s = r.client().WithPEMs().RawCert
+		s = r.client().PEM(PEMRaw)
 	case vClientThumbprintS256:
 		s = r.client().ThumbprintS256
 	case vClientXFCC:
-		s = r.client().WithPEMs().XFCC
+		s = r.client().PEM(PEMXFCC)
 	case vCertValidation:
 		if r.client().Status == StatusSuccess {
 			s = "true"

@@ -263,16 +263,19 @@ func TestMemoizedValues(t *testing.T) {
 	}
 }
 
-// TestClientPEMsOnFirstUse: the PEM forms of a client certificate are built
-// by FillPEMs once, on the first read of any of them, however many streams
-// of the connection read them at once, and never when no rule reads them.
+// TestClientPEMsOnFirstUse: each PEM form of a client certificate is built
+// on its first read, once however many streams of the connection read it
+// at once, never when no rule reads it, and again after ReleasePEMs (the
+// connection went idle).
 func TestClientPEMsOnFirstUse(t *testing.T) {
 	t.Parallel()
-	var fills atomic.Int32
+	var builds [numPEMForms]atomic.Int32
+	names := []string{"ssl_client_escaped_cert", "ssl_client_raw_cert", "ssl_client_xfcc"}
+	values := []string{"escaped", "raw", "xfcc"}
 	c := &ClientCert{Verify: VerifySuccess, Status: StatusSuccess, SubjectCN: "partner-app",
-		FillPEMs: func(c *ClientCert) {
-			fills.Add(1)
-			c.EscapedCert, c.RawCert, c.XFCC = "escaped", "raw", "xfcc"
+		BuildPEM: func(c *ClientCert, f PEMForm) string {
+			builds[f].Add(1)
+			return values[f]
 		}}
 	conn := NewConn(netip.MustParseAddrPort("203.0.113.9:50000"), netip.MustParseAddrPort("192.0.2.1:443"), nil, c)
 	read := func(name string) string {
@@ -285,23 +288,35 @@ func TestClientPEMsOnFirstUse(t *testing.T) {
 		s, _ := r.value(&v, nil)
 		return s
 	}
-	if got := read("ssl_client_s_dn_parsed"); got != "partner-app" || fills.Load() != 0 {
-		t.Fatalf("ssl_client_s_dn_parsed = %q with %d fills; want partner-app and none", got, fills.Load())
-	}
-	var wg sync.WaitGroup
-	got := make([]string, 30)
-	for i := range got {
-		wg.Go(func() {
-			got[i] = read([]string{"ssl_client_escaped_cert", "ssl_client_raw_cert", "ssl_client_xfcc"}[i%3])
-		})
-	}
-	wg.Wait()
-	for i, s := range got {
-		if want := []string{"escaped", "raw", "xfcc"}[i%3]; s != want {
-			t.Errorf("read %d = %q, want %q", i, s, want)
+	count := func() (n [numPEMForms]int32) {
+		for i := range builds {
+			n[i] = builds[i].Load()
 		}
+		return n
 	}
-	if n := fills.Load(); n != 1 {
-		t.Errorf("FillPEMs ran %d times, want once", n)
+	if got := read("ssl_client_s_dn_parsed"); got != "partner-app" || count() != [numPEMForms]int32{} {
+		t.Fatalf("ssl_client_s_dn_parsed = %q with builds %v; want partner-app and none", got, count())
+	}
+	if got := read("ssl_client_escaped_cert"); got != "escaped" || count() != [numPEMForms]int32{1, 0, 0} {
+		t.Fatalf("ssl_client_escaped_cert = %q with builds %v; want escaped, built alone", got, count())
+	}
+	for round, want := range [][numPEMForms]int32{{1, 1, 1}, {2, 2, 2}} {
+		if round > 0 {
+			c.ReleasePEMs()
+		}
+		var wg sync.WaitGroup
+		got := make([]string, 30)
+		for i := range got {
+			wg.Go(func() { got[i] = read(names[i%3]) })
+		}
+		wg.Wait()
+		for i, s := range got {
+			if s != values[i%3] {
+				t.Errorf("round %d: read %d = %q, want %q", round, i, s, values[i%3])
+			}
+		}
+		if n := count(); n != want {
+			t.Errorf("round %d: builds %v, want %v", round, n, want)
+		}
 	}
 }

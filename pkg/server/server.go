@@ -325,6 +325,7 @@ func (s *Server) Listen() error {
 	s.h1 = &h1.Server{
 		Handler:           http.HandlerFunc(s.serveEdge),
 		ConnContext:       edge.ConnContext,
+		ConnIdle:          edge.ConnIdle,
 		ReadHeaderTimeout: s.cfg.HeaderTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
 		BodyReadTimeout:   s.cfg.BodyTimeout,

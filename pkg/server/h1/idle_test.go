@@ -249,3 +249,48 @@ func TestLaterRequestHeaderTimeout(t *testing.T) {
 		})
 	}
 }
+
+// TestConnIdle: ConnIdle is called with the connection's context each time
+// the connection has waited 250 ms for a request (before its first and
+// between two), and not while its requests follow each other sooner.
+func TestConnIdle(t *testing.T) {
+	t.Parallel()
+	type key struct{}
+	calls := make(chan any, 16)
+	srv := &h1.Server{
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, key{}, "conn")
+		},
+		ConnIdle: func(ctx context.Context) { calls <- ctx.Value(key{}) },
+	}
+	addr := serveTLS(t, srv)
+	c, _, br := dialTLS(t, addr)
+	called := func(when string) {
+		t.Helper()
+		select {
+		case v := <-calls:
+			if v != "conn" {
+				t.Fatalf("%s: ConnIdle's context carries %v, want the connection's", when, v)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: ConnIdle not called", when)
+		}
+	}
+	called("before the first request")
+	for i := range 5 {
+		io.WriteString(c, get("/busy"))
+		readBody(t, br, "path /busy")
+		if i < 4 {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if n := len(calls); n != 0 {
+		t.Fatalf("ConnIdle called %d times between requests 20 ms apart", n)
+	}
+	called("after the requests")
+	select {
+	case <-calls:
+		t.Fatal("ConnIdle called twice in one idle period")
+	case <-time.After(400 * time.Millisecond):
+	}
+}

@@ -29,6 +29,12 @@ type Server struct {
 	// ConnContext, if not nil, returns the context of a connection's
 	// requests, derived from context.Background.
 	ConnContext func(ctx context.Context, c net.Conn) context.Context
+	// ConnIdle, if not nil, is called with a connection's context when
+	// the connection has waited idleSettle (250 ms) for its next request
+	// and goes on waiting on its socket alone (see waitIdle): the handler
+	// may let go of what it keeps for the connection's next requests. It
+	// runs on the connection's goroutine, between two requests.
+	ConnIdle func(ctx context.Context)
 	// ReadHeaderTimeout bounds the reading of a request's line and headers,
 	// from its first byte (or, for a connection's first request, from
 	// ServeConn).
@@ -347,6 +353,9 @@ func (c *conn) waitIdle(d time.Duration, keep bool) bool {
 	n, err := c.rwc.Read(c.lim.ahead[:])
 	if n == 0 && settle && isTimeout(err) {
 		c.rwc.SetReadDeadline(end)
+		if c.srv.ConnIdle != nil {
+			c.srv.ConnIdle(&c.ctx)
+		}
 		if !rawio.WaitReadable(c.rwc, &c.lim.ahead) {
 			return false
 		}

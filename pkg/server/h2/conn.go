@@ -371,7 +371,13 @@ func (c *conn) waitIdle() error {
 	c.br = nil
 	c.parked.Store(true)
 	var peek [1]byte
-	ok := !c.endSettle() || rawio.WaitReadable(c.nc, &peek)
+	ok := true // going away: its deadline ends the next read
+	if c.endSettle() {
+		if c.srv.ConnIdle != nil {
+			c.srv.ConnIdle(&c.ctx)
+		}
+		ok = rawio.WaitReadable(c.nc, &peek)
+	}
 	c.parked.Store(false)
 	c.br = readerPool.Get().(*bufio.Reader)
 	c.br.Reset(c.nc)

@@ -2,7 +2,9 @@ package h2_test
 
 import (
 	"bytes"
+	"context"
 	"io"
+	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -139,4 +141,47 @@ func TestTimerQuietWhileBusy(t *testing.T) {
 		t.Fatal(got)
 	}
 	waitParked(t, srv, 1) // idle again: the settle still comes
+}
+
+// TestConnIdle: ConnIdle is called with the connection's context each time
+// the connection parks, and not while its streams follow each other
+// sooner than the settle.
+func TestConnIdle(t *testing.T) {
+	t.Parallel()
+	type key struct{}
+	calls := make(chan any, 16)
+	srv := &h2.Server{IdleTimeout: time.Minute, ReadHeaderTimeout: time.Minute, Handler: http.HandlerFunc(echo),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, key{}, "conn")
+		},
+		ConnIdle: func(ctx context.Context) { calls <- ctx.Value(key{}) },
+	}
+	addr := serve(t, srv)
+	c := dialRaw(t, addr)
+	called := func(when string) {
+		t.Helper()
+		select {
+		case v := <-calls:
+			if v != "conn" {
+				t.Fatalf("%s: ConnIdle's context carries %v, want the connection's", when, v)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: ConnIdle not called", when)
+		}
+	}
+	called("before the first stream")
+	for i, id := range []uint32{1, 3, 5, 7, 9} {
+		c.headers(id, true, ":method", "GET", ":scheme", "https", ":authority", "h2.test", ":path", "/")
+		if got := c.outcome(id); got != "status 200" {
+			t.Fatalf("request %d: %s", i, got)
+		}
+		if i < 4 {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if n := len(calls); n != 0 {
+		t.Fatalf("ConnIdle called %d times between streams 20 ms apart", n)
+	}
+	called("after the streams")
+	waitParked(t, srv, 1)
 }

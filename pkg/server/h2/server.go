@@ -24,6 +24,12 @@ type Server struct {
 	// derived from it and cancelled when the stream is reset, when the
 	// connection closes, and by Close.
 	ConnContext func(ctx context.Context, c net.Conn) context.Context
+	// ConnIdle, if not nil, is called with a connection's context when
+	// the connection has had no stream for idleSettle (250 ms) and waits
+	// on its socket alone (see conn.waitIdle): the handler may let go of
+	// what it keeps for the connection's next requests. It runs on the
+	// connection's reading goroutine.
+	ConnIdle func(ctx context.Context)
 	// ReadHeaderTimeout bounds the wait for a connection's first request:
 	// a connection whose first header block is not complete
 	// ReadHeaderTimeout after ServeConn is closed. Zero means no bound.
