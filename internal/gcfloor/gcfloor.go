@@ -3,13 +3,17 @@
 //
 // With Go's default (GOGC=100) the collector runs each time the heap
 // doubles. An edge serving one or a few domains lives in a few megabytes,
-// so under load it collects several times a second: about 4% of
-// `edgectl serve`'s CPU at 11,000 requests per second with 3 MB live. A
-// floor of 32 MiB makes the goal max(2×live, live+floor): ten times fewer
-// collections for that edge, and no change at all for one whose live heap
+// so under load it collects more than once a second (14 times in 11 s of
+// the benchmark's keep-alive load with 2 MB live). A floor of 16 MiB makes
+// the goal max(2×live, live+floor): five times fewer collections for that
+// edge (3 in the same 11 s), and no change at all for one whose live heap
 // is larger than the floor (10,000 domains, thousands of connections),
 // where GOGC=100 already gives that much room. The price is memory: up to
-// the floor more heap between two collections.
+// the floor more heap between two collections, and, while thousands of
+// connections arrive at once, more of their long-lived objects scattered
+// among their handshakes' garbage. A 32 MiB floor, the default before,
+// left 2,000 idle connections holding 5 KB more each than 16 MiB does
+// (docs/PERFORMANCE.md, Idle connections).
 //
 // Go offers no such setting, so a goroutine reads the live heap
 // (runtime/metrics "/gc/heap/live:bytes", as of the last collection) once
@@ -28,7 +32,7 @@ import (
 )
 
 // DefaultFloor is the floor `edgectl serve` keeps by default.
-const DefaultFloor = 32 << 20
+const DefaultFloor = 16 << 20
 
 // maxPercent bounds the percentage (a floor of 400 MB and more).
 const maxPercent = 10_000
