@@ -24,7 +24,7 @@ import (
 	"github.com/edgectl/edgectl/pkg/rules"
 )
 
-func partnerCert(t *testing.T) *x509.Certificate {
+func partnerCert(t testing.TB) *x509.Certificate {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -157,5 +157,19 @@ func TestRequestView(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { requestView(&v, read, "api.bank.example", conn, now) }); n != 0 {
 		t.Errorf("requestView allocates %v times per request, want 0", n)
+	}
+}
+
+// BenchmarkClientPEMAfterIdle is what the first request after an idle
+// period pays to read ${ssl_client_escaped_cert} again (ConnIdle forgot
+// it); later requests read it with one atomic load.
+func BenchmarkClientPEMAfterIdle(b *testing.B) {
+	c := newClientCert(partnerCert(b), rules.VerifySuccess, rules.StatusSuccess)
+	b.ReportAllocs()
+	for b.Loop() {
+		c.ReleasePEMs()
+		if c.PEM(rules.PEMEscaped) == "" {
+			b.Fatal("no escaped PEM")
+		}
 	}
 }
