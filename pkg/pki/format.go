@@ -76,20 +76,63 @@ func FingerprintSHA256(cert *x509.Certificate) string {
 // every byte other than an RFC 3986 unreserved character (A-Z a-z 0-9 - . _
 // ~) is written as "%XX" with uppercase hex, so newlines become "%0A". This
 // is the value of ssl_client_escaped_cert (and of its alias ssl_client_cert).
-func EscapedPEM(cert *x509.Certificate) string {
-	data := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})
-	const digits = "0123456789ABCDEF"
-	var b strings.Builder
-	b.Grow(len(data) + len(data)/8)
-	for _, c := range data {
-		if isUnreserved(c) {
-			b.WriteByte(c)
-			continue
+func EscapedPEM(cert *x509.Certificate) string { return escapedPEM(cert.Raw) }
+
+// escapedPEM writes the escaped form line by line: a PEM line is the
+// base64 of 48 bytes of der, in which only '+', '/' and '=' are not
+// unreserved; the BEGIN and END lines are constants. A first pass counts
+// the escapes, so that the string is allocated once, at its size, with
+// no buffer on the goroutine's stack beyond one line. It is the
+// percent-encoding of pem.EncodeToMemory's output (FuzzEscapedPEM).
+func escapedPEM(der []byte) string {
+	const (
+		begin = "-----BEGIN%20CERTIFICATE-----%0A"
+		end   = "-----END%20CERTIFICATE-----%0A"
+		chunk = 48 // bytes of der per 64-character line
+	)
+	var line [64]byte
+	size := len(begin) + len(end)
+	for rest := der; len(rest) > 0; {
+		n := min(chunk, len(rest))
+		l := line[:base64.StdEncoding.EncodedLen(n)]
+		base64.StdEncoding.Encode(l, rest[:n])
+		size += len(l) + len("%0A")
+		for _, c := range l {
+			if c == '+' || c == '/' || c == '=' {
+				size += 2
+			}
 		}
-		b.WriteByte('%')
-		b.WriteByte(digits[c>>4])
-		b.WriteByte(digits[c&0x0f])
+		rest = rest[n:]
 	}
+	var b strings.Builder
+	b.Grow(size)
+	b.WriteString(begin)
+	for rest := der; len(rest) > 0; {
+		n := min(chunk, len(rest))
+		l := line[:base64.StdEncoding.EncodedLen(n)]
+		base64.StdEncoding.Encode(l, rest[:n])
+		from := 0
+		for i, c := range l {
+			var esc string
+			switch c {
+			case '+':
+				esc = "%2B"
+			case '/':
+				esc = "%2F"
+			case '=':
+				esc = "%3D"
+			default:
+				continue
+			}
+			b.Write(l[from:i])
+			b.WriteString(esc)
+			from = i + 1
+		}
+		b.Write(l[from:])
+		b.WriteString("%0A")
+		rest = rest[n:]
+	}
+	b.WriteString(end)
 	return b.String()
 }
 
@@ -169,11 +212,6 @@ func writeXFCCValue(b *strings.Builder, v string) {
 		b.WriteByte(v[i])
 	}
 	b.WriteByte('"')
-}
-
-func isUnreserved(c byte) bool {
-	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' ||
-		c == '-' || c == '.' || c == '_' || c == '~'
 }
 
 // TimeStamp formats t in UTC as "YYYYMMDDHHmmSS", the format of

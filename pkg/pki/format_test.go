@@ -1,6 +1,7 @@
 package pki
 
 import (
+	"bytes"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -183,6 +184,41 @@ func TestEscapedPEM(t *testing.T) {
 	if diff := cmp.Diff(want, decoded); diff != "" {
 		t.Errorf("unescaped EscapedPEM (-want +got):\n%s", diff)
 	}
+}
+
+// isUnreserved reports whether c is an RFC 3986 unreserved character.
+func isUnreserved(c byte) bool {
+	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' ||
+		c == '-' || c == '.' || c == '_' || c == '~'
+}
+
+// FuzzEscapedPEM: the one-pass EscapedPEM is the percent-encoding (every
+// byte but RFC 3986's unreserved as %XX, uppercase) of
+// pem.EncodeToMemory's output, for any DER, across the size where its
+// base64 no longer fits the stack buffer.
+func FuzzEscapedPEM(f *testing.F) {
+	_, leaf := goldenCerts(f)
+	f.Add(leaf.Raw)
+	f.Add([]byte{})
+	f.Add([]byte{0xfb})             // "+w=="
+	f.Add([]byte{0xff, 0xff, 0xfe}) // "///+"
+	f.Add(bytes.Repeat([]byte{0xfb, 0xef, 0xbe}, 512))
+	f.Add(bytes.Repeat([]byte{0xfb, 0xef, 0xbe}, 513))
+	f.Add(bytes.Repeat([]byte{7}, 5000))
+	f.Fuzz(func(t *testing.T, der []byte) {
+		const digits = "0123456789ABCDEF"
+		var want strings.Builder
+		for _, c := range pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}) {
+			if isUnreserved(c) {
+				want.WriteByte(c)
+			} else {
+				want.WriteString("%" + string(digits[c>>4]) + string(digits[c&0x0f]))
+			}
+		}
+		if got := escapedPEM(der); got != want.String() {
+			t.Errorf("escapedPEM of %d bytes:\n got %q\nwant %q", len(der), got, want.String())
+		}
+	})
 }
 
 func TestTimeStamp(t *testing.T) {
