@@ -16,6 +16,10 @@ func OnEventHandled(cfg *Config, f func(state.WatchEvent)) { cfg.handled = f }
 // limits, cancellation) stays the server's.
 func ServeWith(cfg *Config, h http.Handler) { cfg.handler = h }
 
+// ConnsIdled reports how many times a connection went idle and the server
+// let the edge forget what it kept for it (connIdle).
+func (s *Server) ConnsIdled() int64 { return s.idled.Load() }
+
 // Releases reports how many times the server returned memory to the
 // system after a quiet period (release.go).
 func (s *Server) Releases() int64 { return s.releases.Load() }

@@ -36,7 +36,7 @@ func (s *Server) newH2() *h2.Server {
 	return &h2.Server{
 		Handler:              s.h1.Handler,
 		ConnContext:          edge.ConnContext,
-		ConnIdle:             edge.ConnIdle,
+		ConnIdle:             s.connIdle,
 		ReadHeaderTimeout:    s.cfg.HeaderTimeout,
 		IdleTimeout:          s.cfg.IdleTimeout,
 		BodyReadTimeout:      s.cfg.BodyTimeout,

@@ -4,7 +4,17 @@ import (
 	"context"
 	"runtime/debug"
 	"time"
+
+	"github.com/edgectl/edgectl/pkg/edge"
 )
+
+// connIdle is both servers' hook for a connection that waited 250 ms for
+// its next request: the edge forgets what it keeps for that connection's
+// requests (edge.ConnIdle).
+func (s *Server) connIdle(ctx context.Context) {
+	s.idled.Add(1)
+	edge.ConnIdle(ctx)
+}
 
 // releaseWhenQuiet returns the memory a burst left behind once the edge
 // goes quiet: after QuietRelease without a new connection, request or

@@ -151,6 +151,8 @@ type Server struct {
 	// the memory releases (release.go).
 	activity atomic.Int64
 	releases atomic.Int64
+	// idled counts the connections that went idle (connIdle).
+	idled atomic.Int64
 }
 
 // status is what the admin endpoints report about loading.
@@ -325,7 +327,7 @@ func (s *Server) Listen() error {
 	s.h1 = &h1.Server{
 		Handler:           http.HandlerFunc(s.serveEdge),
 		ConnContext:       edge.ConnContext,
-		ConnIdle:          edge.ConnIdle,
+		ConnIdle:          s.connIdle,
 		ReadHeaderTimeout: s.cfg.HeaderTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
 		BodyReadTimeout:   s.cfg.BodyTimeout,
