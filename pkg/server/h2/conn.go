@@ -206,6 +206,13 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(headerTableSize, nil)
 	c.wfr = http2.NewFramer(connWriter{c}, nil)
 	c.henc = hpack.NewEncoder(&c.hbuf)
+	// Responses are encoded without HPACK's dynamic table, as nginx
+	// encodes them: the fields that are not in the static table go as
+	// literals, and neither end keeps a copy of them (with their index
+	// maps, about 1.5 KB per idle connection here). The first header
+	// block tells the client so (a table size update to 0); a later
+	// SETTINGS_HEADER_TABLE_SIZE can only lower the limit.
+	c.henc.SetMaxDynamicTableSize(0)
 	c.peerMaxFrame.Store(16384)
 	c.maxStreams = s.maxStreams()
 	c.sendWin = initialWindow

@@ -83,8 +83,9 @@
 //     (COMPRESSION_ERROR); a non-empty CONTINUATION frame after the list
 //     is over,
 //     or a fragment more than twice what is left of it, closes the
-//     connection without being decoded (CVE-2024-27316). The HPACK tables
-//     are 4,096 bytes each way.
+//     connection without being decoded (CVE-2024-27316). The client's
+//     HPACK table is 4,096 bytes; responses use none (static table and
+//     literals, as nginx's: TestResponsesNotIndexed).
 //   - Floods (TestFloods): PING, SETTINGS, PRIORITY, empty DATA frames (padded or not)
 //     without END_STREAM and RST_STREAMs of streams whose handler never
 //     ran serve no request; a connection that sends more than 10,000 of
