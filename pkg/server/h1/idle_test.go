@@ -262,6 +262,10 @@ func TestConnIdle(t *testing.T) {
 			return context.WithValue(ctx, key{}, "conn")
 		},
 		ConnIdle: func(ctx context.Context) { calls <- ctx.Value(key{}) },
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("X-Path", r.URL.Path)
+			io.WriteString(w, "path "+r.URL.Path)
+		}),
 	}
 	addr := serveTLS(t, srv)
 	c, _, br := dialTLS(t, addr)
@@ -292,5 +296,16 @@ func TestConnIdle(t *testing.T) {
 	case <-calls:
 		t.Fatal("ConnIdle called twice in one idle period")
 	case <-time.After(400 * time.Millisecond):
+	}
+	// The connection let its response header map go while idle: the next
+	// response still carries the handler's headers.
+	io.WriteString(c, get("/after"))
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.Header.Get("X-Path") != "/after" || string(body) != "path /after" {
+		t.Errorf("after the idle period: X-Path %q, body %q", resp.Header.Get("X-Path"), body)
 	}
 }

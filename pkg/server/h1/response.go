@@ -48,8 +48,17 @@ var (
 )
 
 func (w *response) reset(req *http.Request) {
+	if w.header == nil {
+		w.header = make(http.Header) // the first, or released while idle
+	}
 	clear(w.header)
 	*w = response{c: w.c, req: req, header: w.header, keys: w.keys[:0], trailers: w.trailers[:0], contentLength: -1}
+}
+
+// release lets go of the header map and slices the connection reuses from
+// one response to the next, while it is idle.
+func (w *response) release() {
+	w.header, w.keys, w.trailers = nil, nil, nil
 }
 
 // forget drops what the response holds of its request and of the

@@ -252,8 +252,7 @@ func newConn(s *Server, c net.Conn) *conn {
 		st := tc.ConnectionState()
 		cn.tls = &st
 	}
-	cn.res.c = cn
-	cn.res.header = make(http.Header)
+	cn.res.c = cn // its header map is made by its first reset
 	cn.base = (&http.Request{RemoteAddr: cn.remote, TLS: cn.tls}).WithContext(&cn.ctx)
 	return cn
 }
@@ -353,6 +352,7 @@ func (c *conn) waitIdle(d time.Duration, keep bool) bool {
 	n, err := c.rwc.Read(c.lim.ahead[:])
 	if n == 0 && settle && isTimeout(err) {
 		c.rwc.SetReadDeadline(end)
+		c.res.release()
 		if c.srv.ConnIdle != nil {
 			c.srv.ConnIdle(&c.ctx)
 		}
