@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"reflect"
 	"slices"
 	"strings"
@@ -331,7 +332,9 @@ func TestIdentityHeadersReachOrigin(t *testing.T) {
 
 // TestIdentityAfterIdle: a connection that went idle (250 ms without a
 // request: it forgets its certificate's PEM forms, edge.ConnIdle) forwards
-// the same certificate on its next request, over HTTP/1.1 and HTTP/2.
+// the same certificate on its next request, over HTTP/1.1 and HTTP/2. The
+// request after the idle period is on the same connection, so the form is
+// built again rather than on a new connection.
 func TestIdentityAfterIdle(t *testing.T) {
 	t.Parallel()
 	e := startEdge(t)
@@ -344,15 +347,20 @@ func TestIdentityAfterIdle(t *testing.T) {
 				time.Sleep(400 * time.Millisecond)
 			}
 			req, _ := http.NewRequest("GET", "https://api.bank.test/accounts", nil)
+			reused := true // one http2.ClientConn: always the same connection
 			var resp *http.Response
 			var err error
 			if proto == "HTTP/2.0" {
 				resp, err = h2.RoundTrip(req)
 			} else {
-				resp, err = h1.Do(req)
+				trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) { reused = info.Reused }}
+				resp, err = h1.Do(req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
 			}
 			if err != nil {
 				t.Fatalf("%s request %d: %v", proto, i, err)
+			}
+			if i > 0 && !reused {
+				t.Fatalf("%s request after idle: a new connection, want the idle one", proto)
 			}
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
