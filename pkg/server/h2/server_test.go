@@ -17,6 +17,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/edgectl/edgectl/pkg/server/h2"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // echo answers with what it saw of the request: method, host, URI, the
@@ -346,6 +348,61 @@ func TestConnectionClose(t *testing.T) {
 	for _, f := range head.fields {
 		if f.Name == "connection" {
 			t.Fatalf("the connection field was sent: %+v", head.fields)
+		}
+	}
+}
+
+// TestResponsesNotIndexed: response fields are encoded without HPACK's
+// dynamic table, as nginx encodes them: the first header block starts with
+// a table size update to 0, and the next response's block, with the same
+// fields, is as long as the first without that update (with the table,
+// each repeated field would shrink to one byte). So neither end keeps the
+// fields per connection.
+func TestResponsesNotIndexed(t *testing.T) {
+	t.Parallel()
+	srv := &h2.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Request-Tag", "partner-app-42")
+		io.WriteString(w, "{}")
+	})}
+	addr := serve(t, srv)
+	c := dialRaw(t, addr)
+	c.fr.ReadMetaHeaders = nil // the raw header blocks
+	var blocks [][]byte
+	for _, id := range []uint32{1, 3} {
+		c.get(id, "/")
+		c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		for done := false; !done; {
+			f, err := c.fr.ReadFrame()
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch f := f.(type) {
+			case *http2.HeadersFrame:
+				if f.StreamID == id {
+					blocks = append(blocks, bytes.Clone(f.HeaderBlockFragment()))
+					done = f.StreamEnded()
+				}
+			case *http2.DataFrame:
+				done = f.StreamID == id && f.StreamEnded()
+			}
+		}
+	}
+	if len(blocks) != 2 || len(blocks[0]) == 0 || blocks[0][0] != 0x20 {
+		t.Fatalf("header blocks %x; want two, the first starting with a table size update to 0 (0x20)", blocks)
+	}
+	if len(blocks[1]) != len(blocks[0])-1 {
+		t.Errorf("second header block %d bytes, first %d: want the first's length less the update (nothing indexed)", len(blocks[1]), len(blocks[0]))
+	}
+	// Both decode to the same fields.
+	dec := hpack.NewDecoder(4096, nil)
+	for i, b := range blocks {
+		fields, err := dec.DecodeFull(b)
+		if err != nil {
+			t.Fatalf("block %d: %v", i, err)
+		}
+		if len(fields) < 4 || fields[0].Value != "200" {
+			t.Errorf("block %d: %v", i, fields)
 		}
 	}
 }
