@@ -1,0 +1,32 @@
+//go:build !linux
+
+package park
+
+import (
+	"errors"
+	"syscall"
+	"time"
+)
+
+// Parker is unsupported off Linux: New reports errors.ErrUnsupported.
+type Parker struct{}
+
+// Spot is a parked connection.
+type Spot struct{}
+
+// New reports errors.ErrUnsupported.
+func New() (*Parker, error) { return nil, errors.ErrUnsupported }
+
+// Park reports errors.ErrUnsupported: the caller waits itself.
+func (p *Parker) Park(syscall.RawConn, time.Time, func(bool)) (*Spot, error) {
+	return nil, errors.ErrUnsupported
+}
+
+// Cancel reports false: nothing is ever parked.
+func (s *Spot) Cancel() bool { return false }
+
+// Len reports 0.
+func (p *Parker) Len() int { return 0 }
+
+// Close does nothing.
+func (p *Parker) Close() error { return nil }
