@@ -15,10 +15,7 @@ import (
 // (the caller's read then waits). buf receives nothing: a peek needs one
 // byte of room.
 func WaitReadable(c net.Conn, buf *[1]byte) bool {
-	if tc, ok := c.(*tls.Conn); ok {
-		c = tc.NetConn()
-	}
-	raw := SyscallConn(c)
+	raw := SocketConn(c)
 	if raw == nil {
 		return true
 	}
@@ -30,6 +27,15 @@ func WaitReadable(c net.Conn, buf *[1]byte) bool {
 		return err != syscall.EAGAIN && err != syscall.EWOULDBLOCK
 	})
 	return err == nil
+}
+
+// SocketConn returns the raw connection of c's socket, under its TLS if c
+// is a *tls.Conn, or nil when there is no socket.
+func SocketConn(c net.Conn) syscall.RawConn {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	return SyscallConn(c)
 }
 
 // SyscallConn returns the raw connection of c's socket, or nil when c is

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/edgectl/edgectl/internal/cancelctx"
+	"github.com/edgectl/edgectl/internal/park"
 	"github.com/edgectl/edgectl/internal/rawio"
 	"golang.org/x/net/http/httpguts"
 )
@@ -55,6 +56,11 @@ type Server struct {
 	// ErrorLog, if not nil, receives handler panics other than
 	// http.ErrAbortHandler.
 	ErrorLog func(msg string, args ...any)
+	// Parker, if not nil, holds the connections served by ServeConnThen
+	// while they wait idle: a connection still idle after idleSettle
+	// (and ConnIdle) parks there and its goroutine returns; a new one
+	// serves its next request (internal/park).
+	Parker *park.Parker
 
 	// A request's context is its connection's: it is cancelled when the
 	// client goes away (see conn.startWatch), when writing to the client
@@ -99,20 +105,49 @@ var ErrServerClosed = errors.New("h1: server closed")
 // returns a *ProtocolError saying with what status and why; otherwise
 // nil, or ErrServerClosed.
 func (s *Server) ServeConn(c net.Conn) error {
+	ch := make(chan error, 1)
+	s.serveConn(c, false, func(err error) { ch <- err })
+	return <-ch
+}
+
+// ServeConnThen serves c as ServeConn does, and calls done with what
+// ServeConn would return once c is closed. With Parker set it may return
+// before: a connection idle for idleSettle parks, without a goroutine,
+// and done is called on whichever goroutine ends the connection.
+func (s *Server) ServeConnThen(c net.Conn, done func(error)) {
+	s.serveConn(c, s.Parker != nil, done)
+}
+
+func (s *Server) serveConn(c net.Conn, mayPark bool, done func(error)) {
 	if s.shutdown.Load() {
 		c.Close()
-		return ErrServerClosed
+		done(ErrServerClosed)
+		return
 	}
 	cn := newConn(s, c)
 	if !s.track(cn) {
 		cn.close()
-		return ErrServerClosed
+		done(ErrServerClosed)
+		return
 	}
-	defer s.untrack(cn)
-	if err := cn.serve(); err != nil {
-		return err // not a nil *ProtocolError in an error
+	cn.mayPark, cn.done = mayPark, done
+	cn.run(true, false, false)
+}
+
+// run serves the connection from the wait for its next request (or, woken
+// from a park by its socket, from that wait's end) until it parks or ends;
+// at its end, it calls done.
+func (c *conn) run(first, woken, readable bool) {
+	perr, parked := c.serve(first, woken, readable)
+	if parked {
+		return // c is the woken goroutine's
 	}
-	return nil
+	c.srv.untrack(c)
+	if perr != nil {
+		c.done(perr) // not a nil *ProtocolError in an error
+	} else {
+		c.done(nil)
+	}
 }
 
 func (s *Server) track(c *conn) bool {
@@ -174,6 +209,7 @@ func (s *Server) closeIdle() int {
 	// Outside the lock: closing a TLS connection writes close_notify.
 	for _, c := range idle {
 		c.rwc.Close()
+		c.unpark()
 	}
 	return n
 }
@@ -191,6 +227,7 @@ func (s *Server) Close() {
 	for _, c := range all {
 		c.ctx.Cancel()
 		c.rwc.Close()
+		c.unpark()
 	}
 }
 
@@ -226,6 +263,20 @@ type conn struct {
 	rr *requestReader
 	// holding is whether br and bw are taken (for tests).
 	holding atomic.Bool
+
+	// mayPark is whether the connection parks in srv.Parker when idle;
+	// done is called once it is closed (ServeConnThen).
+	mayPark bool
+	done    func(error)
+	// parkMu orders a park's spot before the woken goroutine's: the
+	// parked goroutine sets spot, the woken one clears it, Shutdown and
+	// Close cancel it (unpark).
+	parkMu sync.Mutex
+	spot   *park.Spot
+	// first is whether the parked wait was for the first request.
+	first bool
+	// wakeFn is c.wake, made once.
+	wakeFn func(readable bool)
 }
 
 var (
@@ -253,6 +304,7 @@ func newConn(s *Server, c net.Conn) *conn {
 		cn.tls = &st
 	}
 	cn.res.c = cn // its header map is made by its first reset
+	cn.wakeFn = cn.wake
 	cn.base = (&http.Request{RemoteAddr: cn.remote, TLS: cn.tls}).WithContext(&cn.ctx)
 	return cn
 }
@@ -336,7 +388,7 @@ func (c *conn) idle() bool {
 // not idle that long (keep-alive traffic) pays nothing more than one read.
 //
 //go:noinline
-func (c *conn) waitIdle(d time.Duration, keep bool) bool {
+func (c *conn) waitIdle(d time.Duration, keep bool) waited {
 	c.putBuffers()
 	now := time.Now() // one clock read for both deadlines
 	var end time.Time
@@ -356,20 +408,82 @@ func (c *conn) waitIdle(d time.Duration, keep bool) bool {
 		if c.srv.ConnIdle != nil {
 			c.srv.ConnIdle(&c.ctx)
 		}
+		if c.mayPark && c.park(end) {
+			return waitParked
+		}
 		if !rawio.WaitReadable(c.rwc, &c.lim.ahead) {
-			return false
+			return waitEnd
 		}
 		n, _ = c.rwc.Read(c.lim.ahead[:])
 	} else if n > 0 && settle && keep {
 		c.rwc.SetReadDeadline(end)
 	}
+	return c.gotByte(n)
+}
+
+// gotByte ends a wait that read n bytes (0 or 1) of the next request.
+func (c *conn) gotByte(n int) waited {
 	if n == 0 {
 		// io.EOF, a timeout, a closed connection: nobody to answer.
-		return false
+		return waitEnd
 	}
 	c.lim.pending, c.lim.pendingByte = true, c.lim.ahead[0]
 	c.takeBuffers()
+	return waitDone
+}
+
+// waited is how a wait for the next request ended.
+type waited uint8
+
+const (
+	waitEnd    waited = iota // the connection is done
+	waitDone                 // the request's first byte is read
+	waitParked               // parked: the goroutine gives the connection up
+)
+
+// park parks the connection in srv.Parker until its socket turns
+// readable or end passes (zero: no bound), and reports whether it did.
+// If it did, the connection is no longer the caller's: wake may already
+// be serving it on another goroutine.
+func (c *conn) park(end time.Time) bool {
+	rc := rawio.SocketConn(c.rwc)
+	if rc == nil {
+		return false
+	}
+	c.parkMu.Lock()
+	defer c.parkMu.Unlock()
+	spot, err := c.srv.Parker.Park(rc, end, c.wakeFn)
+	if err != nil {
+		return false // closed, or not a socket: the caller waits itself
+	}
+	c.spot = spot
+	if c.state.Load() == stateClosed {
+		// Shutdown or Close came between the read and the park, and
+		// found no spot to cancel.
+		spot.Cancel()
+	}
 	return true
+}
+
+// wake carries on serving a parked connection, on a goroutine of its own:
+// its socket turned readable (readable), or its deadline passed or the
+// server cancelled its park.
+func (c *conn) wake(readable bool) {
+	c.parkMu.Lock()
+	c.spot = nil
+	c.parkMu.Unlock()
+	c.run(c.first, true, readable)
+}
+
+// unpark wakes the connection if it is parked: Shutdown and Close closed
+// it, and closing a parked socket wakes nobody.
+func (c *conn) unpark() {
+	c.parkMu.Lock()
+	spot := c.spot
+	c.parkMu.Unlock()
+	if spot != nil {
+		spot.Cancel()
+	}
 }
 
 // idleSettle is how long an idle connection waits in crypto/tls's read
@@ -388,24 +502,43 @@ func (c *conn) maxHeaderBytes() int64 {
 	return DefaultMaxHeaderBytes
 }
 
-func (c *conn) serve() *ProtocolError {
-	defer c.close()
+// serve serves requests until the connection is done (then it is
+// closed) or parks. Woken from a park, it first ends the parked wait:
+// with readable false, the connection is done.
+func (c *conn) serve(first, woken, readable bool) (perr *ProtocolError, parked bool) {
+	defer func() {
+		if !parked {
+			c.close()
+		}
+	}()
 	// The loop's frame is small: the connection's goroutine waits for the
 	// next request in wait, and serves it in serveNext, whose frames are
 	// gone while it waits.
-	for first := true; ; first = false {
-		if !c.wait(first) {
-			return nil
+	for ; ; first = false {
+		var w waited
+		if woken {
+			w, woken = waitEnd, false
+			if readable {
+				n, _ := c.rwc.Read(c.lim.ahead[:])
+				w = c.gotByte(n)
+			}
+		} else {
+			w = c.wait(first)
+		}
+		switch w {
+		case waitEnd:
+			return nil, false
+		case waitParked:
+			return nil, true
 		}
 		if keep, perr := c.serveNext(first); !keep {
-			return perr
+			return perr, false
 		}
 	}
 }
 
-// wait waits for the next request's first byte; false means the
-// connection is done.
-func (c *conn) wait(first bool) bool {
+// wait waits for the next request's first byte.
+func (c *conn) wait(first bool) waited {
 	// The request line and headers, from their first byte, are
 	// bounded; net/http's slack lets a long request line through.
 	c.lim.n, c.lim.body = c.maxHeaderBytes()+4096, false
@@ -416,9 +549,8 @@ func (c *conn) wait(first bool) bool {
 	switch {
 	case first:
 		// The headers are due ReadHeaderTimeout after the handshake.
-		if !c.waitIdle(c.srv.ReadHeaderTimeout, true) {
-			return false
-		}
+		c.first = true
+		return c.waitIdle(c.srv.ReadHeaderTimeout, true)
 	case c.br.Buffered() > 0:
 		// A pipelined request is there: no wait.
 	default:
@@ -427,15 +559,13 @@ func (c *conn) wait(first bool) bool {
 			idle = c.srv.ReadHeaderTimeout
 		}
 		if c.idle() {
-			if !c.waitIdle(idle, false) {
-				return false
-			}
-		} else {
-			// The watch read the next request's first byte.
-			c.setReadDeadline(idle)
+			c.first = false
+			return c.waitIdle(idle, false)
 		}
+		// The watch read the next request's first byte.
+		c.setReadDeadline(idle)
 	}
-	return true
+	return waitDone
 }
 
 // serveNext reads, checks and serves the request whose first byte wait
