@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/edgectl/edgectl/internal/park"
 	"github.com/edgectl/edgectl/pkg/edge"
 	"github.com/edgectl/edgectl/pkg/server/h1"
 	"github.com/edgectl/edgectl/pkg/server/h2"
@@ -153,6 +154,9 @@ type Server struct {
 	releases atomic.Int64
 	// idled counts the connections that went idle (connIdle).
 	idled atomic.Int64
+	// connClosed is h1.ServeConnThen's done: the connection is no longer
+	// open.
+	connClosed func(error)
 }
 
 // status is what the admin endpoints report about loading.
@@ -324,6 +328,7 @@ func (s *Server) Listen() error {
 	}
 	s.edgeLn = ln
 	s.tlsConfig = tlsConfig
+	s.connClosed = func(error) { s.metrics.open.Add(-1) }
 	s.h1 = &h1.Server{
 		Handler:           http.HandlerFunc(s.serveEdge),
 		ConnContext:       edge.ConnContext,
@@ -386,6 +391,16 @@ func (s *Server) Serve(ctx context.Context) error {
 	wg.Add(2)
 	go func() { defer wg.Done(); s.watch(watchCtx) }()
 	go func() { defer wg.Done(); s.releaseWhenQuiet(watchCtx) }()
+
+	// Idle HTTP/1.x connections wait without a goroutine (internal/park;
+	// Linux only: elsewhere they wait in theirs). Closed after the drain:
+	// it wakes, and so closes, whatever is still parked.
+	if p, err := park.New(); err == nil {
+		s.h1.Parker = p
+		defer p.Close()
+	} else if !errors.Is(err, errors.ErrUnsupported) {
+		s.log.Warn("idle connections will wait with a goroutine each", "error", err.Error())
+	}
 
 	errc := make(chan error, 2)
 	go func() { errc <- s.acceptLoop(s.edgeLn) }()
