@@ -1,10 +1,13 @@
 package server_test
 
 import (
+	"context"
 	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
+	"runtime"
 	"testing"
 	"time"
 
@@ -177,4 +180,47 @@ func TestCancelAfterShutdownGrace(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Serve did not return")
 	}
+}
+
+// TestIdleConnectionsPark: a kept-alive HTTP/1.1 connection idle for
+// 250 ms parks (edgectl_client_connections_parked), and still serves its
+// next request, on the same connection, as the same verified client; once
+// the client closes it, it is counted neither parked nor open.
+func TestIdleConnectionsPark(t *testing.T) {
+	t.Parallel()
+	if runtime.GOOS != "linux" {
+		t.Skip("connections park on Linux only")
+	}
+	f := newFixture(t)
+	r := start(t, f, nil)
+	client := r.client(f, "api.test", f.valid, false)
+	var reused []bool
+	fetch := func() {
+		t.Helper()
+		trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = append(reused, i.Reused) }}
+		req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", "https://api.test/", nil)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d, want 200 for the verified client", resp.StatusCode)
+		}
+	}
+	if got := r.metric(t, "edgectl_client_connections_parked"); got != "0" {
+		t.Fatalf("parked before any connection: %q", got)
+	}
+	fetch()
+	eventually(t, "the idle connection parked", func() bool { return r.metric(t, "edgectl_client_connections_parked") == "1" })
+	fetch()
+	if len(reused) != 2 || !reused[1] {
+		t.Fatalf("connection reuse %v: the request after the park was not on the parked connection", reused)
+	}
+	eventually(t, "parked again", func() bool { return r.metric(t, "edgectl_client_connections_parked") == "1" })
+	client.CloseIdleConnections()
+	eventually(t, "the closed connection no longer counted", func() bool {
+		return r.metric(t, "edgectl_client_connections_parked") == "0" && r.metric(t, "edgectl_client_connections") == "0"
+	})
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/edgectl/edgectl/internal/park"
 	"github.com/edgectl/edgectl/pkg/edge"
 	"github.com/edgectl/edgectl/pkg/pki"
 )
@@ -27,6 +28,7 @@ const (
 	MetricStoreConnected      = "edgectl_state_store_connected"
 	MetricClientConnections   = "edgectl_client_connections"
 	MetricConnectionsRefused  = "edgectl_client_connections_refused_total"
+	MetricConnectionsParked   = "edgectl_client_connections_parked"
 	MetricHTTP2Timeouts       = "edgectl_http2_timeouts_total"
 	MetricHTTP2Errors         = "edgectl_http2_errors_total"
 	MetricLimitRefusals       = "edgectl_limit_refusals_total"
@@ -55,6 +57,8 @@ type metrics struct {
 	// acceptance to their close.
 	open   atomic.Int64
 	limits *prometheus.CounterVec
+	// parker holds the idle HTTP/1.x connections (while Serve runs).
+	parker atomic.Pointer[park.Parker]
 
 	// Cached children: looking a child up by labels hashes and allocates,
 	// so each (domain, code) and each domain's verification results are
@@ -106,6 +110,14 @@ func newMetrics() *metrics {
 	open := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: MetricClientConnections, Help: "Client connections the edge listener holds (handshaking, HTTP/1.x and HTTP/2).",
 	}, func() float64 { return float64(m.open.Load()) })
+	parked := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: MetricConnectionsParked, Help: "Idle HTTP/1.x client connections waiting without a goroutine of their own (after 250 ms without a request; Linux), among edgectl_client_connections.",
+	}, func() float64 {
+		if p := m.parker.Load(); p != nil {
+			return float64(p.Len())
+		}
+		return 0
+	})
 	m.h2Timeouts = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: MetricHTTP2Timeouts, Help: "HTTP/2 timeouts: connections closed for want of a first request (header) or with no stream open (idle), streams reset for a stalled request body (body) or response write (write).",
 	}, []string{"timeout"})
@@ -116,7 +128,7 @@ func newMetrics() *metrics {
 		Name: MetricLimitRefusals, Help: "Requests refused by a limit or policy of their application, by domain and limit (request_body_size: 413; origin_queue_full, origin_queue_timeout: 503; escaped_slash: 400).",
 	}, []string{"domain", "limit"})
 	m.reg.MustRegister(m.requests, m.verifications, m.handshakes, m.firewall, m.upstream, m.reloads, m.serial, m.domains, m.dropped, m.connected,
-		m.limits, m.refused, open, m.h2Timeouts, m.h2Errors,
+		m.limits, m.refused, open, parked, m.h2Timeouts, m.h2Errors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Reload results and handshake reasons show from the start, at zero.
 	m.reloads.WithLabelValues("success")

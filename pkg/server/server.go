@@ -397,6 +397,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	// it wakes, and so closes, whatever is still parked.
 	if p, err := park.New(); err == nil {
 		s.h1.Parker = p
+		s.metrics.parker.Store(p)
 		defer p.Close()
 	} else if !errors.Is(err, errors.ErrUnsupported) {
 		s.log.Warn("idle connections will wait with a goroutine each", "error", err.Error())
