@@ -156,7 +156,7 @@ var layers = [][]string{
 	{"pkg/edge", "pkg/plan"},
 	{"pkg/rules", "pkg/proxy", "pkg/state"},
 	{"pkg/manifest"},
-	{"pkg/pki", "pkg/diag", "schemas", "internal/markdown", "internal/headersafe", "internal/reference", "internal/nginxtest", "internal/gcfloor", "internal/httphead", "internal/rawio", "internal/tooltest", "internal/cancelctx"},
+	{"pkg/pki", "pkg/diag", "schemas", "internal/markdown", "internal/headersafe", "internal/reference", "internal/nginxtest", "internal/gcfloor", "internal/httphead", "internal/rawio", "internal/tooltest", "internal/cancelctx", "internal/park"},
 }
 
 // unlayered are the packages outside the layering: programs and the

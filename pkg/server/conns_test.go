@@ -182,18 +182,28 @@ func TestCancelAfterShutdownGrace(t *testing.T) {
 	}
 }
 
-// TestIdleConnectionsPark: a kept-alive HTTP/1.1 connection idle for
-// 250 ms parks (edgectl_client_connections_parked), and still serves its
-// next request, on the same connection, as the same verified client; once
-// the client closes it, it is counted neither parked nor open.
+// TestIdleConnectionsPark: a kept-alive HTTP/1.1 or HTTP/2 connection
+// idle for 250 ms parks (edgectl_client_connections_parked), and still
+// serves its next request, on the same connection, as the same verified
+// client; once the client closes it, it is counted neither parked nor
+// open.
 func TestIdleConnectionsPark(t *testing.T) {
 	t.Parallel()
 	if runtime.GOOS != "linux" {
 		t.Skip("connections park on Linux only")
 	}
+	for _, h2 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "HTTP/1.1", true: "HTTP/2"}[h2], func(t *testing.T) {
+			t.Parallel()
+			testIdleConnectionPark(t, h2)
+		})
+	}
+}
+
+func testIdleConnectionPark(t *testing.T, h2 bool) {
 	f := newFixture(t)
 	r := start(t, f, nil)
-	client := r.client(f, "api.test", f.valid, false)
+	client := r.client(f, "api.test", f.valid, h2)
 	var reused []bool
 	fetch := func() {
 		t.Helper()
@@ -205,8 +215,8 @@ func TestIdleConnectionsPark(t *testing.T) {
 		}
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("status %d, want 200 for the verified client", resp.StatusCode)
+		if resp.StatusCode != http.StatusOK || resp.ProtoMajor != map[bool]int{false: 1, true: 2}[h2] {
+			t.Fatalf("%s %d, want 200 for the verified client", resp.Proto, resp.StatusCode)
 		}
 	}
 	if got := r.metric(t, "edgectl_client_connections_parked"); got != "0" {

@@ -72,15 +72,14 @@ func (s *Server) refuseConn(c net.Conn) {
 // The handshake's frame is not on the stack while HTTP/1.x is served: an
 // idle connection's goroutine waits on a stack small enough to shrink to
 // 4 KB (h1's waitIdle), where it has to wait at all: with a Parker, an
-// idle HTTP/1.x connection gives its goroutine up (h1.ServeConnThen).
+// idle connection gives its goroutine up (ServeConnThen).
 func (s *Server) serveConn(c net.Conn) {
 	tc := s.handshake(c)
 	if tc == nil {
 		return
 	}
 	if negotiatedH2(tc) {
-		s.h2.ServeConn(tc)
-		s.metrics.open.Add(-1)
+		s.h2.ServeConnThen(tc, s.connClosed)
 	} else {
 		s.h1.ServeConnThen(tc, s.connClosed)
 	}

@@ -57,7 +57,7 @@ type metrics struct {
 	// acceptance to their close.
 	open   atomic.Int64
 	limits *prometheus.CounterVec
-	// parker holds the idle HTTP/1.x connections (while Serve runs).
+	// parker holds the idle connections (while Serve runs).
 	parker atomic.Pointer[park.Parker]
 
 	// Cached children: looking a child up by labels hashes and allocates,
@@ -111,7 +111,7 @@ func newMetrics() *metrics {
 		Name: MetricClientConnections, Help: "Client connections the edge listener holds (handshaking, HTTP/1.x and HTTP/2).",
 	}, func() float64 { return float64(m.open.Load()) })
 	parked := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: MetricConnectionsParked, Help: "Idle HTTP/1.x client connections waiting without a goroutine of their own (after 250 ms without a request; Linux), among edgectl_client_connections.",
+		Name: MetricConnectionsParked, Help: "Idle client connections waiting without a goroutine of their own (HTTP/1.x after 250 ms without a request, HTTP/2 after 250 ms without a stream; Linux), among edgectl_client_connections.",
 	}, func() float64 {
 		if p := m.parker.Load(); p != nil {
 			return float64(p.Len())

@@ -154,8 +154,8 @@ type Server struct {
 	releases atomic.Int64
 	// idled counts the connections that went idle (connIdle).
 	idled atomic.Int64
-	// connClosed is h1.ServeConnThen's done: the connection is no longer
-	// open.
+	// connClosed is the done function of h1's and h2's ServeConnThen:
+	// the connection is no longer open.
 	connClosed func(error)
 }
 
@@ -392,11 +392,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	go func() { defer wg.Done(); s.watch(watchCtx) }()
 	go func() { defer wg.Done(); s.releaseWhenQuiet(watchCtx) }()
 
-	// Idle HTTP/1.x connections wait without a goroutine (internal/park;
-	// Linux only: elsewhere they wait in theirs). Closed after the drain:
-	// it wakes, and so closes, whatever is still parked.
+	// Idle connections wait without a goroutine (internal/park; Linux
+	// only: elsewhere they wait in theirs). Closed after the drain: it
+	// wakes, and so closes, whatever is still parked.
 	if p, err := park.New(); err == nil {
-		s.h1.Parker = p
+		s.h1.Parker, s.h2.Parker = p, p
 		s.metrics.parker.Store(p)
 		defer p.Close()
 	} else if !errors.Is(err, errors.ErrUnsupported) {

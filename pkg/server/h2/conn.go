@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/edgectl/edgectl/internal/cancelctx"
+	"github.com/edgectl/edgectl/internal/park"
 	"github.com/edgectl/edgectl/internal/rawio"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -149,6 +150,21 @@ type conn struct {
 	settle   atomic.Bool
 	// parked is set while the reading goroutine waits in waitIdle.
 	parked atomic.Bool
+	// prefaced is set once the client's preface is read (reading
+	// goroutine).
+	prefaced bool
+
+	// mayPark is whether the connection parks in srv.Parker when idle;
+	// done is called once it is closed (ServeConnThen).
+	mayPark bool
+	done    func(error)
+	// parkMu orders a park's spot before the woken goroutine's: the
+	// parked goroutine sets spot, the woken one clears it, the
+	// interruptions cancel it (unpark).
+	parkMu sync.Mutex
+	spot   *park.Spot
+	// wakeFn is c.wake, made once.
+	wakeFn func(readable bool)
 }
 
 // deadlineWriter writes to the connection under WriteTimeout: each write
@@ -221,12 +237,25 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c.streams = make(map[uint32]*stream)
 	c.idleSince.Store(c.start.UnixNano())
 	c.settleAt.Store(c.start.Add(idleSettle).UnixNano())
+	c.wakeFn = c.wake
 	return c
 }
 
-// serve runs the connection's reading goroutine to the connection's end.
-func (c *conn) serve() (err error) {
-	defer c.teardown()
+// run runs the connection's reading goroutine until the connection parks
+// or ends; at its end it tears the connection down and calls done. Woken
+// from a park, it first ends the parked wait (wake).
+func (c *conn) run(woken, readable bool) {
+	parked, err := c.serve(woken, readable)
+	if parked {
+		return // c is the woken goroutine's
+	}
+	c.teardown()
+	c.srv.untrack(c)
+	c.done(err)
+}
+
+// begin arms the connection's timer and sends the server's preface.
+func (c *conn) begin() {
 	now := time.Now()
 	c.mu.Lock()
 	c.timer, c.timerAt = time.AfterFunc(time.Hour, c.onTimer), math.MaxInt64
@@ -244,24 +273,38 @@ func (c *conn) serve() (err error) {
 	c.wfr.WriteWindowUpdate(0, connRecvWindow-initialWindow)
 	c.unackedSettings++
 	c.unlockWrite(true)
+}
 
-	var preface [len(http2.ClientPreface)]byte
-	for {
-		c.src.boundary = true
-		_, err := io.ReadFull(&c.src, preface[:])
-		if err == errSettled {
-			if err := c.waitIdle(); err != nil {
-				return c.readErr(err)
-			}
-			continue
+// serve reads the client's preface and frames until the connection ends
+// or parks. Woken from a park, it first ends the parked wait: readable
+// says whether the socket is.
+func (c *conn) serve(woken, readable bool) (parked bool, err error) {
+	if woken {
+		if err := c.endWait(readable); err != nil {
+			return false, c.readErr(err)
 		}
-		if err != nil {
-			return c.readErr(err)
-		}
-		break
 	}
-	if string(preface[:]) != http2.ClientPreface {
-		return errors.New("h2: bogus client preface")
+	if !c.prefaced {
+		var preface [len(http2.ClientPreface)]byte
+		for {
+			c.src.boundary = true
+			_, err := io.ReadFull(&c.src, preface[:])
+			if err == errSettled {
+				// No byte of the preface read yet (frameSource).
+				if parked, err := c.waitIdle(); parked || err != nil {
+					return parked, c.readErr(err)
+				}
+				continue
+			}
+			if err != nil {
+				return false, c.readErr(err)
+			}
+			break
+		}
+		if string(preface[:]) != http2.ClientPreface {
+			return false, errors.New("h2: bogus client preface")
+		}
+		c.prefaced = true
 	}
 	for {
 		if c.needFlush.Load() && c.mayBlock() {
@@ -271,8 +314,8 @@ func (c *conn) serve() (err error) {
 		c.src.boundary = true
 		f, err := c.fr.ReadFrame()
 		if err == errSettled {
-			if err := c.waitIdle(); err != nil {
-				return c.readErr(err)
+			if parked, err := c.waitIdle(); parked || err != nil {
+				return parked, c.readErr(err)
 			}
 			continue
 		}
@@ -292,7 +335,7 @@ func (c *conn) serve() (err error) {
 				}
 				err = connErr(http2.ErrCode(ce), "bad_frame")
 			default:
-				return c.readErr(err)
+				return false, c.readErr(err)
 			}
 		}
 		switch e := err.(type) {
@@ -303,9 +346,9 @@ func (c *conn) serve() (err error) {
 		case *connError:
 			c.srv.countError(e)
 			c.goAwayError(e.code)
-			return e
+			return false, e
 		default:
-			return err
+			return false, err
 		}
 	}
 }
@@ -313,6 +356,9 @@ func (c *conn) serve() (err error) {
 // readErr sorts a read error: the client or a timeout ended the
 // connection (nil), or the server closed it.
 func (c *conn) readErr(err error) error {
+	if err == nil {
+		return nil
+	}
 	if c.srv.shutdown.Load() {
 		return ErrServerClosed
 	}
@@ -371,20 +417,39 @@ func (r *frameSource) Read(p []byte) (int, error) {
 // that wakes the wait stays there for crypto/tls (rawio.WaitReadable).
 // The connection's deadlines and Close end the wait as they end a read.
 //
+// With a Parker (ServeConnThen), the connection then parks instead, and
+// the goroutine returns: parked is true, and the connection is no longer
+// the caller's.
+//
 //go:noinline
-func (c *conn) waitIdle() error {
+func (c *conn) waitIdle() (parked bool, err error) {
 	c.br.Reset(nil)
 	readerPool.Put(c.br)
 	c.br = nil
 	c.parked.Store(true)
-	var peek [1]byte
 	ok := true // going away: its deadline ends the next read
 	if c.endSettle() {
 		if c.srv.ConnIdle != nil {
 			c.srv.ConnIdle(&c.ctx)
 		}
-		ok = rawio.WaitReadable(c.nc, &peek)
+		if c.mayPark && c.park() {
+			return true, nil
+		}
+		ok = c.waitSocket()
 	}
+	return false, c.endWait(ok)
+}
+
+// waitSocket waits on the socket alone until it is readable (true), or a
+// deadline or Close ends the wait (false).
+func (c *conn) waitSocket() bool {
+	var peek [1]byte
+	return rawio.WaitReadable(c.nc, &peek)
+}
+
+// endWait ends an idle wait on the socket: the connection takes a read
+// buffer again. ok is whether the socket is readable.
+func (c *conn) endWait(ok bool) error {
 	c.parked.Store(false)
 	c.br = readerPool.Get().(*bufio.Reader)
 	c.br.Reset(c.nc)
@@ -393,6 +458,58 @@ func (c *conn) waitIdle() error {
 	}
 	c.resettle()
 	return nil
+}
+
+// park parks the connection in srv.Parker until its socket turns readable
+// or unpark cancels the spot, and reports whether it did. If it did, wake
+// may already be running on another goroutine.
+func (c *conn) park() bool {
+	rc := rawio.SocketConn(c.nc)
+	if rc == nil {
+		return false
+	}
+	c.parkMu.Lock()
+	defer c.parkMu.Unlock()
+	// No deadline: the connection's timer ends the wait (unpark).
+	spot, err := c.srv.Parker.Park(rc, time.Time{}, c.wakeFn)
+	if err != nil {
+		return false // closed, or not a socket: the caller waits itself
+	}
+	c.spot = spot
+	c.mu.Lock()
+	gone := c.closed || c.goingAway
+	c.mu.Unlock()
+	if gone || c.ctx.Err() != nil {
+		// Interrupted between endSettle and here, with no spot to cancel.
+		spot.Cancel()
+	}
+	return true
+}
+
+// wake carries on reading a parked connection, on a goroutine of its own.
+// When the socket is not readable, unpark interrupted the wait (a
+// timeout, Shutdown, Close): the goroutine waits as an unparked
+// connection does, under the deadline or Close that interrupted it.
+func (c *conn) wake(readable bool) {
+	c.parkMu.Lock()
+	c.spot = nil
+	c.parkMu.Unlock()
+	if !readable {
+		readable = c.waitSocket()
+	}
+	c.run(true, readable)
+}
+
+// unpark interrupts the wait of a parked connection, after whatever
+// interrupts the reading goroutine's read (a deadline, Close): closing a
+// parked socket, or setting its deadline, wakes nobody.
+func (c *conn) unpark() {
+	c.parkMu.Lock()
+	spot := c.spot
+	c.parkMu.Unlock()
+	if spot != nil {
+		spot.Cancel()
+	}
 }
 
 // resettle schedules the next settle of a connection still idle (woken
@@ -941,6 +1058,7 @@ func (c *conn) unlockWriteSoon() error {
 func (c *conn) writeFailed(err error) {
 	c.ctx.Cancel()
 	c.nc.Close()
+	c.unpark()
 }
 
 // cancelStreams cancels the contexts of the open streams; it runs when
@@ -1057,6 +1175,7 @@ func (c *conn) closeAfterGoAway() {
 	c.mu.Lock()
 	c.nc.SetReadDeadline(time.Now().Add(goAwayLinger))
 	c.mu.Unlock()
+	c.unpark()
 }
 
 // closeWrite flushes what is buffered and ends the connection's write side
@@ -1131,6 +1250,7 @@ func (c *conn) onTimer() {
 		c.srv.countTimeout("header")
 		c.ctx.Cancel()
 		c.nc.Close()
+		c.unpark()
 		return
 	}
 	if d := c.srv.IdleTimeout; d > 0 {

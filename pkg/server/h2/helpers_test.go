@@ -20,6 +20,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/edgectl/edgectl/internal/park"
 	"github.com/edgectl/edgectl/pkg/server/h2"
 )
 
@@ -52,9 +53,33 @@ var testCert = sync.OnceValues(func() (tls.Certificate, *x509.CertPool) {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
 })
 
-// serve serves srv over TLS (ALPN h2) on a loopback listener and returns
-// its address; the listener and srv close with the test.
+// serve serves srv over TLS (ALPN h2) on a loopback listener, as
+// pkg/server does (ServeConnThen, with a Parker where there is one), and
+// returns its address; the listener and srv close with the test.
 func serve(t testing.TB, srv *h2.Server) string {
+	t.Helper()
+	if p, err := park.New(); err == nil {
+		t.Cleanup(func() { p.Close() })
+		srv.Parker = p
+	}
+	return serveWith(t, srv, func(c net.Conn) { srv.ServeConnThen(c, func(error) {}) })
+}
+
+// serveWaiting is serve with ServeConn: idle connections wait on their
+// goroutines.
+func serveWaiting(t testing.TB, srv *h2.Server) string {
+	t.Helper()
+	return serveWith(t, srv, func(c net.Conn) { srv.ServeConn(c) })
+}
+
+// waits runs f for both ways an idle connection waits on its socket:
+// parked without a goroutine (serve), and on its goroutine (serveWaiting).
+func waits(t *testing.T, f func(t *testing.T, serve func(testing.TB, *h2.Server) string)) {
+	t.Run("parked", func(t *testing.T) { t.Parallel(); f(t, serve) })
+	t.Run("goroutine", func(t *testing.T) { t.Parallel(); f(t, serveWaiting) })
+}
+
+func serveWith(t testing.TB, srv *h2.Server, serveConn func(net.Conn)) string {
 	t.Helper()
 	cert, _ := testCert()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -76,7 +101,7 @@ func serve(t testing.TB, srv *h2.Server) string {
 					return
 				}
 				tc.SetDeadline(time.Time{})
-				srv.ServeConn(tc)
+				serveConn(tc)
 			}()
 		}
 	}()

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+
+	"github.com/edgectl/edgectl/internal/park"
 )
 
 // Server serves HTTP/2 on connections handed to ServeConn. The zero value
@@ -30,6 +32,11 @@ type Server struct {
 	// what it keeps for the connection's next requests. It runs on the
 	// connection's reading goroutine.
 	ConnIdle func(ctx context.Context)
+	// Parker, if not nil, holds the connections served by ServeConnThen
+	// while they wait idle: a connection with no stream for idleSettle
+	// (after ConnIdle) parks there and its reading goroutine returns; a
+	// new one reads its next frame (internal/park).
+	Parker *park.Parker
 	// ReadHeaderTimeout bounds the wait for a connection's first request:
 	// a connection whose first header block is not complete
 	// ReadHeaderTimeout after ServeConn is closed. Zero means no bound.
@@ -125,17 +132,35 @@ func (s *Server) maxHeaderListSize() uint32 {
 // why the connection was closed (a protocol error as an
 // http2.ConnectionError).
 func (s *Server) ServeConn(c net.Conn) error {
+	ch := make(chan error, 1)
+	s.serveConn(c, false, func(err error) { ch <- err })
+	return <-ch
+}
+
+// ServeConnThen serves c as ServeConn does, and calls done with what
+// ServeConn would return once c is closed. With Parker set it may return
+// before: a connection with no stream for idleSettle parks, without a
+// goroutine, and done is called on whichever goroutine ends the
+// connection.
+func (s *Server) ServeConnThen(c net.Conn, done func(error)) {
+	s.serveConn(c, s.Parker != nil, done)
+}
+
+func (s *Server) serveConn(c net.Conn, mayPark bool, done func(error)) {
 	if s.shutdown.Load() {
 		c.Close()
-		return ErrServerClosed
+		done(ErrServerClosed)
+		return
 	}
 	cn := newConn(s, c)
 	if !s.track(cn) {
 		cn.nc.Close()
-		return ErrServerClosed
+		done(ErrServerClosed)
+		return
 	}
-	defer s.untrack(cn)
-	return cn.serve()
+	cn.mayPark, cn.done = mayPark, done
+	cn.begin()
+	cn.run(false, false)
 }
 
 func (s *Server) track(c *conn) bool {
@@ -207,6 +232,7 @@ func (s *Server) Close() {
 	for _, c := range s.snapshot() {
 		c.ctx.Cancel()
 		c.nc.Close()
+		c.unpark()
 	}
 }
 
