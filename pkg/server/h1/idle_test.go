@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -368,12 +369,18 @@ func TestConnIdle(t *testing.T) {
 
 // TestParkedConnections: with a Parker, connections idle past 250 ms park
 // and give up their goroutines; each one's next request is served, on the
-// same connection, by a new goroutine; done is called once per
+// same connection, by a new goroutine, with the connection's TLS state
+// (which the park let go of); done is called once per
 // connection, when it ends: by the client's close, by a refused request,
 // and by Close.
 func TestParkedConnections(t *testing.T) {
 	p := newParker(t)
-	srv := &h1.Server{Parker: p, IdleTimeout: time.Minute, ReadHeaderTimeout: time.Minute}
+	srv := &h1.Server{Parker: p, IdleTimeout: time.Minute, ReadHeaderTimeout: time.Minute,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			tlsOK := r.TLS != nil && r.TLS.HandshakeComplete && r.TLS.ServerName == "example.com"
+			fmt.Fprintf(w, "path %s tls %v", r.URL.Path, tlsOK)
+		}),
+	}
 	var mu sync.Mutex
 	var dones []error
 	ended := make(chan struct{}, 64)
@@ -401,7 +408,7 @@ func TestParkedConnections(t *testing.T) {
 	for range n {
 		c, _, br := dialTLS(t, addr)
 		io.WriteString(c, get("/a"))
-		readBody(t, br, "path /a")
+		readBody(t, br, "path /a tls true")
 		clients = append(clients, client{c, br})
 	}
 	eventually("all parked", func() bool { return p.Len() == n })
@@ -410,7 +417,7 @@ func TestParkedConnections(t *testing.T) {
 	}
 	for _, cl := range clients {
 		io.WriteString(cl.c, get("/b"))
-		readBody(t, cl.br, "path /b")
+		readBody(t, cl.br, "path /b tls true")
 	}
 	if srv.Open() != n {
 		t.Fatalf("%d connections open after the second requests, want %d", srv.Open(), n)

@@ -299,14 +299,21 @@ func newConn(s *Server, c net.Conn) *conn {
 	cn.ctx.Init(ctx)
 	cn.out.conn, cn.out.timeout, cn.out.cancel = c, s.WriteTimeout, cn.ctx.Cancel
 	cn.watch.c, cn.watch.done = cn, make(chan struct{}, 1)
-	if tc, ok := c.(*tls.Conn); ok {
-		st := tc.ConnectionState()
-		cn.tls = &st
-	}
 	cn.res.c = cn // its header map is made by its first reset
 	cn.wakeFn = cn.wake
-	cn.base = (&http.Request{RemoteAddr: cn.remote, TLS: cn.tls}).WithContext(&cn.ctx)
+	cn.makeBase()
 	return cn
+}
+
+// makeBase makes the Request every request starts from, with the
+// connection's TLS state. A parked connection lets both go (park), and
+// its next request makes them again.
+func (c *conn) makeBase() {
+	if tc, ok := c.rwc.(*tls.Conn); ok {
+		st := tc.ConnectionState()
+		c.tls = &st
+	}
+	c.base = (&http.Request{RemoteAddr: c.remote, TLS: c.tls}).WithContext(&c.ctx)
 }
 
 func (c *conn) close() {
@@ -450,6 +457,8 @@ func (c *conn) park(end time.Time) bool {
 	if rc == nil {
 		return false
 	}
+	// What the next request can make again, about 0.5 KB.
+	c.base, c.tls = nil, nil
 	c.parkMu.Lock()
 	defer c.parkMu.Unlock()
 	spot, err := c.srv.Parker.Park(rc, end, c.wakeFn)
@@ -630,6 +639,9 @@ func (c *conn) readRequest(first bool) (*http.Request, error) {
 	c.lim.scanning = !c.scan.done
 	if c.rr == nil {
 		c.rr = requestReaders.Get().(*requestReader)
+	}
+	if c.base == nil {
+		c.makeBase()
 	}
 	req, err := c.rr.read(c.br, c.base)
 	c.lim.scanning = false
