@@ -383,3 +383,52 @@ func TestWokenOnce(t *testing.T) {
 		t.Errorf("Len = %d after every wake", p.Len())
 	}
 }
+
+// BenchmarkParkWake is one idle period of a parked connection: Park, the
+// client's byte, the wake on a new goroutine, and the server's read of
+// the byte. BenchmarkBlockedRead is the same round on a goroutine that
+// waits in its read, as an unparked connection does.
+func BenchmarkParkWake(b *testing.B) {
+	p := newParker(b)
+	s, c := pair(b)
+	rc := rawConn(b, s)
+	woken := make(chan bool, 1)
+	wake := func(readable bool) { woken <- readable }
+	buf := make([]byte, 1)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := p.Park(rc, time.Time{}, wake); err != nil {
+			b.Fatal(err)
+		}
+		c.Write(buf)
+		if !<-woken {
+			b.Fatal("woken with readable false")
+		}
+		if _, err := s.Read(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkBlockedRead(b *testing.B) {
+	s, c := pair(b)
+	ready := make(chan struct{})
+	read := make(chan error)
+	go func() {
+		buf := make([]byte, 1)
+		for range ready {
+			_, err := s.Read(buf)
+			read <- err
+		}
+	}()
+	defer close(ready)
+	buf := make([]byte, 1)
+	b.ReportAllocs()
+	for b.Loop() {
+		ready <- struct{}{}
+		c.Write(buf)
+		if err := <-read; err != nil {
+			b.Fatal(err)
+		}
+	}
+}
