@@ -8,7 +8,10 @@
 // (watch.go); a faster one costs two atomic operations and an append.
 // Between requests a connection holds no read or write buffer: it gives
 // them back to the pools and waits for the next request's first byte,
-// after 250 ms on its socket alone, on a small stack (waitIdle).
+// after 250 ms on its socket alone, on a small stack (waitIdle) — or,
+// served by ServeConnThen with a Parker, with no goroutine at all: it
+// parks in the Parker's epoll set, and a new goroutine serves its next
+// request (internal/park).
 //
 // Requests are parsed here (parse.go) exactly as net/http's own parser,
 // http.ReadRequest, parses them, with the checks net/http's server adds on

@@ -9,7 +9,11 @@
 //
 // One goroutine per connection (ServeConn's) reads frames and handles the
 // control frames itself (SETTINGS, PING, WINDOW_UPDATE, RST_STREAM,
-// PRIORITY, GOAWAY): there is no serve loop fed by channels. A complete
+// PRIORITY, GOAWAY): there is no serve loop fed by channels. Served by
+// ServeConnThen with a Parker, a connection with no stream for 250 ms has
+// no goroutine at all: it parks in the Parker's epoll set, and a new
+// reading goroutine carries on when its socket turns readable
+// (internal/park). A complete
 // request header block becomes a stream whose handler runs on a worker
 // taken from a pool shared by the Server: a worker that finished a stream
 // waits for the next one with the stack its handlers grew, so a stream
