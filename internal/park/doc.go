@@ -16,10 +16,12 @@
 //
 // A parked connection can also end without the client: its deadline
 // passes (Park's deadline, a timer), or its owner cancels the wait
-// (Spot.Cancel, for a server shutting down). Exactly one of the three
-// wakes it, once. Closing a parked connection does not wake it (the
-// kernel drops a closed socket from an epoll set silently): cancel the
-// spot as well.
+// (Cancel, for a server shutting down). Exactly one of the three wakes
+// it, once. Closing a parked connection does not wake it (the kernel
+// drops a closed socket from an epoll set silently): cancel the park as
+// well. A connection embeds its Spot, and Cancel is safe at any moment
+// (before a park, during one, after the wake), so the servers need no
+// lock of their own around parking.
 //
 // Parkers exist on Linux only; elsewhere New reports errors.ErrUnsupported
 // and the servers wait in a goroutine, as they did.

@@ -3,6 +3,7 @@
 package park
 
 import (
+	"errors"
 	"net"
 	"os"
 	"sync"
@@ -17,18 +18,19 @@ type Parker struct {
 	rc syscall.RawConn
 
 	mu     sync.Mutex
-	spots  map[uint64]*Spot // the parked connections, by id
+	spots  map[uint64]*Spot // the parked connections, by park
 	next   uint64
 	closed bool
 	done   chan struct{} // closed when loop returns
 }
 
-// Spot is one parked connection.
+// Spot is a connection's place in a Parker: a connection embeds one and
+// parks in it, again and again. Its zero value is not parked.
 type Spot struct {
-	p     *Parker
-	id    uint64
+	// Under the Parker's mu:
+	id    uint64 // the current park's, 0 while not parked
 	wake  func(readable bool)
-	timer *time.Timer // the deadline's, if any
+	timer *time.Timer // the current park's deadline, if any
 }
 
 // events is what a parked socket waits for: a byte to read, the client's
@@ -64,27 +66,32 @@ func New() (*Parker, error) {
 	return p, nil
 }
 
-// Park waits for the socket of rc to turn readable, with no goroutine,
-// then calls wake(true) on a new goroutine. If deadline (when not zero)
-// passes first, or the spot is cancelled, wake(false) is called instead,
-// on a goroutine of its own too. wake is called exactly once.
+// Park parks s: it waits for the socket of rc to turn readable, with no
+// goroutine, then calls wake(true) on a new goroutine. If deadline (when
+// not zero) passes first, or Cancel cancels the park, wake(false) is
+// called instead, on a goroutine of its own too. wake is called exactly
+// once per park; once it is called, s may be parked again.
 //
 // The caller must neither read rc's socket nor close it without
-// cancelling the spot until wake is called. When Park returns an error,
-// nothing is parked and wake is never called: the caller waits itself.
-func (p *Parker) Park(rc syscall.RawConn, deadline time.Time, wake func(readable bool)) (*Spot, error) {
-	s := &Spot{p: p, wake: wake}
+// cancelling the park until wake is called, and from the moment Park
+// returns nil wake may be running. When Park returns an error, nothing
+// is parked and wake is never called: the caller waits itself.
+func (p *Parker) Park(s *Spot, rc syscall.RawConn, deadline time.Time, wake func(readable bool)) error {
 	p.mu.Lock()
-	if p.closed {
+	switch {
+	case p.closed:
 		p.mu.Unlock()
-		return nil, net.ErrClosed
+		return net.ErrClosed
+	case s.id != 0:
+		p.mu.Unlock()
+		return errParked
 	}
 	p.next++
-	s.id = p.next
-	p.spots[s.id] = s
+	id := p.next
+	s.id, s.wake = id, wake
+	p.spots[id] = s
 	if !deadline.IsZero() {
-		// Under mu: expire takes mu, so it sees s.timer set.
-		s.timer = time.AfterFunc(time.Until(deadline), s.expire)
+		s.timer = time.AfterFunc(time.Until(deadline), func() { p.expire(id) })
 	}
 	p.mu.Unlock()
 
@@ -93,7 +100,7 @@ func (p *Parker) Park(rc syscall.RawConn, deadline time.Time, wake func(readable
 		// Inside the set's Control too: a concurrent Close cannot let
 		// its descriptor's number go to another file meanwhile.
 		eerr := p.rc.Control(func(ep uintptr) {
-			cerr = register(int(ep), int(fd), s.id)
+			cerr = register(int(ep), int(fd), id)
 		})
 		if eerr != nil {
 			cerr = eerr
@@ -102,43 +109,61 @@ func (p *Parker) Park(rc syscall.RawConn, deadline time.Time, wake func(readable
 	if err == nil {
 		err = cerr
 	}
-	if err != nil && p.take(s.id) != nil {
-		return nil, err
+	if err != nil && p.take(id) != nil {
+		return err
 	}
 	// Registered, or (a deadline already past, a Close) woken anyway.
-	return s, nil
+	return nil
 }
 
-// Cancel wakes the spot's connection with wake(false) if it is still
-// parked, and reports whether it was.
-func (s *Spot) Cancel() bool {
-	if s.p.take(s.id) == nil {
+var errParked = errors.New("park: the spot is parked already")
+
+// Cancel wakes the connection parked in s with wake(false), and reports
+// whether it was parked. It may be called at any time, from any
+// goroutine: before s was ever parked, or once its wake was called, it
+// does nothing.
+func (p *Parker) Cancel(s *Spot) bool {
+	p.mu.Lock()
+	wake := p.takeLocked(s.id)
+	p.mu.Unlock()
+	if wake == nil {
 		return false
 	}
-	go s.wake(false)
+	go wake(false)
 	return true
 }
 
-// expire is the deadline's timer function (on a goroutine of its own).
-func (s *Spot) expire() {
-	if s.p.take(s.id) != nil {
-		s.wake(false)
+// expire is a deadline's timer function (on a goroutine of its own).
+func (p *Parker) expire(id uint64) {
+	if wake := p.take(id); wake != nil {
+		wake(false)
 	}
 }
 
-// take removes the spot id and returns it, or nil when it was woken
-// already: whoever takes a spot calls its wake.
-func (p *Parker) take(id uint64) *Spot {
+// take ends the park id and returns its wake function, or nil when it
+// was woken already: whoever takes a park calls its wake.
+func (p *Parker) take(id uint64) func(bool) {
 	p.mu.Lock()
-	s := p.spots[id]
-	if s != nil {
-		delete(p.spots, id)
-		if s.timer != nil {
-			s.timer.Stop()
-		}
+	defer p.mu.Unlock()
+	return p.takeLocked(id)
+}
+
+func (p *Parker) takeLocked(id uint64) func(bool) {
+	if id == 0 {
+		return nil
 	}
-	p.mu.Unlock()
-	return s
+	s := p.spots[id]
+	if s == nil {
+		return nil
+	}
+	delete(p.spots, id)
+	wake := s.wake
+	s.id, s.wake = 0, nil
+	if s.timer != nil {
+		s.timer.Stop()
+		s.timer = nil
+	}
+	return wake
 }
 
 // Len reports how many connections are parked.
@@ -204,19 +229,20 @@ func (p *Parker) loop() {
 		}
 		for _, ev := range evs[:n] {
 			id := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
-			if s := p.take(id); s != nil {
-				go s.wake(true)
+			if wake := p.take(id); wake != nil {
+				go wake(true)
 			}
 		}
 	}
 	p.mu.Lock()
-	rest := p.spots
-	p.spots = map[uint64]*Spot{}
+	ids := make([]uint64, 0, len(p.spots))
+	for id := range p.spots {
+		ids = append(ids, id)
+	}
 	p.mu.Unlock()
-	for _, s := range rest {
-		if s.timer != nil {
-			s.timer.Stop()
+	for _, id := range ids {
+		if wake := p.take(id); wake != nil {
+			go wake(false)
 		}
-		go s.wake(false)
 	}
 }

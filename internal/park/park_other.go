@@ -11,19 +11,19 @@ import (
 // Parker is unsupported off Linux: New reports errors.ErrUnsupported.
 type Parker struct{}
 
-// Spot is a parked connection.
+// Spot is a connection's place in a Parker.
 type Spot struct{}
 
 // New reports errors.ErrUnsupported.
 func New() (*Parker, error) { return nil, errors.ErrUnsupported }
 
 // Park reports errors.ErrUnsupported: the caller waits itself.
-func (p *Parker) Park(syscall.RawConn, time.Time, func(bool)) (*Spot, error) {
-	return nil, errors.ErrUnsupported
+func (p *Parker) Park(*Spot, syscall.RawConn, time.Time, func(bool)) error {
+	return errors.ErrUnsupported
 }
 
 // Cancel reports false: nothing is ever parked.
-func (s *Spot) Cancel() bool { return false }
+func (p *Parker) Cancel(*Spot) bool { return false }
 
 // Len reports 0.
 func (p *Parker) Len() int { return 0 }

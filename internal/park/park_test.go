@@ -94,7 +94,7 @@ func TestWakeOnData(t *testing.T) {
 	p := newParker(t)
 	s, c := pair(t)
 	w := newWaker()
-	if _, err := p.Park(rawConn(t, s), time.Time{}, w.wake); err != nil {
+	if err := p.Park(new(Spot), rawConn(t, s), time.Time{}, w.wake); err != nil {
 		t.Fatal(err)
 	}
 	w.quiet(t, 50*time.Millisecond)
@@ -119,7 +119,7 @@ func TestWakeOnClientClose(t *testing.T) {
 			p := newParker(t)
 			s, c := pair(t)
 			w := newWaker()
-			if _, err := p.Park(rawConn(t, s), time.Time{}, w.wake); err != nil {
+			if err := p.Park(new(Spot), rawConn(t, s), time.Time{}, w.wake); err != nil {
 				t.Fatal(err)
 			}
 			switch how {
@@ -143,7 +143,7 @@ func TestDeadline(t *testing.T) {
 	s, _ := pair(t)
 	w := newWaker()
 	start := time.Now()
-	if _, err := p.Park(rawConn(t, s), start.Add(50*time.Millisecond), w.wake); err != nil {
+	if err := p.Park(new(Spot), rawConn(t, s), start.Add(50*time.Millisecond), w.wake); err != nil {
 		t.Fatal(err)
 	}
 	if w.wait(t) {
@@ -155,7 +155,7 @@ func TestDeadline(t *testing.T) {
 
 	// A deadline already past wakes at once.
 	w = newWaker()
-	if _, err := p.Park(rawConn(t, s), start, w.wake); err != nil {
+	if err := p.Park(new(Spot), rawConn(t, s), start, w.wake); err != nil {
 		t.Fatal(err)
 	}
 	if w.wait(t) {
@@ -167,17 +167,23 @@ func TestCancel(t *testing.T) {
 	p := newParker(t)
 	s, c := pair(t)
 	w := newWaker()
-	spot, err := p.Park(rawConn(t, s), time.Now().Add(time.Hour), w.wake)
-	if err != nil {
+	var spot Spot
+	if p.Cancel(&spot) {
+		t.Error("Cancel of a spot never parked reported true")
+	}
+	if err := p.Park(&spot, rawConn(t, s), time.Now().Add(time.Hour), w.wake); err != nil {
 		t.Fatal(err)
 	}
-	if !spot.Cancel() {
+	if err := p.Park(&spot, rawConn(t, s), time.Time{}, func(bool) { t.Error("a refused second Park woke") }); err == nil {
+		t.Error("a second Park of a parked spot succeeded")
+	}
+	if !p.Cancel(&spot) {
 		t.Fatal("Cancel of a parked connection reported false")
 	}
 	if w.wait(t) {
 		t.Fatal("Cancel woke the connection with readable true")
 	}
-	if spot.Cancel() {
+	if p.Cancel(&spot) {
 		t.Error("a second Cancel reported true")
 	}
 	// The registration left armed in the set must not wake anybody.
@@ -187,13 +193,12 @@ func TestCancel(t *testing.T) {
 	// Woken by data, the spot cannot be cancelled any more.
 	s.Read(make([]byte, 1))
 	w = newWaker()
-	spot, err = p.Park(rawConn(t, s), time.Time{}, w.wake)
-	if err != nil {
+	if err := p.Park(&spot, rawConn(t, s), time.Time{}, w.wake); err != nil {
 		t.Fatal(err)
 	}
 	c.Write([]byte("y"))
 	w.wait(t)
-	if spot.Cancel() {
+	if p.Cancel(&spot) {
 		t.Error("Cancel after the wake reported true")
 	}
 	w.quiet(t, 20*time.Millisecond)
@@ -210,7 +215,7 @@ func TestParkAgain(t *testing.T) {
 	buf := make([]byte, 8)
 	for i := range 5 {
 		w := newWaker()
-		if _, err := p.Park(rawConn(t, s), time.Time{}, w.wake); err != nil {
+		if err := p.Park(new(Spot), rawConn(t, s), time.Time{}, w.wake); err != nil {
 			t.Fatalf("park %d: %v", i, err)
 		}
 		w.quiet(t, 10*time.Millisecond)
@@ -233,7 +238,7 @@ func TestClose(t *testing.T) {
 	for range 10 {
 		s, _ := pair(t)
 		w := newWaker()
-		if _, err := p.Park(rawConn(t, s), time.Time{}, w.wake); err != nil {
+		if err := p.Park(new(Spot), rawConn(t, s), time.Time{}, w.wake); err != nil {
 			t.Fatal(err)
 		}
 		ws = append(ws, w)
@@ -247,7 +252,7 @@ func TestClose(t *testing.T) {
 		}
 	}
 	s, _ := pair(t)
-	if _, err := p.Park(rawConn(t, s), time.Time{}, func(bool) { t.Error("woken after a refused Park") }); err == nil {
+	if err := p.Park(new(Spot), rawConn(t, s), time.Time{}, func(bool) { t.Error("woken after a refused Park") }); err == nil {
 		t.Error("Park after Close succeeded")
 	}
 	if err := p.Close(); err != nil {
@@ -262,7 +267,7 @@ func TestClosedConn(t *testing.T) {
 	s, _ := pair(t)
 	rc := rawConn(t, s)
 	s.Close()
-	if _, err := p.Park(rc, time.Time{}, func(bool) { t.Error("woken after a refused Park") }); err == nil {
+	if err := p.Park(new(Spot), rc, time.Time{}, func(bool) { t.Error("woken after a refused Park") }); err == nil {
 		t.Fatal("Park of a closed connection succeeded")
 	}
 	if p.Len() != 0 {
@@ -279,20 +284,20 @@ func TestDescriptorReused(t *testing.T) {
 	p := newParker(t)
 	s1, _ := pair(t)
 	w1 := newWaker()
-	spot, err := p.Park(rawConn(t, s1), time.Time{}, w1.wake)
-	if err != nil {
+	var spot Spot
+	if err := p.Park(&spot, rawConn(t, s1), time.Time{}, w1.wake); err != nil {
 		t.Fatal(err)
 	}
 	fd1 := fdOf(t, s1)
 	s1.Close()
-	spot.Cancel()
+	p.Cancel(&spot)
 	w1.wait(t)
 	s2, c2 := pair(t)
 	if fd2 := fdOf(t, s2); fd2 != fd1 {
 		t.Logf("descriptor %d, not %d: the kernel did not reuse it", fd2, fd1)
 	}
 	w2 := newWaker()
-	if _, err := p.Park(rawConn(t, s2), time.Time{}, w2.wake); err != nil {
+	if err := p.Park(new(Spot), rawConn(t, s2), time.Time{}, w2.wake); err != nil {
 		t.Fatal(err)
 	}
 	c2.Write([]byte("x"))
@@ -320,7 +325,7 @@ func TestNoGoroutinePerConnection(t *testing.T) {
 		s, c := pair(t)
 		clients = append(clients, c)
 		woken.Add(1)
-		if _, err := p.Park(rawConn(t, s), time.Time{}, func(bool) { woken.Done() }); err != nil {
+		if err := p.Park(new(Spot), rawConn(t, s), time.Time{}, func(bool) { woken.Done() }); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -352,8 +357,8 @@ func TestWokenOnce(t *testing.T) {
 		s, c := pair(t)
 		w := newWaker()
 		deadline := start.Add(time.Duration(rand.IntN(20)) * time.Millisecond)
-		spot, err := p.Park(rawConn(t, s), deadline, w.wake)
-		if err != nil {
+		spot := new(Spot)
+		if err := p.Park(spot, rawConn(t, s), deadline, w.wake); err != nil {
 			t.Fatal(err)
 		}
 		all = append(all, parked{w, spot, c})
@@ -365,7 +370,7 @@ func TestWokenOnce(t *testing.T) {
 			if rand.IntN(2) == 0 {
 				x.c.Write([]byte("x"))
 			} else {
-				x.spot.Cancel()
+				p.Cancel(x.spot)
 			}
 		})
 	}
@@ -395,9 +400,10 @@ func BenchmarkParkWake(b *testing.B) {
 	woken := make(chan bool, 1)
 	wake := func(readable bool) { woken <- readable }
 	buf := make([]byte, 1)
+	var spot Spot
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := p.Park(rc, time.Time{}, wake); err != nil {
+		if err := p.Park(&spot, rc, time.Time{}, wake); err != nil {
 			b.Fatal(err)
 		}
 		c.Write(buf)

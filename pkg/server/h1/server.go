@@ -268,11 +268,8 @@ type conn struct {
 	// done is called once it is closed (ServeConnThen).
 	mayPark bool
 	done    func(error)
-	// parkMu orders a park's spot before the woken goroutine's: the
-	// parked goroutine sets spot, the woken one clears it, Shutdown and
-	// Close cancel it (unpark).
-	parkMu sync.Mutex
-	spot   *park.Spot
+	// spot is the connection's place in srv.Parker.
+	spot park.Spot
 	// first is whether the parked wait was for the first request.
 	first bool
 	// wakeFn is c.wake, made once.
@@ -459,17 +456,13 @@ func (c *conn) park(end time.Time) bool {
 	}
 	// What the next request can make again, about 0.5 KB.
 	c.base, c.tls = nil, nil
-	c.parkMu.Lock()
-	defer c.parkMu.Unlock()
-	spot, err := c.srv.Parker.Park(rc, end, c.wakeFn)
-	if err != nil {
+	if err := c.srv.Parker.Park(&c.spot, rc, end, c.wakeFn); err != nil {
 		return false // closed, or not a socket: the caller waits itself
 	}
-	c.spot = spot
 	if c.state.Load() == stateClosed {
 		// Shutdown or Close came between the read and the park, and
-		// found no spot to cancel.
-		spot.Cancel()
+		// found nothing parked to cancel.
+		c.srv.Parker.Cancel(&c.spot)
 	}
 	return true
 }
@@ -478,20 +471,14 @@ func (c *conn) park(end time.Time) bool {
 // its socket turned readable (readable), or its deadline passed or the
 // server cancelled its park.
 func (c *conn) wake(readable bool) {
-	c.parkMu.Lock()
-	c.spot = nil
-	c.parkMu.Unlock()
 	c.run(c.first, true, readable)
 }
 
 // unpark wakes the connection if it is parked: Shutdown and Close closed
 // it, and closing a parked socket wakes nobody.
 func (c *conn) unpark() {
-	c.parkMu.Lock()
-	spot := c.spot
-	c.parkMu.Unlock()
-	if spot != nil {
-		spot.Cancel()
+	if c.srv.Parker != nil {
+		c.srv.Parker.Cancel(&c.spot)
 	}
 }
 

@@ -158,11 +158,8 @@ type conn struct {
 	// done is called once it is closed (ServeConnThen).
 	mayPark bool
 	done    func(error)
-	// parkMu orders a park's spot before the woken goroutine's: the
-	// parked goroutine sets spot, the woken one clears it, the
-	// interruptions cancel it (unpark).
-	parkMu sync.Mutex
-	spot   *park.Spot
+	// spot is the connection's place in srv.Parker.
+	spot park.Spot
 	// wakeFn is c.wake, made once.
 	wakeFn func(readable bool)
 }
@@ -468,20 +465,17 @@ func (c *conn) park() bool {
 	if rc == nil {
 		return false
 	}
-	c.parkMu.Lock()
-	defer c.parkMu.Unlock()
 	// No deadline: the connection's timer ends the wait (unpark).
-	spot, err := c.srv.Parker.Park(rc, time.Time{}, c.wakeFn)
-	if err != nil {
+	if err := c.srv.Parker.Park(&c.spot, rc, time.Time{}, c.wakeFn); err != nil {
 		return false // closed, or not a socket: the caller waits itself
 	}
-	c.spot = spot
 	c.mu.Lock()
 	gone := c.closed || c.goingAway
 	c.mu.Unlock()
 	if gone || c.ctx.Err() != nil {
-		// Interrupted between endSettle and here, with no spot to cancel.
-		spot.Cancel()
+		// Interrupted between endSettle and here, with nothing parked
+		// to cancel.
+		c.srv.Parker.Cancel(&c.spot)
 	}
 	return true
 }
@@ -491,9 +485,6 @@ func (c *conn) park() bool {
 // timeout, Shutdown, Close): the goroutine waits as an unparked
 // connection does, under the deadline or Close that interrupted it.
 func (c *conn) wake(readable bool) {
-	c.parkMu.Lock()
-	c.spot = nil
-	c.parkMu.Unlock()
 	if !readable {
 		readable = c.waitSocket()
 	}
@@ -504,11 +495,8 @@ func (c *conn) wake(readable bool) {
 // interrupts the reading goroutine's read (a deadline, Close): closing a
 // parked socket, or setting its deadline, wakes nobody.
 func (c *conn) unpark() {
-	c.parkMu.Lock()
-	spot := c.spot
-	c.parkMu.Unlock()
-	if spot != nil {
-		spot.Cancel()
+	if c.srv.Parker != nil {
+		c.srv.Parker.Cancel(&c.spot)
 	}
 }
 
