@@ -82,10 +82,13 @@ type conn struct {
 	start time.Time
 
 	// Owned by the reading goroutine. The framer reads through src, from
-	// br while the connection has one (see waitIdle).
+	// br while the connection has one (see waitIdle); neither is held
+	// while the connection waits idle. hdec is the framer's HPACK
+	// decoder.
 	br              *bufio.Reader
 	src             frameSource
 	fr              *http2.Framer
+	hdec            *hpack.Decoder
 	sawSettings     bool
 	unackedSettings int
 	flood           int
@@ -211,12 +214,9 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c.br.Reset(nc)
 	c.src.c = c
 	c.out = deadlineWriter{nc: nc, timeout: s.WriteTimeout}
-	c.fr = http2.NewFramer(nil, &c.src)
-	c.fr.SetReuseFrames()
-	c.fr.SetMaxReadFrameSize(readFrameSize)
 	c.maxHeaderList = s.maxHeaderListSize()
-	c.fr.MaxHeaderListSize = c.maxHeaderList
-	c.fr.ReadMetaHeaders = hpack.NewDecoder(headerTableSize, nil)
+	c.hdec = hpack.NewDecoder(headerTableSize, nil)
+	c.newReadFramer()
 	c.wfr = http2.NewFramer(connWriter{c}, nil)
 	c.henc = hpack.NewEncoder(&c.hbuf)
 	// Responses are encoded without HPACK's dynamic table, as nginx
@@ -423,6 +423,7 @@ func (c *conn) waitIdle() (parked bool, err error) {
 	c.br.Reset(nil)
 	readerPool.Put(c.br)
 	c.br = nil
+	c.dropReadFramer()
 	c.parked.Store(true)
 	ok := true // going away: its deadline ends the next read
 	if c.endSettle() {
@@ -435,6 +436,28 @@ func (c *conn) waitIdle() (parked bool, err error) {
 		ok = c.waitSocket()
 	}
 	return false, c.endWait(ok)
+}
+
+// newReadFramer makes the framer the connection reads with, around its
+// HPACK decoder (whose table is the client's to index).
+func (c *conn) newReadFramer() {
+	c.fr = http2.NewFramer(nil, &c.src)
+	c.fr.SetReuseFrames()
+	c.fr.SetMaxReadFrameSize(readFrameSize)
+	c.fr.MaxHeaderListSize = c.maxHeaderList
+	c.fr.ReadMetaHeaders = c.hdec
+	c.srv.readFramers.Add(1)
+}
+
+// dropReadFramer lets the read framer go while the connection waits
+// idle: x/net's Framer keeps a payload buffer the size of the largest
+// frame it read (up to readFrameSize, 16 KB, after one upload) for as long
+// as it lives. Between two frames the framer holds nothing else the
+// connection needs: a header block and its CONTINUATION frames are read
+// in one ReadFrame, and the HPACK decoder is the connection's.
+func (c *conn) dropReadFramer() {
+	c.fr = nil
+	c.srv.readFramers.Add(-1)
 }
 
 // waitSocket waits on the socket alone until it is readable (true), or a
@@ -450,6 +473,7 @@ func (c *conn) endWait(ok bool) error {
 	c.parked.Store(false)
 	c.br = readerPool.Get().(*bufio.Reader)
 	c.br.Reset(c.nc)
+	c.newReadFramer()
 	if !ok {
 		return net.ErrClosed
 	}
@@ -575,6 +599,7 @@ func (c *conn) teardown() {
 	c.br.Reset(nil)
 	readerPool.Put(c.br)
 	c.br = nil
+	c.dropReadFramer()
 	// Handlers still running may try to write: they find werr.
 	c.wmu.Lock()
 	if c.werr == nil {

@@ -16,3 +16,7 @@ func (s *Server) Parked() int {
 
 // TimerRuns reports how many times the connections' timers ran.
 func (s *Server) TimerRuns() int64 { return s.timerRuns.Load() }
+
+// ReadFramers reports how many read framers the server's connections
+// hold (none while they wait idle: dropReadFramer).
+func (s *Server) ReadFramers() int64 { return s.readFramers.Load() }

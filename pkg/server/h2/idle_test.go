@@ -273,3 +273,35 @@ func TestHeaderTimeoutWhileParked(t *testing.T) {
 		}
 	})
 }
+
+// TestIdleDropsReadFramer: a connection waiting idle holds no read framer
+// (x/net's keeps a buffer the size of the largest frame it read: 16 KB
+// after this test's upload), and the framer it makes when the client
+// comes back decodes header fields the client indexed before: the HPACK
+// decoder's table is the connection's, not the framer's.
+func TestIdleDropsReadFramer(t *testing.T) {
+	t.Parallel()
+	waits(t, func(t *testing.T, serve func(testing.TB, *h2.Server) string) {
+		srv := &h2.Server{IdleTimeout: time.Minute, ReadHeaderTimeout: time.Minute, Handler: http.HandlerFunc(echo)}
+		c := dialRaw(t, serve(t, srv))
+		fields := []string{":method", "POST", ":scheme", "https", ":authority", "h2.test", ":path", "/upload", "x-partner", "acme-bank"}
+		c.headers(1, false, fields...)
+		c.fr.WriteData(1, true, bytes.Repeat([]byte("u"), 16384))
+		if got := c.outcome(1); got != "status 200" {
+			t.Fatalf("upload: %s", got)
+		}
+		waitParked(t, srv, 1)
+		if n := srv.ReadFramers(); n != 0 {
+			t.Fatalf("%d read framers held by an idle connection", n)
+		}
+		// The same fields again: the client's encoder sends most of them
+		// as indexes into the table the first request filled.
+		c.headers(3, true, fields...)
+		if got := c.outcome(3); got != "status 200" {
+			t.Fatalf("request after the idle period: %s", got)
+		}
+		if n := srv.ReadFramers(); n != 1 {
+			t.Errorf("%d read framers held by the connection serving again, want 1", n)
+		}
+	})
+}

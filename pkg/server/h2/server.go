@@ -81,8 +81,10 @@ type Server struct {
 	shutdown atomic.Bool
 	// timerRuns counts the runs of the connections' timers (tests).
 	timerRuns atomic.Int64
-	mu        sync.Mutex
-	conns     map[*conn]struct{}
+	// readFramers counts the read framers the connections hold (tests).
+	readFramers atomic.Int64
+	mu          sync.Mutex
+	conns       map[*conn]struct{}
 
 	workers workerPool
 }
