@@ -378,18 +378,21 @@ func (c *conn) idle() bool {
 
 // waitIdle gives the buffers back, waits up to d (zero: without a bound)
 // for the next request's first byte and takes buffers again. It reports
-// false when the client closed the connection, d expired or Shutdown
-// closed it. With keep, the read deadline stays at d after the wait (the
-// caller sets its own otherwise).
+// waitEnd when the client closed the connection, d expired or Shutdown
+// closed it, and waitParked when the connection parked (below). With
+// keep, the read deadline stays at d after the wait (the caller sets its
+// own otherwise).
 //
 // A connection still idle after idleSettle stops waiting in crypto/tls's
 // read, whose frames keep the goroutine's stack at 8 KB, and waits for
-// the socket to be readable instead (rawio.WaitReadable), a few frames deep: the
-// garbage collector then shrinks the idle goroutine's stack to 4 KB. Only
-// a read that timed out may do so: it proves that crypto/tls holds no
-// record of the next request (it returns buffered data without reading the
-// socket), and a timeout leaves a tls.Conn usable. A connection that is
-// not idle that long (keep-alive traffic) pays nothing more than one read.
+// the socket to be readable instead: parked in srv.Parker, with no
+// goroutine at all (park), or, without a Parker, on its goroutine
+// (rawio.WaitReadable), a few frames deep, where the garbage collector
+// shrinks the stack to 4 KB. Only a read that timed out may do so: it
+// proves that crypto/tls holds no record of the next request (it returns
+// buffered data without reading the socket), and a timeout leaves a
+// tls.Conn usable. A connection that is not idle that long (keep-alive
+// traffic) pays nothing more than one read.
 //
 //go:noinline
 func (c *conn) waitIdle(d time.Duration, keep bool) waited {
