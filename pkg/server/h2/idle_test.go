@@ -305,3 +305,33 @@ func TestIdleDropsReadFramer(t *testing.T) {
 		}
 	})
 }
+
+// TestCloseEndsParkedConnections: Close ends parked connections at once
+// (closing a parked socket wakes nobody: Close cancels the parks), and
+// they are no longer counted open.
+func TestCloseEndsParkedConnections(t *testing.T) {
+	t.Parallel()
+	waits(t, func(t *testing.T, serve func(testing.TB, *h2.Server) string) {
+		srv := &h2.Server{IdleTimeout: time.Minute, ReadHeaderTimeout: time.Minute, Handler: http.HandlerFunc(echo)}
+		addr := serve(t, srv)
+		const n = 5
+		var clients []*rawClient
+		for range n {
+			clients = append(clients, dialRaw(t, addr))
+		}
+		waitParked(t, srv, n)
+		srv.Close()
+		for i, c := range clients {
+			if ev := last(c.read(5*time.Second, func(ev event) bool { return ev.kind == "closed" })); ev.kind != "closed" {
+				t.Errorf("connection %d after Close: %+v, want it closed", i, ev)
+			}
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for srv.Open() != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d connections still open after Close", srv.Open())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	})
+}
