@@ -108,7 +108,9 @@ func ConnContext(ctx context.Context, c net.Conn) context.Context {
 // PEM forms of the connection's client certificate
 // (rules.ClientCert.ReleasePEMs), which its next request builds again if
 // its application reads them. An idle connection then holds none, as
-// nginx, which builds them per request.
+// nginx, which builds them per request; the certificate's other variables
+// it shares with the connections that present the same certificate
+// (sharedClientCerts).
 func ConnIdle(ctx context.Context) {
 	ci, _ := ctx.Value(connKey{}).(*connInfo)
 	if ci == nil {
@@ -158,7 +160,7 @@ func (rt *Runtime) connFacts(r *http.Request, d *Domain) (c *rules.Conn, ok bool
 				return nil, false
 			}
 		}
-		client = newClientCert(leaf, verr.SSLClientVerify(), verr.Status())
+		client = sharedClientCerts.get(leaf, verr.SSLClientVerify(), verr.Status())
 		rt.observer.Verified(d.Name, client.Verify)
 	}
 	var remote, local netip.AddrPort

@@ -434,9 +434,11 @@ func NewConn(remote, local netip.AddrPort, tls *TLS, client *ClientCert) *Conn {
 	return c
 }
 
-// ClientCert holds the client-certificate variables of one connection,
+// ClientCert holds the client-certificate variables of a connection,
 // formatted once by the caller that verified it (pkg/edge, with pkg/pki's
-// formatters) and shared, read-only, by every request on the connection.
+// formatters) and shared, read-only, by every request on the connection
+// (pkg/edge also shares one among the connections that present the same
+// certificate with the same verification results).
 // Values are raw; the engine makes them header-safe when it places them in
 // a header. A ClientCert without a certificate has only Verify (NONE) and
 // Status (MISSING_CLIENT_CERTIFICATE).
@@ -510,7 +512,8 @@ func (c *ClientCert) PEM(f PEMForm) string {
 
 // ReleasePEMs forgets the PEM forms built so far; the next read of one
 // builds it again. A request that read one keeps its value, so it may be
-// called at any time: the servers call it when a connection goes idle.
+// called at any time: the servers call it when a connection goes idle
+// (the next request of another connection sharing c builds it again).
 func (c *ClientCert) ReleasePEMs() {
 	for i := range c.pems {
 		c.pems[i].Store(nil)

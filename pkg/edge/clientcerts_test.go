@@ -1,0 +1,53 @@
+package edge
+
+import (
+	"crypto/x509"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/edgectl/edgectl/pkg/rules"
+)
+
+// TestSharedClientCerts: connections that present the same certificate
+// with the same verification results get one ClientCert; another
+// certificate or another result gets its own; an entry goes once no
+// connection holds its ClientCert, and the next connection makes a new one.
+func TestSharedClientCerts(t *testing.T) {
+	t.Parallel()
+	var cc clientCertCache
+	cert := partnerCert(t)
+	again, err := x509.ParseCertificate(cert.Raw) // another connection's parse
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := cc.get(cert, rules.VerifySuccess, rules.StatusSuccess)
+	if b := cc.get(again, rules.VerifySuccess, rules.StatusSuccess); b != a {
+		t.Error("the same certificate with the same results: two ClientCerts")
+	}
+	failed := cc.get(again, "FAILED:certificate has expired", rules.StatusVerificationError)
+	if failed == a || failed.Verify != "FAILED:certificate has expired" || failed.Status != rules.StatusVerificationError {
+		t.Errorf("another verification result shares the first's: %q %q", failed.Verify, failed.Status)
+	}
+	other := cc.get(partnerCert(t), rules.VerifySuccess, rules.StatusSuccess)
+	if other == a || other.FingerprintSHA256 == a.FingerprintSHA256 {
+		t.Error("another certificate shares the first's ClientCert")
+	}
+	if none := cc.get(nil, "", ""); none.Verify != rules.VerifyNone || cc.len() != 3 {
+		t.Errorf("no certificate: verify %q, %d entries (want NONE and 3: it is not cached)", none.Verify, cc.len())
+	}
+
+	fp := a.FingerprintSHA256
+	a, failed, other = nil, nil, nil
+	deadline := time.Now().Add(10 * time.Second)
+	for cc.len() > 0 && time.Now().Before(deadline) {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := cc.len(); n != 0 {
+		t.Fatalf("%d entries left after their ClientCerts were collected", n)
+	}
+	if c := cc.get(cert, rules.VerifySuccess, rules.StatusSuccess); c.FingerprintSHA256 != fp || cc.len() != 1 {
+		t.Errorf("after collection: fingerprint %q (want %q), %d entries", c.FingerprintSHA256, fp, cc.len())
+	}
+}
