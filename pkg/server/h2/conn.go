@@ -2,7 +2,6 @@ package h2
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -111,8 +110,8 @@ type conn struct {
 	bw        *bufio.Writer
 	out       deadlineWriter
 	wfr       *http2.Framer
-	henc      *hpack.Encoder
-	hbuf      bytes.Buffer
+	henc      fieldEncoder
+	hblock    []byte // the header block being encoded
 	werr      error
 	// frameHeader is the DATA frame header being written (wmu).
 	frameHeader [9]byte
@@ -218,14 +217,11 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c.hdec = hpack.NewDecoder(headerTableSize, nil)
 	c.newReadFramer()
 	c.wfr = http2.NewFramer(connWriter{c}, nil)
-	c.henc = hpack.NewEncoder(&c.hbuf)
 	// Responses are encoded without HPACK's dynamic table, as nginx
-	// encodes them: the fields that are not in the static table go as
-	// literals, and neither end keeps a copy of them (with their index
-	// maps, about 1.5 KB per idle connection here). The first header
-	// block tells the client so (a table size update to 0); a later
-	// SETTINGS_HEADER_TABLE_SIZE can only lower the limit.
-	c.henc.SetMaxDynamicTableSize(0)
+	// encodes them (fieldEncoder): the fields that are not in the static
+	// table go as literals, and neither end keeps a copy of them (with
+	// their index maps, about 1.5 KB per idle connection here). The first
+	// header block tells the client so (a table size update to 0).
 	c.peerMaxFrame.Store(16384)
 	c.maxStreams = s.maxStreams()
 	c.sendWin = initialWindow
@@ -711,11 +707,8 @@ func (c *conn) processSettings(f *http2.SettingsFrame) error {
 		}
 		switch s.ID {
 		case http2.SettingHeaderTableSize:
-			// The response encoder's table is bounded by its own 4,096
-			// bytes whatever the client allows.
-			c.wmu.Lock()
-			c.henc.SetMaxDynamicTableSizeLimit(s.Val)
-			c.wmu.Unlock()
+			// The response encoder uses no dynamic table: any limit the
+			// client sets is at least its 0.
 		case http2.SettingInitialWindowSize:
 			return c.setInitialSendWindow(int64(s.Val))
 		case http2.SettingMaxFrameSize:

@@ -395,12 +395,12 @@ func (rw *responseWriter) writeInformational(code int) {
 	c := rw.st.c
 	c.lockWrite()
 	if rw.st.checkWritable() == nil {
-		c.hbuf.Reset()
-		c.henc.WriteField(hpack.HeaderField{Name: ":status", Value: strconv.Itoa(code)})
+		b := appendField(c.henc.start(c.hblock), ":status", strconv.Itoa(code))
 		for k, vv := range rw.header {
-			c.encodeFieldLocked(k, vv)
+			b = appendWireFieldLocked(b, k, vv)
 		}
-		c.writeHeaderBlockLocked(rw.st.id, c.hbuf.Bytes(), false)
+		c.hblock = b
+		c.writeHeaderBlockLocked(rw.st.id, b, false)
 	}
 	c.unlockWrite(true)
 }
@@ -481,18 +481,19 @@ func appendWireField(fields []hpack.HeaderField, name string, values []string) [
 	return fields
 }
 
-// encodeFieldLocked encodes into hbuf what appendWireField would append,
-// without a slice; wmu is held.
-func (c *conn) encodeFieldLocked(name string, values []string) {
+// appendWireFieldLocked appends to the header block b the encoding of what
+// appendWireField would append, without a slice of fields; wmu is held.
+func appendWireFieldLocked(b []byte, name string, values []string) []byte {
 	lk, ok := wireName(name)
 	if !ok {
-		return
+		return b
 	}
 	for _, v := range values {
 		if httpguts.ValidHeaderFieldValue(v) {
-			c.henc.WriteField(hpack.HeaderField{Name: lk, Value: v})
+			b = appendField(b, lk, v)
 		}
 	}
+	return b
 }
 
 // writeHeadLocked encodes and writes the response head; wmu is held.
@@ -502,34 +503,35 @@ func (rw *responseWriter) writeHeadLocked(endStream bool) {
 	if len(rw.trailers) == 0 {
 		rw.declareTrailers()
 	}
-	c.hbuf.Reset()
-	c.henc.WriteField(hpack.HeaderField{Name: ":status", Value: statusString(rw.status)})
+	b := appendField(c.henc.start(c.hblock), ":status", statusString(rw.status))
 	for k, vv := range rw.header {
 		switch k {
 		case "Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade":
 			continue
 		}
 		if !rw.isTrailer(k) {
-			c.encodeFieldLocked(k, vv)
+			b = appendWireFieldLocked(b, k, vv)
 		}
 	}
 	if rw.autoLen >= 0 {
-		c.henc.WriteField(hpack.HeaderField{Name: "content-length", Value: strconv.Itoa(rw.autoLen)})
+		b = appendField(b, "content-length", strconv.Itoa(rw.autoLen))
 	}
 	if _, ok := rw.header["Date"]; !ok {
-		c.henc.WriteField(hpack.HeaderField{Name: "date", Value: httphead.Date()})
+		b = appendField(b, "date", httphead.Date())
 	}
-	c.writeHeaderBlockLocked(rw.st.id, c.hbuf.Bytes(), endStream)
+	c.hblock = b
+	c.writeHeaderBlockLocked(rw.st.id, b, endStream)
 }
 
-// encodeLocked encodes fields after a reset of hbuf and returns the
-// block; wmu is held.
+// encodeLocked encodes fields as a header block of their own and returns
+// it; wmu is held.
 func (c *conn) encodeLocked(fields ...hpack.HeaderField) []byte {
-	c.hbuf.Reset()
+	b := c.henc.start(c.hblock)
 	for _, f := range fields {
-		c.henc.WriteField(f)
+		b = appendField(b, f.Name, f.Value)
 	}
-	return c.hbuf.Bytes()
+	c.hblock = b
+	return b
 }
 
 // writeHeaderBlockLocked writes a header block as HEADERS and as many
