@@ -72,7 +72,7 @@ var aLongTimeAgo = time.Unix(1, 0)
 type conn struct {
 	srv        *Server
 	nc         net.Conn
-	tlsState   *tls.ConnectionState
+	tlsState   *tls.ConnectionState // see connState
 	remoteAddr string
 	// ctx is the connection's context, under Server.ConnContext's: the
 	// parent of its streams' contexts, which it cancels when it is
@@ -205,10 +205,6 @@ func newConn(s *Server, nc net.Conn) *conn {
 	}
 	c.ctx.Init(ctx)
 	c.ctx.WatchCancel(c.cancelStreams)
-	if tc, ok := nc.(*tls.Conn); ok {
-		st := tc.ConnectionState()
-		c.tlsState = &st
-	}
 	c.br = readerPool.Get().(*bufio.Reader)
 	c.br.Reset(nc)
 	c.src.c = c
@@ -420,6 +416,7 @@ func (c *conn) waitIdle() (parked bool, err error) {
 	readerPool.Put(c.br)
 	c.br = nil
 	c.dropReadFramer()
+	c.tlsState = nil // the requests that held it are done (connState)
 	c.parked.Store(true)
 	ok := true // going away: its deadline ends the next read
 	if c.endSettle() {
@@ -443,6 +440,19 @@ func (c *conn) newReadFramer() {
 	c.fr.MaxHeaderListSize = c.maxHeaderList
 	c.fr.ReadMetaHeaders = c.hdec
 	c.srv.readFramers.Add(1)
+}
+
+// connState returns the connection's TLS state for its requests (nil
+// without TLS), made on the first request after the connection was made
+// or waited idle (waitIdle lets it go). Reading goroutine.
+func (c *conn) connState() *tls.ConnectionState {
+	if c.tlsState == nil {
+		if tc, ok := c.nc.(*tls.Conn); ok {
+			st := tc.ConnectionState()
+			c.tlsState = &st
+		}
+	}
+	return c.tlsState
 }
 
 // dropReadFramer lets the read framer go while the connection waits

@@ -281,8 +281,17 @@ func TestHeaderTimeoutWhileParked(t *testing.T) {
 // decoder's table is the connection's, not the framer's.
 func TestIdleDropsReadFramer(t *testing.T) {
 	t.Parallel()
+	// The connection's TLS state, let go while it waits idle too, is
+	// made again for the next request.
+	withTLS := func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil || !r.TLS.HandshakeComplete || r.TLS.NegotiatedProtocol != "h2" {
+			http.Error(w, "no TLS state", http.StatusInternalServerError)
+			return
+		}
+		echo(w, r)
+	}
 	waits(t, func(t *testing.T, serve func(testing.TB, *h2.Server) string) {
-		srv := &h2.Server{IdleTimeout: time.Minute, ReadHeaderTimeout: time.Minute, Handler: http.HandlerFunc(echo)}
+		srv := &h2.Server{IdleTimeout: time.Minute, ReadHeaderTimeout: time.Minute, Handler: http.HandlerFunc(withTLS)}
 		c := dialRaw(t, serve(t, srv))
 		fields := []string{":method", "POST", ":scheme", "https", ":authority", "h2.test", ":path", "/upload", "x-partner", "acme-bank"}
 		c.headers(1, false, fields...)

@@ -218,7 +218,7 @@ func (c *conn) newStream(f *http2.MetaHeadersFrame) (*stream, error) {
 	r.RequestURI = requestURI
 	r.Trailer = trailer
 	if scheme == "https" {
-		r.TLS = c.tlsState
+		r.TLS = c.connState()
 	}
 	if f.StreamEnded() {
 		st.state = stateHalfClosedRemote
