@@ -49,7 +49,7 @@ bench:
 
 ## fuzz: run each fuzz target for FUZZTIME (default 30s); their seed corpora also run in make test.
 FUZZTIME ?= 30s
-FUZZ_TARGETS := FuzzLoad:./pkg/manifest/ FuzzValidate:./pkg/validate/ FuzzRules:./pkg/rules/ FuzzNormalizePath:./pkg/rules/ FuzzHeaderSafe:./internal/headersafe/ FuzzCanonicalHeaderKey:./pkg/rules/ FuzzSlashDN:./pkg/pki/ FuzzDNForms:./pkg/pki/ FuzzDecodeSnapshot:./pkg/state/ FuzzServeConn:./pkg/server/h1/ FuzzDifferential:./pkg/server/h1/ FuzzReadResponse:./pkg/proxy/ FuzzReadRequest:./pkg/server/h1/ FuzzDifferential:./pkg/server/h2/ FuzzDifferential:./internal/rawio/ FuzzOriginForm:./internal/httphead/ FuzzEscapedPEM:./pkg/pki/
+FUZZ_TARGETS := FuzzLoad:./pkg/manifest/ FuzzValidate:./pkg/validate/ FuzzRules:./pkg/rules/ FuzzNormalizePath:./pkg/rules/ FuzzHeaderSafe:./internal/headersafe/ FuzzCanonicalHeaderKey:./pkg/rules/ FuzzSlashDN:./pkg/pki/ FuzzDNForms:./pkg/pki/ FuzzDecodeSnapshot:./pkg/state/ FuzzServeConn:./pkg/server/h1/ FuzzDifferential:./pkg/server/h1/ FuzzReadResponse:./pkg/proxy/ FuzzReadRequest:./pkg/server/h1/ FuzzDifferential:./pkg/server/h2/ FuzzFieldEncoder:./pkg/server/h2/ FuzzDifferential:./internal/rawio/ FuzzOriginForm:./internal/httphead/ FuzzEscapedPEM:./pkg/pki/
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		name=$${t%%:*}; pkg=$${t#*:}; echo "== $$name ($$pkg, $(FUZZTIME))"; \

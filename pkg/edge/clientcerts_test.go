@@ -51,3 +51,25 @@ func TestSharedClientCerts(t *testing.T) {
 		t.Errorf("after collection: fingerprint %q (want %q), %d entries", c.FingerprintSHA256, fp, cc.len())
 	}
 }
+
+// BenchmarkClientCert is what a connection's first request pays for its
+// certificate's variables: formatted anew, or found among those of the
+// connections presenting the same certificate.
+func BenchmarkClientCert(b *testing.B) {
+	cert := partnerCert(b)
+	b.Run("formatted", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			newClientCert(cert, rules.VerifySuccess, rules.StatusSuccess)
+		}
+	})
+	b.Run("shared", func(b *testing.B) {
+		var cc clientCertCache
+		held := cc.get(cert, rules.VerifySuccess, rules.StatusSuccess)
+		b.ReportAllocs()
+		for b.Loop() {
+			cc.get(cert, rules.VerifySuccess, rules.StatusSuccess)
+		}
+		runtime.KeepAlive(held)
+	})
+}
