@@ -3,6 +3,8 @@ package edge
 import (
 	"crypto/x509"
 	"runtime"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,6 +38,25 @@ func TestSharedClientCerts(t *testing.T) {
 	if none := cc.get(nil, "", ""); none.Verify != rules.VerifyNone || cc.len() != 3 {
 		t.Errorf("no certificate: verify %q, %d entries (want NONE and 3: it is not cached)", none.Verify, cc.len())
 	}
+
+	// Connections racing for a certificate get its variables, the same
+	// once one is cached.
+	var wg sync.WaitGroup
+	got := make([]*rules.ClientCert, 16)
+	fresh := partnerCert(t)
+	for i := range got {
+		wg.Go(func() { got[i] = cc.get(fresh, rules.VerifySuccess, rules.StatusSuccess) })
+	}
+	wg.Wait()
+	for _, c := range got {
+		if c.FingerprintSHA256 != got[0].FingerprintSHA256 || c.SubjectCN != "partner-app" {
+			t.Fatalf("racing connections: %q %q", c.FingerprintSHA256, c.SubjectCN)
+		}
+	}
+	if c := cc.get(fresh, rules.VerifySuccess, rules.StatusSuccess); !slices.Contains(got, c) {
+		t.Error("after the race, the cached ClientCert is none of those handed out")
+	}
+	got, fresh = nil, nil
 
 	fp := a.FingerprintSHA256
 	a, failed, other = nil, nil, nil
