@@ -70,64 +70,56 @@ func appendPrefixInt(dst []byte, flags byte, n uint, i uint64) []byte {
 }
 
 // staticField returns the static table's index of the field name: value,
-// or 0. Besides the entries with a value below, every name of the table
-// with an empty value is an entry of its own (staticNames' names but the
-// pseudo-headers other than :authority and accept-encoding).
+// or 0. Five names have entries with values; every other name of the
+// table, and :authority and accept-charset, has one entry, with an empty
+// value.
 func staticField(name, value string) uint8 {
-	switch value {
-	case "":
-		switch name {
-		case ":method", ":path", ":scheme", ":status", "accept-encoding":
-			return 0
-		}
-		return staticNames[name]
-	case "200":
-		if name == ":status" {
+	switch name {
+	case ":status":
+		switch value {
+		case "200":
 			return 8
-		}
-	case "204", "206", "304", "400", "404", "500":
-		if name == ":status" {
-			switch value {
-			case "204":
-				return 9
-			case "206":
-				return 10
-			case "304":
-				return 11
-			case "400":
-				return 12
-			case "404":
-				return 13
-			}
+		case "204":
+			return 9
+		case "206":
+			return 10
+		case "304":
+			return 11
+		case "400":
+			return 12
+		case "404":
+			return 13
+		case "500":
 			return 14
 		}
-	case "GET":
-		if name == ":method" {
+	case ":method":
+		switch value {
+		case "GET":
 			return 2
-		}
-	case "POST":
-		if name == ":method" {
+		case "POST":
 			return 3
 		}
-	case "/":
-		if name == ":path" {
+	case ":path":
+		switch value {
+		case "/":
 			return 4
-		}
-	case "/index.html":
-		if name == ":path" {
+		case "/index.html":
 			return 5
 		}
-	case "http":
-		if name == ":scheme" {
+	case ":scheme":
+		switch value {
+		case "http":
 			return 6
-		}
-	case "https":
-		if name == ":scheme" {
+		case "https":
 			return 7
 		}
-	case "gzip, deflate":
-		if name == "accept-encoding" {
+	case "accept-encoding":
+		if value == "gzip, deflate" {
 			return 16
+		}
+	default:
+		if value == "" {
+			return staticNames[name]
 		}
 	}
 	return 0
