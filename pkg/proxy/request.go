@@ -15,6 +15,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/edgectl/edgectl/internal/headersafe"
+	"github.com/edgectl/edgectl/internal/httphead"
 )
 
 // The origin request is written the way httputil.ReverseProxy with a
@@ -288,9 +289,7 @@ func writeForwarded(bw *bufio.Writer, r *http.Request, filter []string) error {
 		if r.TLS == nil {
 			proto = "http"
 		}
-		bw.WriteString("X-Forwarded-Proto: ")
-		bw.WriteString(proto)
-		bw.WriteString("\r\n")
+		httphead.WriteField(bw, "X-Forwarded-Proto", proto)
 	}
 	return nil
 }
@@ -306,10 +305,7 @@ func writeField(bw *bufio.Writer, name, value string) error {
 	if !headersafe.Is(value) && !httpguts.ValidHeaderFieldValue(value) {
 		return fmt.Errorf("invalid value of header field %q for the origin", name)
 	}
-	bw.WriteString(name)
-	bw.WriteString(": ")
-	bw.WriteString(textproto.TrimString(value))
-	bw.WriteString("\r\n")
+	httphead.WriteField(bw, name, textproto.TrimString(value))
 	return nil
 }
 

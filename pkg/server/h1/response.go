@@ -177,19 +177,18 @@ func (w *response) writeHeaders(bw *bufio.Writer) {
 			continue
 		}
 		for _, v := range w.header[k] {
-			bw.WriteString(k)
-			bw.WriteString(": ")
-			writeValue(bw, v)
-			bw.WriteString("\r\n")
+			httphead.WriteField(bw, k, fieldValue(v))
 		}
 	}
 }
 
-func writeValue(bw *bufio.Writer, v string) {
+// fieldValue is v as it goes on the wire: line breaks turned into
+// spaces, surrounding white space trimmed.
+func fieldValue(v string) string {
 	if strings.ContainsAny(v, "\r\n") {
 		v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
 	}
-	bw.WriteString(strings.TrimSpace(v))
+	return strings.TrimSpace(v)
 }
 
 // Write writes body bytes, after the header (status 200 unless written).
@@ -283,10 +282,7 @@ func (w *response) writeTrailers(bw *bufio.Writer) {
 			return
 		}
 		for _, v := range vv {
-			bw.WriteString(k)
-			bw.WriteString(": ")
-			writeValue(bw, v)
-			bw.WriteString("\r\n")
+			httphead.WriteField(bw, k, fieldValue(v))
 		}
 	}
 	for _, k := range w.trailers {
