@@ -62,10 +62,3 @@ func (cc *clientCertCache) get(cert *x509.Certificate, verify, status string) *r
 // forget removes e's entry once its ClientCert is gone, unless the key
 // has a newer one.
 func (cc *clientCertCache) forget(e clientCertEntry) { cc.m.CompareAndDelete(e.key, e.wp) }
-
-// len is the number of entries, live or waiting for their cleanup.
-func (cc *clientCertCache) len() int {
-	n := 0
-	cc.m.Range(func(any, any) bool { n++; return true })
-	return n
-}
