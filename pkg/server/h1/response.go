@@ -145,9 +145,7 @@ func (w *response) WriteHeader(code int) {
 	bw.WriteString("\r\n")
 	w.writeHeaders(bw)
 	if _, ok := h["Date"]; !ok {
-		bw.WriteString("Date: ")
-		bw.WriteString(httphead.Date())
-		bw.WriteString("\r\n")
+		httphead.WriteField(bw, "Date", httphead.Date())
 	}
 	if w.chunked {
 		bw.WriteString("Transfer-Encoding: chunked\r\n")
